@@ -1,0 +1,7 @@
+"""Symbolic layer: the control problem, its Hamiltonian and optimal controls."""
+
+from .problem import BatchControl as BatchControl
+from .problem import ControlProblem as ControlProblem
+from .problem import PlayerControl as PlayerControl
+
+__all__ = ["ControlProblem", "PlayerControl", "BatchControl"]
