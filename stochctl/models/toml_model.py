@@ -119,6 +119,9 @@ def model_from_dict(data: dict, source: str = "<dict>") -> ModelConfig:
         pw = f"{source} [[players]][{i}]"
         if not isinstance(p, dict):
             raise InputError(f"{pw}: expected a table; got {p!r}")
+        unknown = set(p) - {"name", "sense", "symbols"}
+        if unknown:
+            raise InputError(f"{pw}: unknown field(s) {sorted(unknown)}; expected name, sense, symbols")
         syms = _need(p, "symbols", list, pw)
         sense = _need(p, "sense", str, pw)
         players.append(Player(_need(p, "name", str, pw), sense, tuple(declare(s, pw) for s in syms)))
