@@ -111,7 +111,7 @@ def gaussian_gan() -> Model:
         eta=0.1,
         batch_size=1,
         domain={"theta": (-1.0, 3.0), "omega": (-2.0, 2.0)},
-        quadrature_order=24,
+        quadrature_order=40,
     )
 
 
