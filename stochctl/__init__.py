@@ -15,6 +15,8 @@ from .errors import StochctlError as StochctlError
 from .models import Model as Model
 from .models import get_model as get_model
 from .models import load_model_toml as load_model_toml
+from .symbolic import Derivation as Derivation
+from .symbolic import derive as derive
 from .symbolic.problem import BatchControl as BatchControl
 from .symbolic.problem import ControlProblem as ControlProblem
 
@@ -28,4 +30,6 @@ __all__ = [
     "load_model_toml",
     "ControlProblem",
     "BatchControl",
+    "derive",
+    "Derivation",
 ]
