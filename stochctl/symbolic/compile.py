@@ -181,8 +181,18 @@ def _source_for(problem: ControlProblem) -> str:
     return source
 
 
+_COMPILED: dict[tuple, CompiledProblem] = {}
+
+
 def compile_problem(problem: ControlProblem) -> CompiledProblem:
-    """Compile ``problem``'s ingredients (cached on disk; see module docstring)."""
+    """Compile ``problem``'s ingredients (cached on disk and per process; see module docstring)."""
+    key = (_problem_key(problem), problem.model.parameter_values)
+    if key not in _COMPILED:
+        _COMPILED[key] = _compile(problem)
+    return _COMPILED[key]
+
+
+def _compile(problem: ControlProblem) -> CompiledProblem:
     module = _import_source(_source_for(problem))
     model = problem.model
     n = len(model.state_symbols)
