@@ -1,0 +1,111 @@
+"""``stochctl solve``: solve a model's HJB/Isaacs equation on a grid and save the Solution.
+
+    stochctl solve (MODEL | CONFIG.toml) [--param k=v] [--grid N ...] [--horizon T]
+        [--scheme explicit|implicit] [--dt DT] [--store-every K] [--u-min X] [--u-max X]
+        [--boundary KIND] [--check-boundary] [--threads N] [--out solution.npz] [--quiet]
+
+A TOML config's ``[control]`` table (u_min, u_max, eta, batch_size, noise,
+b_min/b_max/kappa) and ``[solver]`` table (grid, horizon, scheme, dt,
+store_every, boundary, tol, max_policy_iterations) supply defaults; command-line
+options win. ``--param u_min=..,u_max=..`` sets the control bounds of a model
+that has no parameters of those names (e.g. ``local-quadratic``).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from ..errors import InputError
+from ._common import add_model_arguments
+
+CONTROL_PARAMS = ("u_min", "u_max")
+
+
+def register(subparsers) -> None:
+    from ..solvers.api import SCHEMES
+    from ..solvers.grid import BOUNDARY_KINDS
+
+    p = subparsers.add_parser(
+        "solve",
+        help="solve the HJB/Isaacs equation of a model on a grid",
+        description="Solve the HJB (one player) or Isaacs (two players) equation with a monotone "
+                    "finite-difference scheme and save the value, policy and convexity map.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="example: stochctl solve local-quadratic --out local.npz\n"
+               "         stochctl solve dirac-gan --grid 201 --horizon 2 --param c=0.5 --out gan.npz",
+    )
+    add_model_arguments(p)
+    p.add_argument("--grid", nargs="+", type=int, metavar="N",
+                   help="nodes per axis: one number for every axis or one per axis")
+    p.add_argument("--horizon", type=float, metavar="T", help="horizon (in the model's time units)")
+    p.add_argument("--scheme", choices=SCHEMES, help="time stepping (default: explicit; implicit for local-quadratic)")
+    p.add_argument("--dt", type=float, metavar="DT", help="time step (explicit: at most the monotone bound)")
+    p.add_argument("--store-every", type=int, metavar="K", help="keep every K-th time level")
+    p.add_argument("--u-min", type=float, metavar="X", help="lower bound of the learning-rate multiplier")
+    p.add_argument("--u-max", type=float, metavar="X", help="upper bound of the learning-rate multiplier")
+    p.add_argument("--boundary", choices=BOUNDARY_KINDS, help="boundary condition on every face")
+    p.add_argument("--check-boundary", action="store_true",
+                   help="also solve on a 1.5x larger domain and report the boundary sensitivity")
+    p.add_argument("--threads", type=int, metavar="N", help="threads of the parallel kernels")
+    p.add_argument("--out", metavar="FILE", help="write the solution to this .npz file")
+    p.add_argument("--quiet", action="store_true", help="no progress bar and no summary")
+    p.set_defaults(func=run)
+
+
+def split_control_params(spec: str, items) -> tuple[dict, dict]:
+    """Split ``--param`` items into model parameters and control bounds (u_min, u_max)."""
+    from ..models import load_model, parse_params
+
+    params = parse_params(items)
+    control = {}
+    if any(k in params for k in CONTROL_PARAMS):
+        names = {p.name for p in load_model(spec).model.parameters}
+        for k in CONTROL_PARAMS:
+            if k in params and k not in names:
+                control[k] = params.pop(k)
+    return params, control
+
+
+def run(args) -> int:
+    from ..models import load_model
+    from ..solvers import solve
+    from ..solvers.api import default_grid, problem_from_config, solver_options_from_config
+
+    params, control = split_control_params(args.model, args.param)
+    config = load_model(args.model, params)
+    table = solver_options_from_config(config)
+    u_min = args.u_min if args.u_min is not None else control.get("u_min")
+    u_max = args.u_max if args.u_max is not None else control.get("u_max")
+    horizon = args.horizon if args.horizon is not None else table.get("horizon")
+    problem = problem_from_config(config, u_min=u_min, u_max=u_max, horizon=horizon)
+    points = args.grid if args.grid is not None else table.get("grid")
+    boundary = args.boundary if args.boundary is not None else table.get("boundary")
+    grid = None
+    if points is not None or boundary is not None:
+        if isinstance(points, (list, tuple)):
+            n = len(problem.model.state_names)
+            if len(points) == 1:
+                points = points[0]
+            elif len(points) != n:
+                raise InputError(f"--grid: expected 1 or {n} numbers (axes {', '.join(problem.model.state_names)}); "
+                                 f"got {len(points)}")
+        grid = default_grid(problem, points=points, boundary=boundary)
+
+    def pick(name, cli):
+        return cli if cli is not None else table.get(name)
+
+    options = dict(scheme=pick("scheme", args.scheme), dt=pick("dt", args.dt),
+                   store_every=pick("store_every", args.store_every))
+    for key in ("tol", "max_policy_iterations"):
+        if key in table:
+            options[key] = table[key]
+    solution = solve(problem, grid, progress=False if args.quiet else None, num_threads=args.threads,
+                     check_boundary=args.check_boundary, **options)
+    if args.out:
+        solution.save(args.out)
+    if not args.quiet:
+        print(solution.summary())
+        V0 = solution.values[0]
+        print(f"value at {solution.time_name}=0: min {V0.min():.6g}, max {V0.max():.6g}")
+        print(f"saved to {args.out}" if args.out else "not saved (use --out FILE)")
+    return 0

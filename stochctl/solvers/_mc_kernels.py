@@ -1,0 +1,241 @@
+"""numba kernels of the Monte Carlo checks: policy lookup and path simulation.
+
+One kernel simulates both the controlled SDE (Euler-Maruyama) and the discrete
+training iteration, because with step ``dt`` both take the form
+
+    x_i <- x_i - s_i u_p dt (d_i g(x) + sqrt(m_p eta / dt) sqrt(Sigma_ii(x)) z_i),
+
+(coordinate i owned by player p, z_i standard normal): with ``dt`` the
+Euler-Maruyama step this is d x = -s u grad g dt + u sqrt(eta m Sigma) dW, and
+with ``dt = eta`` it is the SGD / SGA update
+x <- x - s eta u (grad g + sqrt(m) Sigma^{1/2} z). Players are updated in
+``phases``: one phase for simultaneous updates, min players then max players
+(at the updated point) for alternating ones.
+
+Every path seeds numba's thread-local generator with its own seed before
+drawing, so a path's noise depends only on its seed: results do not depend on
+the number of threads, and two simulations with the same seeds share their
+noise (common random numbers).
+
+The path kernel calls the problem's compiled functions (g's gradient, Sigma,
+G, r). numba cannot cache a kernel that receives them as arguments or through
+a closure, so :func:`simulator` writes the kernel, bound to one compiled
+problem module, into the kernel cache folder under a name that hashes its
+text (which includes a hash of this file) and imports it: a second run loads
+the machine code from disk.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import importlib.util
+import math
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from .._jit import jit
+
+
+@jit(inline="always")
+def interp(tab, c, level, lower, h, npts, strides, x, idx, w):
+    """Multilinear interpolation of ``tab[c, level]`` (a flattened grid) at ``x``.
+
+    Points outside the box are clamped to it. ``idx`` and ``w`` are work arrays
+    of length d.
+    """
+    d = x.shape[0]
+    for j in range(d):
+        s = (x[j] - lower[j]) / h[j]
+        n = npts[j]
+        if s <= 0.0:
+            i = 0
+            f = 0.0
+        elif s >= n - 1:
+            i = n - 2
+            f = 1.0
+        else:
+            i = int(math.floor(s))
+            if i > n - 2:
+                i = n - 2
+            f = s - i
+        idx[j] = i
+        w[j] = f
+    total = 0.0
+    for corner in range(1 << d):
+        weight = 1.0
+        offset = 0
+        for j in range(d):
+            if (corner >> j) & 1:
+                weight *= w[j]
+                offset += (idx[j] + 1) * strides[j]
+            else:
+                weight *= 1.0 - w[j]
+                offset += idx[j] * strides[j]
+        if weight != 0.0:
+            total += weight * tab[c, level, offset]
+    return total
+
+
+@jit
+def interp_points(tab, c, levels, lower, h, npts, strides, points, out):
+    """``out[k] = interp(tab, c, levels[k], ..., points[k])`` for every row of ``points``."""
+    d = points.shape[1]
+    idx = np.empty(d, np.int64)
+    w = np.empty(d)
+    for k in range(points.shape[0]):
+        out[k] = interp(tab, c, levels[k], lower, h, npts, strides, points[k], idx, w)
+    return out
+
+
+# The path kernel (module docstring); {kernels} names the compiled problem's module.
+_SIMULATE_TEMPLATE = '''"""Generated Monte Carlo kernel bound to {kernels} ({tag})."""
+import math
+
+import numpy as np
+from numba import prange
+
+from stochctl._jit import jit
+from stochctl.solvers._mc_kernels import interp
+from {kernels} import grad, running, sigma, terminal
+
+
+@jit(parallel=True)
+def simulate_paths(params, signs, owner,
+                   x0, seeds, antithetic, dt, noise_ratio, level_of_step, phase, n_phases,
+                   lower, h, npts, strides, tab, u_index, m_index, m_fixed, kappa, psign,
+                   sample, costs, exited):
+    """Simulate ``costs.shape[0]`` paths; cost = G(x_K) + sum_k dt r(x_k, u_k).
+
+    Args:
+        params, signs, owner: parameter values; +1/-1 per coordinate; player per coordinate.
+        x0: start points, shape (1, d) (shared) or (paths, d).
+        seeds: per-path seeds (per pair of paths when ``antithetic``).
+        antithetic: pair path 2j+1 with path 2j using the negated noise.
+        dt: step; noise_ratio: eta / dt (1 for the discrete iteration).
+        level_of_step: policy time level used at each step.
+        phase, n_phases: update phase of each player (see module docstring).
+        lower, h, npts, strides: the policy grid (uniform axes, C-order strides).
+        tab: (controls, levels, grid points) policy tables; player p's
+            multiplier is ``tab[u_index[p]]``, its batch control ``tab[m_index[p]]``
+            if ``m_index[p] >= 0``, else the constant ``m_fixed[p]``.
+        kappa, psign: compute cost per sample and sign (+1 min, -1 max) per player.
+        sample: (keep, steps + 1, d) output for the first ``keep`` paths (pre-filled
+            with NaN: a path that stopped being finite keeps NaN after that step).
+        costs: (paths,) output; inf for a path whose state stopped being finite.
+        exited: (paths,) output; 1 where the path left the policy box.
+    """
+    paths = costs.shape[0]
+    d = x0.shape[1]
+    n_players = u_index.shape[0]
+    steps = level_of_step.shape[0]
+    keep = sample.shape[0]
+    upper = np.empty(d)
+    for j in range(d):
+        upper[j] = lower[j] + h[j] * (npts[j] - 1)
+    for k in prange(paths):
+        if antithetic:
+            np.random.seed(seeds[k // 2])
+            flip = -1.0 if k % 2 == 1 else 1.0
+        else:
+            np.random.seed(seeds[k])
+            flip = 1.0
+        x = np.empty(d)
+        for j in range(d):
+            x[j] = x0[k, j] if x0.shape[0] > 1 else x0[0, j]
+        g = np.empty(d)
+        S = np.empty((d, d))
+        z = np.empty(d)
+        idx = np.empty(d, np.int64)
+        w = np.empty(d)
+        u = np.zeros(n_players)
+        m = np.ones(n_players)
+        cost = 0.0
+        left = 0
+        alive = True
+        for j in range(d):
+            if x[j] < lower[j] or x[j] > upper[j]:
+                left = 1
+        if k < keep:
+            for j in range(d):
+                sample[k, 0, j] = x[j]
+        for n in range(steps):
+            level = level_of_step[n]
+            cost += dt * running(x, params)
+            for i in range(d):
+                z[i] = flip * np.random.standard_normal()
+            for ph in range(n_phases):
+                for p in range(n_players):
+                    if phase[p] == ph:
+                        u[p] = interp(tab, u_index[p], level, lower, h, npts, strides, x, idx, w)
+                        if m_index[p] >= 0:
+                            m[p] = interp(tab, m_index[p], level, lower, h, npts, strides, x, idx, w)
+                        else:
+                            m[p] = m_fixed[p]
+                        if kappa[p] != 0.0:
+                            cost += dt * psign[p] * kappa[p] / m[p]
+                grad(x, params, g)
+                sigma(x, params, S)
+                for i in range(d):
+                    p = owner[i]
+                    if phase[p] == ph:
+                        noise = math.sqrt(m[p] * noise_ratio * max(S[i, i], 0.0)) * z[i]
+                        x[i] -= signs[i] * u[p] * dt * (g[i] + noise)
+            for j in range(d):
+                if not math.isfinite(x[j]):
+                    alive = False
+                elif x[j] < lower[j] or x[j] > upper[j]:
+                    left = 1
+            if k < keep:
+                for j in range(d):
+                    sample[k, n + 1, j] = x[j]
+            if not alive:
+                break
+        if alive:
+            cost += terminal(x, params)
+            if not math.isfinite(cost):
+                cost = math.inf
+        else:
+            cost = math.inf
+        costs[k] = cost
+        exited[k] = left
+    return costs
+'''
+
+
+@functools.lru_cache(maxsize=1)
+def _source_hash() -> str:
+    return hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:16]
+
+
+def simulator(compiled):
+    """The path kernel ``simulate_paths`` bound to a compiled problem (module docstring).
+
+    Args:
+        compiled: a :class:`~stochctl.symbolic.compile.CompiledProblem`; its
+            functions' module must be imported (it is, once compiled).
+    """
+    from ..symbolic.compile import cache_dir
+
+    kernels = compiled.grad.py_func.__module__
+    if kernels not in sys.modules:
+        raise RuntimeError(f"compiled problem module {kernels!r} is not imported")
+    source = _SIMULATE_TEMPLATE.format(kernels=kernels, tag=f"mc source {_source_hash()}")
+    name = "stochctl_mc_" + hashlib.sha256(source.encode()).hexdigest()[:20]
+    module = sys.modules.get(name)
+    if module is None:
+        path = cache_dir() / f"{name}.py"
+        if not path.exists() or path.read_text() != source:
+            fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+            with os.fdopen(fd, "w") as fh:
+                fh.write(source)
+            os.replace(tmp, path)
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return module.simulate_paths
