@@ -1,0 +1,110 @@
+"""``stochctl explode``: critical learning rates of SGD / GDA at a point of a model."""
+
+from __future__ import annotations
+
+import math
+
+from ..errors import InputError
+from ._common import add_model_arguments, dump_json, load_model_from_args
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "explode",
+        help="critical learning rates (explosion thresholds) at a point",
+        description="Critical base learning rate eta at a point: deterministic, mean-square and almost-sure "
+                    "thresholds of SGD for one player; simultaneous and alternating gradient descent-ascent "
+                    "(and their mean-square versions) for a game. Each is the smallest eta that explodes the "
+                    "iteration linearised at the point (0: every eta > 0 explodes; none/null: no eta does, up "
+                    "to --eta-max for the numerical game thresholds).",
+    )
+    add_model_arguments(parser)
+    parser.add_argument("--at", action="append", required=True, metavar="NAME=V[,...]",
+                        help="the point, every state coordinate, e.g. theta=0,omega=0 (repeatable)")
+    parser.add_argument("--u", action="append", default=[], metavar="U|PLAYER=U[,...]",
+                        help="learning-rate multiplier per player (step = eta u); a number for all players "
+                             "or PLAYER=U (default 1)")
+    parser.add_argument("--batch-size", type=int, default=None, metavar="B",
+                        help="minibatch size of every player (default: the model's)")
+    parser.add_argument("--eta-max", type=float, default=None, metavar="ETA",
+                        help="upper end of the numerical threshold scans of games (default 1000 / rho(U J))")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of text")
+    parser.set_defaults(func=run)
+
+
+def parse_assignments(items, what: str) -> dict[str, str]:
+    """``NAME=VALUE`` items (comma-separated, repeatable) as ``{name: text}``, refusing duplicates."""
+    out: dict[str, str] = {}
+    for item in items or ():
+        for part in str(item).split(","):
+            part = part.strip()
+            if not part:
+                continue
+            if "=" not in part:
+                raise InputError(f"{what} {part!r}: expected NAME=VALUE")
+            name, value = (s.strip() for s in part.split("=", 1))
+            if name in out:
+                raise InputError(f"{what}: coordinate {name!r} given twice")
+            out[name] = value
+    return out
+
+
+def parse_point(items, model) -> dict[str, float]:
+    """The ``--at`` point: every state coordinate of ``model`` exactly once, each a finite number."""
+    raw = parse_assignments(items, "--at")
+    names = model.state_names
+    for name in raw:
+        if name not in names:
+            raise InputError(f"--at: unknown coordinate {name!r}; coordinates of model {model.name!r}: "
+                             f"{', '.join(names)}")
+    for name in names:
+        if name not in raw:
+            raise InputError(f"--at: missing coordinate {name!r}; expected {', '.join(f'{n}=...' for n in names)}")
+    point = {}
+    for name in names:
+        try:
+            value = float(raw[name])
+        except ValueError:
+            raise InputError(f"--at {name}: expected a number; got {raw[name]!r}") from None
+        if not math.isfinite(value):
+            raise InputError(f"--at {name}: expected a finite number; got {raw[name]!r}")
+        point[name] = value
+    return point
+
+
+def parse_multipliers(items, model):
+    """``--u``: None (default), one number for every player, or ``{player: u}``."""
+    if not items:
+        return None
+    if len(items) == 1 and "=" not in items[0]:
+        try:
+            return float(items[0])
+        except ValueError:
+            raise InputError(f"--u: expected a number or PLAYER=U; got {items[0]!r}") from None
+    raw = parse_assignments(items, "--u")
+    out = {}
+    players = [p.name for p in model.players]
+    for name, text in raw.items():
+        if name not in players:
+            raise InputError(f"--u: unknown player {name!r}; players: {', '.join(players)}")
+        try:
+            out[name] = float(text)
+        except ValueError:
+            raise InputError(f"--u {name}: expected a number; got {text!r}") from None
+    return out
+
+
+def run(args) -> int:
+    from ..analysis.explosion import explosion_thresholds
+
+    model = load_model_from_args(args).model
+    point = parse_point(args.at, model)
+    multipliers = parse_multipliers(args.u, model)
+    if args.batch_size is not None and args.batch_size < 1:
+        raise InputError(f"--batch-size must be an integer >= 1; got {args.batch_size}")
+    if args.eta_max is not None and not (math.isfinite(args.eta_max) and args.eta_max > 0):
+        raise InputError(f"--eta-max must be a positive number; got {args.eta_max}")
+    result = explosion_thresholds(model, point, multipliers=multipliers, batch_size=args.batch_size,
+                                  eta_max=args.eta_max)
+    print(dump_json(result.as_dict()) if args.json else result.summary())
+    return 0
