@@ -1,0 +1,53 @@
+"""Policy tables and trainer adapters.
+
+A :class:`PolicyTable` stores an optimal learning-rate multiplier on a grid and
+answers lookups; the estimators turn a training run's gradients into the
+table's inputs; :class:`LocalPolicy` combines both into
+``multiplier = policy(step, stats)``. The PyTorch scheduler
+(:class:`ControlledLR`) and the optax adapters (:func:`scale_by_policy`,
+:class:`PolicySchedule`) are loaded on first use, so importing this package
+never imports torch or jax.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from .estimators import CompositeEstimator as CompositeEstimator
+from .estimators import Estimate as Estimate
+from .estimators import LocalPolicy as LocalPolicy
+from .estimators import MicroBatchNoise as MicroBatchNoise
+from .estimators import RegressionEstimator as RegressionEstimator
+from .estimators import SecantCurvature as SecantCurvature
+from .estimators import policy_inputs as policy_inputs
+from .table import MULTIPLIER as MULTIPLIER
+from .table import LookupResult as LookupResult
+from .table import LookupStats as LookupStats
+from .table import PolicyTable as PolicyTable
+from .table import TableAxis as TableAxis
+from .table import TableValue as TableValue
+from .table import load_table as load_table
+
+_LAZY = {
+    "ControlledLR": "torch_adapter",
+    "directional_curvature": "torch_adapter",
+    "scale_by_policy": "optax_adapter",
+    "PolicySchedule": "optax_adapter",
+}
+
+__all__ = [
+    "PolicyTable", "TableAxis", "TableValue", "LookupResult", "LookupStats", "MULTIPLIER", "load_table",
+    "Estimate", "RegressionEstimator", "SecantCurvature", "MicroBatchNoise", "CompositeEstimator",
+    "LocalPolicy", "policy_inputs",
+    "ControlledLR", "directional_curvature", "scale_by_policy", "PolicySchedule",
+]
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))

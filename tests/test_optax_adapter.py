@@ -1,0 +1,213 @@
+"""optax adapters under jax.jit against the numpy estimator and policy on the same
+gradients; the jax.numpy table lookup against the numba kernel; fallbacks."""
+
+import numpy as np
+import pytest
+
+jax = pytest.importorskip("jax")
+optax = pytest.importorskip("optax")
+import jax.numpy as jnp  # noqa: E402
+
+from stochctl.errors import InputError  # noqa: E402
+from stochctl.policy import (LocalPolicy, PolicySchedule, PolicyTable, RegressionEstimator,  # noqa: E402
+                             TableAxis, TableValue, scale_by_policy)
+from stochctl.policy.optax_adapter import counts_dict, jax_table_lookup  # noqa: E402
+
+K = 100
+F32 = dict(rtol=2e-4, atol=2e-5)  # float32 state against the float64 reference
+
+
+def make_table(u_min=0.0, u_max=1.0, extrapolation=("clip", "clip")):
+    tau = np.linspace(0.0, 20.0, 81)
+    y = np.linspace(0.0, 6.0, 61)
+    U = np.clip(0.1 + y[None, :] ** 2 / (1.0 + tau[:, None]), u_min, u_max)
+    return PolicyTable.from_arrays([TableAxis("tau_remaining", tau, extrapolation=extrapolation),
+                                    TableAxis("y", y)],
+                                   [TableValue("u", U, valid_range=(u_min, u_max))])
+
+
+TABLE = make_table()
+
+
+def test_jax_lookup_matches_the_numba_kernel(rng):
+    q = np.column_stack([rng.uniform(-2, 25, 400), rng.uniform(-1, 7, 400)])
+    q[::37, 0] = np.nan
+    q[::41, 1] = np.inf
+    ref = TABLE.lookup(q)
+    out, status = jax.jit(jax_table_lookup(TABLE, "u"))(q[:, 0].astype(np.float32), q[:, 1].astype(np.float32))
+    np.testing.assert_array_equal(np.asarray(status), ref.status)
+    np.testing.assert_allclose(np.asarray(out), ref["u"], rtol=1e-5, atol=1e-6)
+    axes = [np.sort(rng.uniform(0, 1, 6)), np.sort(rng.uniform(0, 1, 5)), np.sort(rng.uniform(0, 1, 4))]
+    t3 = PolicyTable.from_arrays([("a", axes[0]), ("b", axes[1]), ("c", axes[2])],
+                                 {"v": rng.uniform(size=(6, 5, 4))})
+    q3 = rng.uniform(-0.1, 1.1, (300, 3))
+    out3, st3 = jax_table_lookup(t3, "v")(*q3.T)
+    ref3 = t3.lookup(q3)
+    np.testing.assert_array_equal(np.asarray(st3), ref3.status)
+    np.testing.assert_allclose(np.asarray(out3), ref3["v"], rtol=1e-5, atol=1e-6)
+
+
+def quadratic_problem(seed, n=8, batch=8):
+    """Least squares with mini-batch noise; data fixed up front so both paths see the same batches."""
+    r = np.random.default_rng(seed)
+    A = r.normal(size=(256, n)).astype(np.float32)
+    b = (A @ r.normal(size=n) + 0.5 * r.normal(size=256)).astype(np.float32)
+    idx = r.integers(0, 256, (K, batch))
+    A, b = jnp.asarray(A), jnp.asarray(b)
+
+    def loss(p, i):
+        Ai, bi = A[i], b[i]
+        return jnp.mean((Ai @ p["w"] + p["c"] - bi) ** 2)
+
+    params = {"w": jnp.zeros(n, jnp.float32), "c": jnp.zeros((), jnp.float32)}
+    return loss, params, idx
+
+
+def flat(tree):
+    return np.concatenate([np.asarray(t, np.float64).ravel() for t in jax.tree.leaves(tree)])
+
+
+def run_reference(gs, xs, eta, mode="direction", warmup=20):
+    """Multiplier of update k from the numpy estimator fed with updates 0..k-1."""
+    est = RegressionEstimator(mode=mode, warmup=warmup)
+    pol = LocalPolicy(TABLE, total_steps=K, eta=eta)
+    us = []
+    for g, x in zip(gs, xs):
+        us.append(pol(len(us), est.estimate(x)))
+        est.update(g, x)
+    return np.array(us), pol.counts
+
+
+def test_scale_by_policy_follows_the_reference():
+    loss, params, idx = quadratic_problem(0)
+    eta = 0.05
+    policy = LocalPolicy(TABLE, total_steps=K, eta=eta)
+    tx = optax.chain(scale_by_policy(policy), optax.sgd(eta))
+    state = tx.init(params)
+
+    @jax.jit
+    def step(p, s, i):
+        g = jax.grad(loss)(p, i)
+        up, s = tx.update(g, s, p)
+        return optax.apply_updates(p, up), s, g, up
+
+    gs, xs, us = [], [], []
+    for i in idx:
+        xs.append(flat(params))
+        params, state, g, up = step(params, state, i)
+        gs.append(flat(g))
+        us.append(float(state[0].multiplier))
+        np.testing.assert_allclose(flat(up), -eta * us[-1] * gs[-1], rtol=1e-6, atol=1e-9)
+    ref, ref_counts = run_reference(gs, xs, eta)
+    np.testing.assert_allclose(us, ref, **F32)
+    assert len(np.unique(np.round(ref, 6))) > 20
+    assert counts_dict(state[0]) == ref_counts
+
+
+def test_policy_schedule_with_inject_hyperparams_matches_scale_by_policy():
+    loss, params, idx = quadratic_problem(1)
+    eta = 0.05
+    policy = LocalPolicy(TABLE, total_steps=K)
+    sched = PolicySchedule(policy, eta=eta, params=params)
+    tx = optax.inject_hyperparams(optax.sgd)(learning_rate=sched)
+    state = tx.init(params)
+    assert float(state.hyperparams["learning_rate"]) == pytest.approx(eta * policy.warmup_multiplier)
+
+    @jax.jit
+    def step(p, s, i):
+        g = jax.grad(loss)(p, i)
+        up, s = tx.update(g, s, p, grads=g, model_params=p)
+        return optax.apply_updates(p, up), s, g
+
+    gs, xs, lrs = [], [], []
+    for i in idx:
+        xs.append(flat(params))
+        params, state, g = step(params, state, i)
+        gs.append(flat(g))
+        lrs.append(float(state.hyperparams["learning_rate"]))
+    ref, ref_counts = run_reference(gs, xs, eta)
+    np.testing.assert_allclose(np.array(lrs) / eta, ref, **F32)
+    assert counts_dict(state.hyperparams_states["learning_rate"]) == ref_counts
+
+
+def test_coordinate_mode_scales_each_coordinate():
+    loss, params, idx = quadratic_problem(2, n=4)
+    eta = 0.05
+    est = RegressionEstimator(mode="coordinate", warmup=10)
+    tx = optax.chain(scale_by_policy(LocalPolicy(TABLE, total_steps=K, eta=eta), estimator=est),
+                     optax.sgd(eta))
+    state = tx.init(params)
+    step = jax.jit(lambda p, s, i: (lambda g: (g, *tx.update(g, s, p)))(jax.grad(loss)(p, i)))
+    ref_est = RegressionEstimator(mode="coordinate", warmup=10)
+    ref_pol = LocalPolicy(TABLE, total_steps=K, eta=eta)
+    for k, i in enumerate(idx):
+        x = flat(params)
+        u_ref = ref_pol(k, ref_est.estimate(x))
+        g, up, state = step(params, state, i)
+        u = np.asarray(state[0].multiplier)
+        assert u.shape == (5,)
+        np.testing.assert_allclose(u, u_ref, **F32)
+        np.testing.assert_allclose(flat(up), -eta * u * flat(g), rtol=1e-6, atol=1e-9)
+        ref_est.update(flat(g), x)
+        params = optax.apply_updates(params, up)
+    assert counts_dict(state[0])["ok"] > 0
+
+
+def test_estimator_sees_raw_gradients_after_adam():
+    loss, params, idx = quadratic_problem(3)
+    eta = 0.01
+    policy = LocalPolicy(TABLE, total_steps=K, eta=0.5)
+    tx = optax.chain(optax.scale_by_adam(), scale_by_policy(policy), optax.scale(-eta))
+    state = tx.init(params)
+
+    @jax.jit
+    def step(p, s, i):
+        g = jax.grad(loss)(p, i)
+        up, s = tx.update(g, s, p, grads=g)
+        return optax.apply_updates(p, up), s, g
+
+    gs, xs, us = [], [], []
+    for i in idx:
+        xs.append(flat(params))
+        params, state, g = step(params, state, i)
+        gs.append(flat(g))
+        us.append(float(state[1].multiplier))
+    ref, _ = run_reference(gs, xs, 0.5)
+    np.testing.assert_allclose(us, ref, **F32)
+
+
+def test_fallbacks_and_counts():
+    policy = LocalPolicy(make_table(u_min=0.05), total_steps=K, eta=0.1, nonconvex_cap=0.3)
+    tx = scale_by_policy(policy, estimator=RegressionEstimator(0.9, warmup=5))
+    params = jnp.array([1.0, -0.5, 2.0])
+    state = tx.init(params)
+    update = jax.jit(tx.update)
+    r = np.random.default_rng(0)
+    for _ in range(30):  # concave: g = -x + noise
+        g = -params + 0.01 * jnp.asarray(r.normal(size=3), jnp.float32)
+        up, state = update(g, state, params)
+        params = params - 0.1 * up
+    c = counts_dict(state)
+    assert c["warmup"] == 5 and c["nonconvex"] == 25
+    up, state = update(jnp.array([jnp.nan, 0.0, 0.0]), state, params)
+    assert float(state.multiplier) == pytest.approx(0.3)  # computed before the NaN was seen
+    assert float(state.estimator["skipped"]) == 1 and float(state.estimator["count"]) == 30
+    up, state = update(jnp.ones(3), state, jnp.array([jnp.nan, 1.0, 1.0]))
+    assert float(state.multiplier) == pytest.approx(0.05)  # NaN parameters: safe u_min
+    assert counts_dict(state)["fallback"] == 1
+
+
+def test_invalid_configurations_are_refused():
+    with pytest.raises(InputError, match="cannot raise"):
+        scale_by_policy(LocalPolicy(make_table(extrapolation=("clip", "error")), total_steps=K, eta=0.1))
+    with pytest.raises(InputError, match="needs eta"):
+        scale_by_policy(LocalPolicy(TABLE, total_steps=K))
+    tx = scale_by_policy(LocalPolicy(TABLE, total_steps=K, eta=0.1))
+    state = tx.init(jnp.zeros(2))
+    with pytest.raises(InputError, match="needs the parameters"):
+        tx.update(jnp.ones(2), state)
+    sched = PolicySchedule(LocalPolicy(TABLE, total_steps=K), eta=0.1, params=jnp.zeros(2))
+    tx2 = optax.inject_hyperparams(optax.sgd)(learning_rate=sched)
+    s2 = tx2.init(jnp.zeros(2))
+    with pytest.raises(InputError, match="model_params=params"):
+        tx2.update(jnp.ones(2), s2, jnp.zeros(2))
