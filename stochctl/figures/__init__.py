@@ -247,7 +247,7 @@ def generate(out: str | Path = "figures", *, quick: bool = False, names: Iterabl
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     written = []
-    bar = tqdm(specs, desc="figures", unit="fig", disable=not progress, dynamic_ncols=True)
+    bar = tqdm(specs, desc="figures", unit="fig", disable=not (progress and sys.stderr.isatty()), dynamic_ncols=True)
     for spec in bar:
         bar.set_postfix_str(spec.name)
         start = time.perf_counter()
