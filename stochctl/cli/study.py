@@ -1,0 +1,87 @@
+"""``stochctl study``: the empirical GAN study (controlled learning rate against standard optimisers).
+
+Runs every (task, method, base rate, seed) of the protocol in a process pool,
+appends one CSV row per finished run to ``OUT/results.csv`` (an interrupted
+study resumes where it stopped), then writes ``OUT/summary.md`` and
+``OUT/figures/``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+
+
+def _names(text: str) -> list[str]:
+    return [s.strip() for s in text.split(",") if s.strip()]
+
+
+def _positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer; got {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer; got {text!r}")
+    return v
+
+
+def _command(args) -> str:
+    """The canonical command line that reproduces ``args``."""
+    parts = ["stochctl", "study"]
+    if args.quick:
+        parts.append("--quick")
+    for flag in ("tasks", "methods"):
+        if getattr(args, flag):
+            parts += [f"--{flag}", ",".join(getattr(args, flag))]
+    for flag in ("steps", "seeds", "out"):
+        if getattr(args, flag) is not None:
+            parts += [f"--{flag}", str(getattr(args, flag))]
+    return " ".join(shlex.quote(p) for p in parts)
+
+
+def register(subparsers) -> None:
+    from ..study.methods import METHOD_NAMES
+    from ..study.tasks import TASK_NAMES
+
+    p = subparsers.add_parser(
+        "study", help="empirical GAN study: controlled learning rate vs SGD, Adam, TTUR, cSGD",
+        description="Train every (task, method, base learning rate, seed) of the study protocol in a "
+                    "process pool (one torch thread per worker), append one row per finished run to "
+                    "OUT/results.csv (an interrupted study resumes where it stopped; a folder holding "
+                    "another protocol is refused), then write OUT/summary.md and OUT/figures/.")
+    p.add_argument("--quick", action="store_true",
+                   help="short protocol (2 seeds, few hundred steps) instead of the full one")
+    p.add_argument("--tasks", type=_names, default=None,
+                   help=f"comma-separated tasks (default all: {','.join(TASK_NAMES)})")
+    p.add_argument("--methods", type=_names, default=None,
+                   help=f"comma-separated methods (default all: {','.join(METHOD_NAMES)})")
+    p.add_argument("--out", default=None, help="output folder (default study-quick or study-full)")
+    p.add_argument("--workers", type=_positive_int, default=None,
+                   help="worker processes, one torch thread each (default: number of CPUs)")
+    p.add_argument("--steps", type=_positive_int, default=None, help="override every task's step budget")
+    p.add_argument("--seeds", type=_positive_int, default=None, help="number of seeds (0..N-1)")
+    p.add_argument("--report-only", action="store_true", help="only rewrite the summary and figures")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from ..study.protocol import full_config, quick_config
+    from ..study.report import write_report
+    from ..study.runner import run_study
+
+    config = quick_config() if args.quick else full_config()
+    config = config.select(tasks=args.tasks, methods=args.methods,
+                           seeds=None if args.seeds is None else range(args.seeds), steps=args.steps)
+    out = args.out or f"study-{config.name}"
+    command = _command(args)
+    if not args.report_only:
+        workers = args.workers or os.cpu_count() or 1
+        csv_path = run_study(config, out, workers=workers, progress=not args.no_progress)
+        print(f"results: {csv_path}")
+    written = write_report(out, command=command)
+    print(f"summary: {written[0]}")
+    print(f"figures: {len(written) - 1} in {written[0].parent / 'figures'}")
+    return 0

@@ -1,0 +1,286 @@
+"""The study protocol, fixed before any result is seen and the same for every method.
+
+- Learning-rate sweeps: per method family, ``eta_j = eta_default 10^(-1.5 + j/2)``,
+  j = 0..6 (7 log-spaced values over 3 decades, the family's usual default in
+  the middle): SGD family default 1e-2, Adam family default 1e-3 (``ttur``'s
+  base rate is its generator rate; the discriminator runs at 4 times it).
+- Seeds: 10 in the full configuration (0..9), 2 in the quick one. A seed fixes the
+  network initialisation and the data stream, identical across methods and rates.
+- Step budget per task (one step = one discriminator and one generator update):
+  full ``ring8`` 3000, ``grid25`` 3000, ``sp500`` 2000, ``gauss1d`` 2000, with
+  15 evenly spaced evaluations (quick: 400, 400, 300, 400 steps, 5 evaluations).
+- Divergence: a run diverges at the first step where a loss or a parameter is
+  not finite, or the Euclidean norm of either network's parameter vector
+  exceeds :data:`NORM_BOUND`; it stops there.
+- Quality thresholds (all conditions must hold at an evaluation), by one
+  principle per kind of task: mixtures ``ring8``/``grid25``: at least three
+  quarters of the modes covered with the 1% floor (6 of 8, 19 of 25) and at
+  least 50% high-quality samples; ``sp500``: held-out marginal W1 <= 0.25 and
+  absolute-return ACF score <= 0.30 (the training data itself scores 0.21 and
+  0.21, i.i.d. standard normal returns 0.34 and 0.57); ``gauss1d``: W2 <= 0.05
+  (a tenth of the data's standard deviation). A run *reaches* the threshold
+  when its final evaluation meets it; *steps to threshold* is the first
+  evaluation that meets it.
+- Stable learning-rate range: the longest run of consecutive sweep values at
+  which at least :data:`STABLE_FRACTION` of the seeds reach the threshold, in
+  decades (number of values times the sweep spacing, 0.5 decades).
+- Best base rate of a method: the sweep value with the best median final
+  primary metric over seeds (diverged runs count as the worst value).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import operator
+from dataclasses import dataclass, replace
+
+from ..errors import InputError
+from .methods import FAMILY_NAMES, METHOD_FAMILY, METHOD_NAMES, check_method
+from .tasks import TASK_NAMES, get_task
+
+PROTOCOL_VERSION = 1
+FAMILY_DEFAULTS = {"sgd": 1e-2, "adam": 1e-3}
+SWEEP_DECADES = 3.0
+SWEEP_POINTS = 7
+NORM_BOUND = 1e3
+STABLE_FRACTION = 0.8
+EVALUATIONS = 15
+FULL_STEPS = {"ring8": 3000, "grid25": 3000, "sp500": 2000, "gauss1d": 2000}
+QUICK_STEPS = {"ring8": 400, "grid25": 400, "sp500": 300, "gauss1d": 400}
+QUICK_EVALUATIONS = 5
+FULL_SEEDS = 10
+QUICK_SEEDS = 2
+
+_OPS = {"<=": operator.le, ">=": operator.ge}
+
+
+def log_sweep(center: float, decades: float = SWEEP_DECADES, points: int = SWEEP_POINTS) -> tuple[float, ...]:
+    """``points`` log-spaced rates spanning ``decades`` with ``center`` in the middle."""
+    if not (center > 0 and math.isfinite(center)):
+        raise InputError(f"sweep centre must be a positive number; got {center!r}")
+    if points < 2:
+        raise InputError(f"a sweep needs at least 2 points; got {points}")
+    half = decades / 2
+    return tuple(float(center * 10 ** (-half + decades * j / (points - 1))) for j in range(points))
+
+
+@dataclass(frozen=True)
+class Threshold:
+    """A quality condition ``metric op value`` (op is ``<=`` or ``>=``)."""
+
+    metric: str
+    op: str
+    value: float
+
+    def __post_init__(self):
+        if self.op not in _OPS:
+            raise InputError(f"threshold operator must be one of {', '.join(_OPS)}; got {self.op!r}")
+        try:
+            object.__setattr__(self, "value", float(self.value))
+        except (TypeError, ValueError):
+            raise InputError(f"threshold value must be a number; got {self.value!r}") from None
+
+    def met(self, metrics: dict) -> bool:
+        v = metrics.get(self.metric, math.nan)
+        return bool(math.isfinite(v) and _OPS[self.op](v, self.value))
+
+    def __str__(self) -> str:
+        return f"{self.metric} {self.op} {self.value:g}"
+
+
+THRESHOLDS = {
+    "ring8": (Threshold("modes_1pct", ">=", 6), Threshold("hq", ">=", 50.0)),
+    "grid25": (Threshold("modes_1pct", ">=", 19), Threshold("hq", ">=", 50.0)),
+    "sp500": (Threshold("w1", "<=", 0.25), Threshold("acf_abs", "<=", 0.30)),
+    "gauss1d": (Threshold("w2", "<=", 0.05),),
+}
+
+
+@dataclass(frozen=True)
+class Job:
+    """One training run: task, method, base learning rate, seed."""
+
+    task: str
+    method: str
+    lr: float
+    seed: int
+
+    @property
+    def key(self) -> tuple:
+        return (self.task, self.method, repr(float(self.lr)), int(self.seed))
+
+    @property
+    def run_id(self) -> str:
+        return f"{self.task}_{self.method}_{self.lr:.6g}_{self.seed}"
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    """Everything a study's results depend on.
+
+    The *protocol* (sweeps, step budgets, evaluations, divergence bound,
+    thresholds) is hashed (:meth:`protocol_hash`); the selection of tasks,
+    methods and seeds is not, so one output folder can grow by tasks, methods
+    or seeds but never mixes protocols.
+
+    Attributes:
+        name: label (``quick``, ``full`` or ``custom``).
+        tasks, methods: the selection to run.
+        seeds: the seeds to run.
+        sweeps: ``((family, (lr, ...)), ...)`` base-rate sweep per method family.
+        steps: ``((task, steps), ...)`` step budget per task.
+        evaluations: evaluations per run, evenly spaced, the last at the final step.
+        norm_bound: divergence bound on each network's parameter norm.
+        thresholds: ``((task, (Threshold, ...)), ...)``.
+        stable_fraction: fraction of seeds that must reach the threshold for a
+            rate to count as stable.
+        policy_table: packaged name or file of the table used by ``ctl-sgd`` and
+            ``ctl-adam``.
+    """
+
+    name: str = "custom"
+    tasks: tuple[str, ...] = TASK_NAMES
+    methods: tuple[str, ...] = METHOD_NAMES
+    seeds: tuple[int, ...] = tuple(range(FULL_SEEDS))
+    sweeps: tuple = tuple((f, log_sweep(FAMILY_DEFAULTS[f])) for f in FAMILY_NAMES)
+    steps: tuple = tuple(FULL_STEPS.items())
+    evaluations: int = EVALUATIONS
+    norm_bound: float = NORM_BOUND
+    thresholds: tuple = tuple(THRESHOLDS.items())
+    stable_fraction: float = STABLE_FRACTION
+    policy_table: str = "local-quadratic"
+
+    def __post_init__(self):
+        for t in self.tasks:
+            get_task(t)
+        for m in self.methods:
+            check_method(m)
+        if not self.tasks or not self.methods or not self.seeds:
+            raise InputError("a study needs at least one task, one method and one seed")
+        if len(set(self.tasks)) != len(self.tasks) or len(set(self.methods)) != len(self.methods):
+            raise InputError("tasks and methods must not repeat")
+        if any(not isinstance(s, int) or s < 0 for s in self.seeds) or len(set(self.seeds)) != len(self.seeds):
+            raise InputError(f"seeds must be distinct non-negative integers; got {self.seeds!r}")
+        sweeps = dict(self.sweeps)
+        for fam in {METHOD_FAMILY[m] for m in self.methods}:
+            if fam not in sweeps:
+                raise InputError(f"no learning-rate sweep for family {fam!r}; give one for: "
+                                 f"{', '.join(FAMILY_NAMES)}")
+        for fam, rates in sweeps.items():
+            if fam not in FAMILY_NAMES:
+                raise InputError(f"unknown method family {fam!r}; valid families: {', '.join(FAMILY_NAMES)}")
+            bad = [r for r in rates if not (isinstance(r, (int, float)) and math.isfinite(r) and r > 0)]
+            if bad or not rates:
+                raise InputError(f"learning-rate sweep of family {fam!r} must hold positive finite "
+                                 f"values; got {bad[0] if bad else 'an empty sweep'!r}")
+            if any(b <= a for a, b in zip(rates, rates[1:])):
+                raise InputError(f"learning-rate sweep of family {fam!r} must be strictly increasing; "
+                                 f"got {tuple(rates)!r}")
+        steps = dict(self.steps)
+        for t in self.tasks:
+            k = steps.get(t)
+            if not isinstance(k, int) or k < 1:
+                raise InputError(f"step budget of task {t!r} must be a positive integer; got {k!r}")
+        if not isinstance(self.evaluations, int) or self.evaluations < 1:
+            raise InputError(f"evaluations must be a positive integer; got {self.evaluations!r}")
+        if not self.norm_bound > 0:
+            raise InputError(f"norm_bound must be positive; got {self.norm_bound!r}")
+        if not 0 < self.stable_fraction <= 1:
+            raise InputError(f"stable_fraction must be in (0, 1]; got {self.stable_fraction!r}")
+        thr = dict(self.thresholds)
+        for t in self.tasks:
+            if t not in thr:
+                raise InputError(f"no quality threshold for task {t!r}")
+            for c in thr[t]:
+                if c.metric not in get_task(t).metric_names or c.op not in _OPS:
+                    raise InputError(f"threshold {c} does not fit task {t!r} (metrics: "
+                                     f"{', '.join(get_task(t).metric_names)}; ops: <=, >=)")
+
+    # ---- derived ----
+    def sweep(self, method: str) -> tuple[float, ...]:
+        """Base-rate sweep of ``method``'s family."""
+        return tuple(dict(self.sweeps)[METHOD_FAMILY[check_method(method)]])
+
+    def task_steps(self, task: str) -> int:
+        return dict(self.steps)[task]
+
+    def eval_steps(self, task: str) -> tuple[int, ...]:
+        """Steps after which the metrics are evaluated (the last is the final step)."""
+        k = self.task_steps(task)
+        n = min(self.evaluations, k)
+        return tuple(sorted({max(1, round(k * (j + 1) / n)) for j in range(n)}))
+
+    def task_thresholds(self, task: str) -> tuple[Threshold, ...]:
+        return tuple(dict(self.thresholds)[task])
+
+    def jobs(self) -> list[Job]:
+        """All runs, seed-major (an interrupted study has whole sweeps for early seeds)."""
+        return [Job(t, m, lr, s) for s in self.seeds for t in self.tasks for m in self.methods
+                for lr in self.sweep(m)]
+
+    def protocol(self) -> dict:
+        """The JSON-able protocol (everything a single run's result depends on)."""
+        return dict(
+            version=PROTOCOL_VERSION,
+            sweeps={f: list(r) for f, r in self.sweeps},
+            steps=dict(self.steps),
+            evaluations=self.evaluations,
+            norm_bound=self.norm_bound,
+            thresholds={t: [[c.metric, c.op, c.value] for c in cs] for t, cs in self.thresholds},
+            stable_fraction=self.stable_fraction,
+            policy_table=str(self.policy_table),
+        )
+
+    def protocol_hash(self) -> str:
+        """SHA-256 (first 16 hex digits) of the canonical JSON of :meth:`protocol`."""
+        text = json.dumps(self.protocol(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def to_json(self) -> dict:
+        return dict(name=self.name, tasks=list(self.tasks), methods=list(self.methods),
+                    seeds=list(self.seeds), protocol=self.protocol(), hash=self.protocol_hash())
+
+    @classmethod
+    def from_json(cls, data: dict) -> "StudyConfig":
+        p = data["protocol"]
+        return cls(
+            name=data.get("name", "custom"), tasks=tuple(data["tasks"]), methods=tuple(data["methods"]),
+            seeds=tuple(int(s) for s in data["seeds"]),
+            sweeps=tuple((f, tuple(float(x) for x in r)) for f, r in p["sweeps"].items()),
+            steps=tuple((t, int(k)) for t, k in p["steps"].items()),
+            evaluations=int(p["evaluations"]), norm_bound=float(p["norm_bound"]),
+            thresholds=tuple((t, tuple(Threshold(m, op, float(v)) for m, op, v in cs))
+                             for t, cs in p["thresholds"].items()),
+            stable_fraction=float(p["stable_fraction"]), policy_table=str(p["policy_table"]),
+        )
+
+    def select(self, *, tasks=None, methods=None, seeds=None, steps=None, **protocol) -> "StudyConfig":
+        """A copy with another selection; ``steps`` (int) overrides every task's budget.
+
+        Other keyword arguments replace protocol fields (e.g. ``evaluations``).
+        """
+        kw = dict(protocol)
+        if tasks is not None:
+            kw["tasks"] = tuple(tasks)
+        if methods is not None:
+            kw["methods"] = tuple(methods)
+        if seeds is not None:
+            kw["seeds"] = tuple(seeds)
+        if steps is not None:
+            kw["steps"] = tuple((t, int(steps)) for t, _ in self.steps)
+            kw["name"] = "custom"
+        return replace(self, **kw)
+
+
+def full_config() -> StudyConfig:
+    """The full study: 4 tasks, 6 methods, 7 rates per family, 10 seeds."""
+    return StudyConfig(name="full")
+
+
+def quick_config() -> StudyConfig:
+    """A short version of the full protocol: same sweeps and thresholds, 2 seeds, fewer steps
+    and evaluations (a smoke run of the whole pipeline, not a basis for conclusions)."""
+    return StudyConfig(name="quick", seeds=tuple(range(QUICK_SEEDS)), steps=tuple(QUICK_STEPS.items()),
+                       evaluations=QUICK_EVALUATIONS)

@@ -1,0 +1,428 @@
+"""Summary table and figures of a study folder.
+
+From ``results.csv`` (and ``study.json``) this writes ``summary.md`` and
+``figures/``. Per task and method, over the base-rate sweep:
+
+- divergence rate: diverged runs / runs;
+- stable learning-rate range: the longest run of consecutive sweep values at
+  which at least ``stable_fraction`` of the seeds reach the quality threshold,
+  in decades (values x sweep spacing);
+- best base rate: the sweep value with the best median final primary metric
+  (diverged runs count as the worst value, +inf or 0; ties go to the higher
+  fraction of seeds reaching the threshold, then to the smaller rate);
+- at the best base rate: median and interquartile range of the final primary
+  metric over seeds, fraction reaching the threshold, median steps to the
+  threshold (runs that never met it count as never), mean learning-rate
+  multipliers of generator and discriminator.
+
+Figures: training curves of the primary metric (median and IQR over seeds at
+each method's best rate), divergence and success rate against the base rate,
+generated samples (mixture tasks), the return histogram and QQ plot and the
+absolute-return ACF (``sp500``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import FileFormatError, InputError
+from .methods import METHOD_FAMILY
+from .protocol import FAMILY_DEFAULTS, Job, StudyConfig
+from .runner import MANIFEST, RESULTS, SAMPLES, load_samples, read_results
+from .tasks import ACF_LAGS, TASK_NAMES, acf, get_task, sp500_returns
+
+SUMMARY = "summary.md"
+FIGURES = "figures"
+
+
+def load_study(out: str | os.PathLike) -> tuple[StudyConfig, list[dict]]:
+    """The configuration and result rows of a study folder."""
+    out = Path(out)
+    manifest = out / MANIFEST
+    if not manifest.exists():
+        raise InputError(f"{str(out)!r} is not a study folder (no {MANIFEST})")
+    try:
+        data = json.loads(manifest.read_text())
+        config = StudyConfig.from_json(data)
+        stored = data["hash"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise FileFormatError(f"{manifest}: not a valid study manifest ({exc})") from None
+    if stored != config.protocol_hash():
+        raise FileFormatError(f"{manifest}: the protocol does not reproduce its stored hash {stored}")
+    rows = read_results(out / RESULTS)
+    other = {r["protocol"] for r in rows} - {stored}
+    if other:
+        raise FileFormatError(f"{out / RESULTS} holds rows of another protocol ({', '.join(sorted(other))})")
+    return config, rows
+
+
+def _failure_value(higher_is_better: bool) -> float:
+    return 0.0 if higher_is_better else math.inf
+
+
+def _final(row: dict, metric: str, higher_is_better: bool) -> float:
+    v = row.get(f"final_{metric}")
+    if row["diverged"] or v is None:
+        return _failure_value(higher_is_better)
+    return float(v)
+
+
+_BIG = 1e300
+
+
+def _quantiles(values) -> tuple[float, float, float]:
+    """(25%, 50%, 75%) percentiles (linear); a quantile that touches +inf is +inf."""
+    v = np.asarray(values, dtype=np.float64)
+    if v.size == 0:
+        return (math.nan,) * 3
+    q = np.percentile(np.where(np.isposinf(v), _BIG, v), [25, 50, 75])
+    return tuple(math.inf if x >= _BIG / 1e10 else float(x) for x in q)
+
+
+def summarize(config: StudyConfig, rows: list[dict]) -> dict:
+    """Per task and method: the sweep statistics and the best-rate summary (see module docstring)."""
+    result: dict = {}
+    tasks = [t for t in TASK_NAMES if any(r["task"] == t for r in rows)]
+    methods_all = [m for m in config.methods] + sorted({r["method"] for r in rows} - set(config.methods))
+    for t in tasks:
+        task = get_task(t)
+        prim = task.primary
+        per_method = {}
+        for m in methods_all:
+            runs = [r for r in rows if r["task"] == t and r["method"] == m]
+            if not runs:
+                continue
+            sweep = list(config.sweep(m))
+            by_lr = {}
+            for lr in sweep:
+                rs = [r for r in runs if math.isclose(r["lr"], lr, rel_tol=1e-9)]
+                if not rs:
+                    continue
+                finals = [_final(r, prim.name, prim.higher_is_better) for r in rs]
+                steps = [r["steps_to_threshold"] if r["steps_to_threshold"] is not None else math.inf for r in rs]
+                by_lr[lr] = dict(
+                    n=len(rs), diverged=sum(r["diverged"] for r in rs), reached=sum(r["reached"] for r in rs),
+                    final=_quantiles(finals), steps=_quantiles(steps),
+                    mult_g=float(np.median([r["mult_g"] for r in rs if r["mult_g"] is not None] or [math.nan])),
+                    mult_d=float(np.median([r["mult_d"] for r in rs if r["mult_d"] is not None] or [math.nan])),
+                    secondary={mm.name: _quantiles([_final(r, mm.name, mm.higher_is_better) for r in rs])
+                               for mm in task.metrics[1:]},
+                )
+            n = sum(s["n"] for s in by_lr.values())
+            div = sum(s["diverged"] for s in by_lr.values())
+            stable = [lr in by_lr and by_lr[lr]["reached"] >= config.stable_fraction * by_lr[lr]["n"] - 1e-12
+                      for lr in sweep]
+            longest = run = 0
+            for ok in stable:
+                run = run + 1 if ok else 0
+                longest = max(longest, run)
+            spacing = float(np.mean(np.diff(np.log10(sweep)))) if len(sweep) > 1 else 0.0
+            sign = -1.0 if prim.higher_is_better else 1.0
+
+            def rank(lr):
+                s = by_lr[lr]
+                return (sign * s["final"][1], -s["reached"] / s["n"], lr)
+
+            best = min(by_lr, key=rank) if by_lr else None
+            cases: dict = {}
+            for r in runs:
+                for k, v in json.loads(r["policy_cases"] or "{}").items():
+                    cases[k] = cases.get(k, 0) + v
+            per_method[m] = dict(runs=n, diverged=div, divergence_rate=div / n if n else math.nan,
+                                 stable_points=longest, stable_decades=longest * spacing,
+                                 best_lr=best, by_lr=by_lr, sweep=sweep, policy_cases=cases)
+        result[t] = per_method
+    return result
+
+
+def _fmt(v: float, digits: int = 3) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "n/a"
+    if math.isinf(v):
+        return "inf" if v > 0 else "-inf"
+    if v == 0:
+        return "0"
+    return f"{v:.{digits}g}"
+
+
+def _steps_fmt(v: float) -> str:
+    return "never" if math.isinf(v) else ("n/a" if math.isnan(v) else f"{v:.0f}")
+
+
+def summary_markdown(config: StudyConfig, rows: list[dict], *, command: str | None = None) -> str:
+    """The Markdown summary of a study (tables per task)."""
+    stats = summarize(config, rows)
+    lines = [f"# Study summary: {config.name} (protocol {config.protocol_hash()})", ""]
+    if command:
+        lines += [f"Command: `{command}`", ""]
+    seeds = sorted({r["seed"] for r in rows})
+    lines += [
+        f"Runs: {len(rows)}; seeds per point: {len(seeds)}; step budget per task: "
+        + ", ".join(f"{t} {config.task_steps(t)}" for t in stats) + f"; {config.evaluations} evaluations per run.",
+        "Base-rate sweeps: " + "; ".join(f"{fam}: " + ", ".join(_fmt(x, 2) for x in rates)
+                                         for fam, rates in config.sweeps) + ".",
+        "Divergence: non-finite loss or parameters, or a network's parameter norm above "
+        f"{_fmt(config.norm_bound)}.",
+        f"Stable range: longest run of consecutive base rates where at least {config.stable_fraction:.0%} of the "
+        "seeds reach the threshold at the final evaluation (in decades; 0 = none). Best base rate: best median "
+        "final primary metric (diverged runs count as the worst value).",
+        "",
+    ]
+    for t, per_method in stats.items():
+        task = get_task(t)
+        prim = task.primary
+        thr = " and ".join(str(c) for c in config.task_thresholds(t))
+        ref = task.reference_metrics()
+        lines += [f"## {t}: {task.description}", "",
+                  f"Quality threshold: {thr}. Primary metric: {prim.name} ({prim.description}; "
+                  f"{'higher' if prim.higher_is_better else 'lower'} is better). Real data scored as generated: "
+                  + ", ".join(f"{k} {_fmt(v)}" for k, v in ref.items()) + ".", ""]
+        sec = [mm for mm in task.metrics[1:3]]
+        head = ["method", "runs", "diverged", "stable range (decades)", "best base lr",
+                f"{prim.name} at best: median [IQR]"] + [f"{mm.name} median" for mm in sec] + \
+               ["reached", "steps to threshold (median)", "multiplier G / D"]
+        lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        for m, s in per_method.items():
+            b = s["by_lr"].get(s["best_lr"])
+            if b is None:
+                continue
+            q = b["final"]
+            cells = [m, str(s["runs"]), f"{s['divergence_rate']:.0%}", f"{s['stable_decades']:.1f}",
+                     _fmt(s["best_lr"], 2), f"{_fmt(q[1])} [{_fmt(q[0])}, {_fmt(q[2])}]"]
+            cells += [_fmt(b["secondary"][mm.name][1]) for mm in sec]
+            cells += [f"{b['reached']}/{b['n']}", _steps_fmt(b["steps"][1]),
+                      f"{_fmt(b['mult_g'], 2)} / {_fmt(b['mult_d'], 2)}"]
+            lines.append("| " + " | ".join(cells) + " |")
+        # per-rate table, columns = position in the sweep relative to the family default
+        npts = max(len(s["sweep"]) for s in per_method.values())
+        lines += ["", "Reached threshold / diverged, per base rate (columns: rate / family default):", ""]
+        rel = None
+        for m, s in per_method.items():
+            d = FAMILY_DEFAULTS.get(METHOD_FAMILY[m], s["sweep"][len(s["sweep"]) // 2])
+            rel_m = [lr / d for lr in s["sweep"]]
+            if rel is None:
+                rel = rel_m
+                lines += ["| method | " + " | ".join(f"x{_fmt(x, 2)}" for x in rel) + " |",
+                          "|---|" + "---|" * npts]
+            cells = []
+            for lr in s["sweep"]:
+                b = s["by_lr"].get(lr)
+                cells.append("-" if b is None else f"{b['reached']}/{b['n']} ({b['diverged']} div)")
+            lines.append(f"| {m} | " + " | ".join(cells) + " |")
+        for m, s in per_method.items():
+            c = s["policy_cases"]
+            total = sum(c.get(k, 0) for k in ("ok", "warmup", "nonconvex", "fallback"))
+            if total:
+                lines += ["", f"Policy cases of {m} (generator and discriminator steps of all its runs): "
+                          + ", ".join(f"{k} {c.get(k, 0) / total:.0%}" for k in ("ok", "nonconvex", "warmup",
+                                                                                   "fallback"))
+                          + f"; table lookups clamped at the grid edge {c.get('clamped', 0) / total:.0%}."]
+        lines.append("")
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------
+# Figures
+# --------------------------------------------------------------------------------------
+
+def _curve_stats(rows: list[dict], metric: str):
+    steps = None
+    series = []
+    for r in rows:
+        c = json.loads(r["curve"])
+        if steps is None or len(c["step"]) > len(steps):
+            steps = c["step"]
+        series.append(c[metric])
+    if not steps:
+        return None
+    mat = np.full((len(series), len(steps)), np.nan)
+    for i, s in enumerate(series):
+        vals = [np.nan if v is None else v for v in s]
+        mat[i, :len(vals)] = vals
+    with np.errstate(all="ignore"):
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            q = np.nanpercentile(mat, [25, 50, 75], axis=0)
+    return np.asarray(steps), q
+
+
+def _method_colors(methods):
+    import matplotlib
+
+    cmap = matplotlib.colormaps["tab10"]
+    return {m: cmap(i % 10) for i, m in enumerate(methods)}
+
+
+def figure_curves(config, rows, stats, task_name, path):
+    import matplotlib.pyplot as plt
+
+    task = get_task(task_name)
+    prim = task.primary
+    per_method = stats[task_name]
+    colors = _method_colors(list(per_method))
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    for m, s in per_method.items():
+        rs = [r for r in rows if r["task"] == task_name and r["method"] == m
+              and s["best_lr"] is not None and math.isclose(r["lr"], s["best_lr"], rel_tol=1e-9)]
+        cs = _curve_stats(rs, prim.name)
+        if cs is None:
+            continue
+        steps, q = cs
+        ax.plot(steps, q[1], color=colors[m], label=f"{m} (lr {_fmt(s['best_lr'], 2)})")
+        ax.fill_between(steps, q[0], q[2], color=colors[m], alpha=0.15, linewidth=0)
+    if not prim.higher_is_better:
+        ax.set_yscale("log")
+    ax.set_xlabel("step")
+    ax.set_ylabel(prim.name)
+    ax.set_title(f"{task_name}: {prim.name} at each method's best base rate (median, IQR)", fontsize=9)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def figure_divergence(config, stats, task_name, path):
+    import matplotlib.pyplot as plt
+
+    per_method = stats[task_name]
+    colors = _method_colors(list(per_method))
+    fig, axes = plt.subplots(1, 2, figsize=(9.0, 3.6), sharex=True)
+    for m, s in per_method.items():
+        lrs = [lr for lr in s["sweep"] if lr in s["by_lr"]]
+        div = [s["by_lr"][lr]["diverged"] / s["by_lr"][lr]["n"] for lr in lrs]
+        ok = [s["by_lr"][lr]["reached"] / s["by_lr"][lr]["n"] for lr in lrs]
+        axes[0].plot(lrs, div, "o-", color=colors[m], label=m, ms=3)
+        axes[1].plot(lrs, ok, "o-", color=colors[m], label=m, ms=3)
+    for ax, name in zip(axes, ("divergence rate", "fraction reaching the threshold")):
+        ax.set_xscale("log")
+        ax.set_xlabel("base learning rate")
+        ax.set_ylabel(name)
+        ax.set_ylim(-0.05, 1.05)
+    axes[1].axhline(config.stable_fraction, color="gray", lw=0.8, ls="--")
+    axes[0].legend(fontsize=7)
+    fig.suptitle(f"{task_name}: robustness over the base-rate sweep", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _best_samples(out: Path, stats, task_name: str, seed: int) -> dict:
+    found = {}
+    for m, s in stats[task_name].items():
+        if s["best_lr"] is None:
+            continue
+        f = out / SAMPLES / f"{Job(task_name, m, s['best_lr'], seed).run_id}.npz"
+        found[m] = load_samples(f)[0] if f.exists() else None
+    return found
+
+
+def figure_samples(out, stats, task_name, seed, path):
+    import matplotlib.pyplot as plt
+
+    task = get_task(task_name)
+    samples = _best_samples(out, stats, task_name, seed)
+    n = max(len(samples), 1)
+    cols = min(n, 3)
+    rows_ = math.ceil(n / cols)
+    fig, axes = plt.subplots(rows_, cols, figsize=(3.0 * cols, 3.0 * rows_), squeeze=False)
+    lim = np.abs(task.centers).max() * 1.5
+    for ax, (m, x) in zip(axes.ravel(), samples.items()):
+        ax.scatter(task.centers[:, 0], task.centers[:, 1], s=25, marker="x", color="red", lw=1)
+        if x is None:
+            ax.text(0.5, 0.5, "diverged", ha="center", va="center", transform=ax.transAxes)
+        else:
+            ax.scatter(x[:, 0], x[:, 1], s=1.5, alpha=0.5)
+        ax.set_xlim(-lim, lim)
+        ax.set_ylim(-lim, lim)
+        ax.set_aspect("equal")
+        ax.set_title(f"{m} (lr {_fmt(stats[task_name][m]['best_lr'], 2)})", fontsize=8)
+        ax.tick_params(labelsize=6)
+    for ax in axes.ravel()[len(samples):]:
+        ax.axis("off")
+    fig.suptitle(f"{task_name}: generated samples at the best base rate (seed {seed}); x = modes", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def figure_returns(out, stats, seed, path_hist, path_acf):
+    import matplotlib.pyplot as plt
+
+    real = sp500_returns()[1]
+    samples = {m: x for m, x in _best_samples(out, stats, "sp500", seed).items() if x is not None}
+    colors = _method_colors(list(stats["sp500"]))
+    fig, axes = plt.subplots(1, 2, figsize=(9.5, 3.8))
+    bins = np.linspace(-8, 8, 81)
+    axes[0].hist(real, bins=bins, density=True, histtype="stepfilled", color="0.8", label="held-out data")
+    probs = np.linspace(0.005, 0.995, 199)
+    qr = np.quantile(real, probs)
+    for m, x in samples.items():
+        axes[0].hist(x.ravel(), bins=bins, density=True, histtype="step", color=colors[m], label=m)
+        axes[1].plot(qr, np.quantile(x.ravel(), probs), ".", ms=2.5, color=colors[m], label=m)
+    axes[0].set_yscale("log")
+    axes[0].set_xlabel("standardised return")
+    axes[0].set_ylabel("density")
+    lo, hi = qr[0], qr[-1]
+    axes[1].plot([lo, hi], [lo, hi], color="k", lw=0.8)
+    axes[1].set_xlabel("held-out quantile")
+    axes[1].set_ylabel("generated quantile")
+    axes[0].legend(fontsize=7)
+    fig.suptitle(f"sp500: return distribution at the best base rate (seed {seed})", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path_hist, dpi=110)
+    plt.close(fig)
+
+    nl = min(ACF_LAGS * 2, get_task("sp500").data_dim - 1)
+    lags = np.arange(1, nl + 1)
+    fig, ax = plt.subplots(figsize=(6.0, 3.8))
+    ax.plot(lags, acf(np.abs(real), nl), "k-o", ms=3, label="held-out data")
+    for m, x in samples.items():
+        ax.plot(lags, acf(np.abs(x), nl), "-o", ms=2.5, color=colors[m], label=m)
+    ax.axhline(0, color="gray", lw=0.6)
+    ax.set_xlabel("lag (days)")
+    ax.set_ylabel("ACF of |r|")
+    ax.set_title("sp500: volatility clustering (absolute-return autocorrelation)", fontsize=9)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path_acf, dpi=110)
+    plt.close(fig)
+
+
+def write_report(out: str | os.PathLike, *, command: str | None = None) -> list[Path]:
+    """Write ``summary.md`` and the figures of the study in ``out``; return the paths written."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    out = Path(out)
+    config, rows = load_study(out)
+    if not rows:
+        raise InputError(f"{str(out)!r} holds no finished runs yet")
+    written = []
+    summary = out / SUMMARY
+    summary.write_text(summary_markdown(config, rows, command=command) + "\n")
+    written.append(summary)
+    stats = summarize(config, rows)
+    figdir = out / FIGURES
+    figdir.mkdir(exist_ok=True)
+    seed = min(r["seed"] for r in rows)
+    for t in stats:
+        for name, fn in ((f"curves_{t}.png", lambda p: figure_curves(config, rows, stats, t, p)),
+                         (f"divergence_{t}.png", lambda p: figure_divergence(config, stats, t, p))):
+            fn(figdir / name)
+            written.append(figdir / name)
+        if t in ("ring8", "grid25"):
+            p = figdir / f"samples_{t}.png"
+            figure_samples(out, stats, t, seed, p)
+            written.append(p)
+        if t == "sp500":
+            ph, pa = figdir / "sp500_returns.png", figdir / "sp500_acf.png"
+            figure_returns(out, stats, seed, ph, pa)
+            written += [ph, pa]
+    return written

@@ -1,0 +1,506 @@
+"""Tasks of the empirical study: data samplers, networks and metrics.
+
+Every task is a GAN trained with the non-saturating loss
+``L_D = -E log D(x) - E log(1 - D(G(z)))``, ``L_G = -E log D(G(z))``.
+
+- ``ring8``: mixture of 8 Gaussians (standard deviation 0.02) with centres
+  evenly spaced on the circle of radius 2.
+- ``grid25``: mixture of 25 Gaussians (standard deviation 0.05) centred on
+  ``{-4, -2, 0, 2, 4}^2``.
+  Both use MLP generator and discriminator (two hidden layers of 128 ReLU
+  units), latent dimension 2, batch 256. Metrics on 2,500 generated samples
+  (:func:`mode_metrics`, :func:`energy_distance`): modes covered (a mode counts
+  when at least one high-quality sample is nearest to it), modes covered with a
+  1 percent floor, percentage of high-quality samples (within 3 standard
+  deviations of the nearest centre), reverse KL of the mode histogram of the
+  high-quality samples against the uniform one, and the energy distance to
+  2,500 fresh data points.
+- ``sp500``: windows of 16 consecutive daily log-returns of the S&P 500
+  (``arch.data.sp500``, adjusted close), standardised with the training
+  period's mean and deviation. Training period up to 2014-12-31, held-out
+  period 2015-01-01 on; the metrics compare 2,500 generated windows with the
+  held-out series (:func:`return_metrics`). MLP networks as above with latent
+  dimension 16.
+- ``gauss1d``: data N(1, 0.5^2), affine generator ``x = b + w z``, logistic
+  discriminator quadratic in x (so the optimal discriminator between two
+  Gaussians is representable). The generated law is exactly N(b, w^2), so its
+  2-Wasserstein distance to the data has the closed form
+  ``W2^2 = (b - mu)^2 + (|w| - s)^2``.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import zlib
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import InputError, require_extra
+
+TASK_NAMES = ("ring8", "grid25", "sp500", "gauss1d")
+
+EVAL_SAMPLES = 2500
+HIDDEN = 128
+SP500_WINDOW = 16
+SP500_SPLIT = "2015-01-01"
+ACF_LAGS = 5
+
+
+# --------------------------------------------------------------------------------------
+# Metric functions (numpy, independent of torch)
+# --------------------------------------------------------------------------------------
+
+def mode_metrics(samples, centers, sd: float, *, hq_sds: float = 3.0, floor: float = 0.01) -> dict:
+    """Mode coverage and quality of samples from a Gaussian mixture.
+
+    Each sample is assigned to its nearest centre; it is high quality when its
+    distance to that centre is at most ``hq_sds * sd``. With ``c_k`` the number
+    of high-quality samples assigned to centre k among n samples:
+
+    - ``modes`` = #{k : c_k >= 1}; ``modes_1pct`` = #{k : c_k >= floor * n};
+    - ``hq`` = 100 sum_k c_k / n (percent);
+    - ``reverse_kl`` = sum_k q_k log(K q_k) with q = c / sum c (KL(q || uniform)),
+      NaN when no sample is high quality.
+
+    Args:
+        samples: (n, d) array.
+        centers: (K, d) array of mixture centres.
+        sd: the mixture components' standard deviation.
+    """
+    x = np.asarray(samples, dtype=np.float64)
+    c = np.asarray(centers, dtype=np.float64)
+    n, k = x.shape[0], c.shape[0]
+    nan = dict(modes=math.nan, modes_1pct=math.nan, hq=math.nan, reverse_kl=math.nan)
+    if n == 0 or not np.all(np.isfinite(x)):
+        return nan
+    d2 = ((x[:, None, :] - c[None, :, :]) ** 2).sum(axis=-1)
+    nearest = d2.argmin(axis=1)
+    dist = np.sqrt(d2[np.arange(n), nearest])
+    good = dist <= hq_sds * sd
+    counts = np.bincount(nearest[good], minlength=k)
+    total = counts.sum()
+    if total:
+        q = counts[counts > 0] / total
+        rkl = float(np.sum(q * np.log(k * q)))
+    else:
+        rkl = math.nan
+    return dict(modes=float(np.count_nonzero(counts >= 1)),
+                modes_1pct=float(np.count_nonzero(counts >= floor * n)),
+                hq=float(100.0 * total / n), reverse_kl=rkl)
+
+
+def _mean_pairwise_distance(a: np.ndarray, b: np.ndarray, chunk: int = 256) -> float:
+    """(1 / (n m)) sum_ij |a_i - b_j| (Euclidean), in row chunks to bound memory.
+
+    Accumulates the squared distance coordinate by coordinate (no BLAS call, so
+    no thread pool is started inside a worker process).
+    """
+    total = 0.0
+    for i in range(0, a.shape[0], chunk):
+        blk = a[i:i + chunk]
+        d2 = np.zeros((blk.shape[0], b.shape[0]))
+        for k in range(a.shape[1]):
+            diff = blk[:, k, None] - b[None, :, k]
+            d2 += diff * diff
+        total += np.sqrt(d2, out=d2).sum()
+    return total / (a.shape[0] * b.shape[0])
+
+
+def energy_distance(x, y, *, yy: float | None = None) -> float:
+    """Energy distance between the empirical laws of two samples.
+
+    ``D = sqrt(2 E|X - Y| - E|X - X'| - E|Y - Y'|)`` with the expectations over
+    all pairs of the empirical distributions (the convention of
+    ``scipy.stats.energy_distance`` in one dimension).
+
+    Args:
+        x: (n, d) or (n,) sample.
+        y: (m, d) or (m,) sample.
+        yy: precomputed E|Y - Y'| (reused when y is a fixed reference sample).
+    """
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    x = x.reshape(len(x), -1)
+    y = y.reshape(len(y), -1)
+    if not (np.all(np.isfinite(x)) and np.all(np.isfinite(y))):
+        return math.nan
+    if yy is None:
+        yy = _mean_pairwise_distance(y, y)
+    d2 = 2.0 * _mean_pairwise_distance(x, y) - _mean_pairwise_distance(x, x) - yy
+    return math.sqrt(max(d2, 0.0))
+
+
+def wasserstein_1d(x, y) -> float:
+    """1-Wasserstein distance of two 1D empirical laws: integral of |F_x - F_y|."""
+    x = np.sort(np.asarray(x, dtype=np.float64).ravel())
+    y = np.sort(np.asarray(y, dtype=np.float64).ravel())
+    if not (np.all(np.isfinite(x)) and np.all(np.isfinite(y))):
+        return math.nan
+    grid = np.sort(np.concatenate([x, y]))
+    fx = np.searchsorted(x, grid[:-1], side="right") / x.size
+    fy = np.searchsorted(y, grid[:-1], side="right") / y.size
+    return float(np.sum(np.abs(fx - fy) * np.diff(grid)))
+
+
+def excess_kurtosis(x) -> float:
+    """Sample excess kurtosis ``m4 / m2^2 - 3`` with central moments m_k (biased)."""
+    x = np.asarray(x, dtype=np.float64).ravel()
+    xc = x - x.mean()
+    m2 = np.mean(xc**2)
+    return float(np.mean(xc**4) / m2**2 - 3.0) if m2 > 0 else math.nan
+
+
+def acf(x, nlags: int, *, adjusted: bool = True) -> np.ndarray:
+    """Autocorrelations at lags 1..nlags of a series or of a panel of windows.
+
+    For windows ``x[w, t]`` (a single series is one window of length L), with
+    the mean m and ``c_0 = mean((x - m)^2)`` over all entries:
+    ``rho_k = [sum_w sum_{t < L-k} (x_{w,t} - m)(x_{w,t+k} - m) / N_k] / c_0`` where
+    ``N_k = n (L - k)`` (adjusted) or ``n L``. For one series this is
+    ``statsmodels.tsa.stattools.acf(x, adjusted=...)[1:]``.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    x = x[None, :] if x.ndim == 1 else x
+    n, length = x.shape
+    if nlags >= length:
+        raise InputError(f"nlags must be below the window length {length}; got {nlags}")
+    xc = x - x.mean()
+    c0 = np.mean(xc**2)
+    out = np.empty(nlags)
+    for k in range(1, nlags + 1):
+        num = np.sum(xc[:, :-k] * xc[:, k:])
+        out[k - 1] = num / (n * (length - k) if adjusted else n * length) / c0
+    return out
+
+
+def leverage(x, nlags: int) -> np.ndarray:
+    """Leverage effect: Pearson correlation of r_t with r_{t+tau}^2, tau = 1..nlags.
+
+    Pairs are taken within each window of a panel ``x[w, t]`` (or along one series).
+    """
+    x = np.asarray(x, dtype=np.float64)
+    x = x[None, :] if x.ndim == 1 else x
+    out = np.empty(nlags)
+    for tau in range(1, nlags + 1):
+        a = x[:, :-tau].ravel()
+        b = x[:, tau:].ravel() ** 2
+        a = a - a.mean()
+        b = b - b.mean()
+        out[tau - 1] = np.sum(a * b) / math.sqrt(np.sum(a * a) * np.sum(b * b))
+    return out
+
+
+def return_metrics(generated, real, *, nlags: int = ACF_LAGS) -> dict:
+    """Stylised-facts scores of generated return windows against a real series.
+
+    - ``w1``: 1-Wasserstein distance of the pooled marginal;
+    - ``kurtosis_err``: |excess kurtosis(generated) - excess kurtosis(real)|;
+    - ``acf_r``, ``acf_r2``, ``acf_abs``: Euclidean distance between the real and
+      generated autocorrelations at lags 1..nlags of r, r^2 and |r| (:func:`acf`);
+    - ``leverage``: Euclidean distance between the leverage correlations (:func:`leverage`).
+
+    Args:
+        generated: (n, L) windows.
+        real: (T,) series.
+    """
+    g = np.asarray(generated, dtype=np.float64)
+    r = np.asarray(real, dtype=np.float64)
+    if g.size == 0 or not np.all(np.isfinite(g)) or np.std(g) == 0:
+        return dict(w1=math.nan, kurtosis_err=math.nan, acf_r=math.nan, acf_r2=math.nan,
+                    acf_abs=math.nan, leverage=math.nan)
+    dist = lambda u, v: float(np.linalg.norm(u - v))  # noqa: E731
+    return dict(
+        w1=wasserstein_1d(g, r),
+        kurtosis_err=abs(excess_kurtosis(g) - excess_kurtosis(r)),
+        acf_r=dist(acf(g, nlags), acf(r, nlags)),
+        acf_r2=dist(acf(g**2, nlags), acf(r**2, nlags)),
+        acf_abs=dist(acf(np.abs(g), nlags), acf(np.abs(r), nlags)),
+        leverage=dist(leverage(g, nlags), leverage(r, nlags)),
+    )
+
+
+def gaussian_w2(mu1: float, s1: float, mu2: float, s2: float) -> float:
+    """2-Wasserstein distance of N(mu1, s1^2) and N(mu2, s2^2): sqrt((mu1-mu2)^2 + (s1-s2)^2)."""
+    return math.hypot(mu1 - mu2, abs(s1) - abs(s2))
+
+
+# --------------------------------------------------------------------------------------
+# Tasks
+# --------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Metric:
+    """A task metric.
+
+    Attributes:
+        name: column name.
+        higher_is_better: direction of improvement.
+        description: one line for reports.
+    """
+
+    name: str
+    higher_is_better: bool
+    description: str
+
+
+def stream_seed(*keys) -> int:
+    """A 63-bit seed derived deterministically from integers and strings."""
+    ints = [k if isinstance(k, int) else zlib.crc32(str(k).encode()) for k in keys]
+    return int(np.random.SeedSequence(ints).generate_state(2, dtype=np.uint64)[0] >> np.uint64(1))
+
+
+def _mlp(torch, n_in: int, n_out: int):
+    nn = torch.nn
+    return nn.Sequential(nn.Linear(n_in, HIDDEN), nn.ReLU(), nn.Linear(HIDDEN, HIDDEN), nn.ReLU(),
+                         nn.Linear(HIDDEN, n_out))
+
+
+class Task:
+    """Base class: data sampler, networks, metrics of one study task.
+
+    Attributes:
+        name: task name.
+        data_dim: dimension of a data point (a window for ``sp500``).
+        latent_dim: dimension of the generator's standard normal input.
+        batch_size: samples per training step.
+        metrics: the :class:`Metric` list, primary first.
+    """
+
+    name: str = ""
+    description: str = ""
+    data_dim: int = 0
+    latent_dim: int = 0
+    batch_size: int = 256
+    metrics: tuple[Metric, ...] = ()
+
+    @property
+    def primary(self) -> Metric:
+        """The metric used for training curves and for choosing the best base rate."""
+        return self.metrics[0]
+
+    @property
+    def metric_names(self) -> tuple[str, ...]:
+        return tuple(m.name for m in self.metrics)
+
+    def sample_real(self, n: int, generator):  # pragma: no cover - abstract
+        """``n`` training data points as a float32 tensor (n, data_dim)."""
+        raise NotImplementedError
+
+    def sample_latent(self, n: int, generator):
+        """``n`` latent draws z ~ N(0, I) as a float32 tensor (n, latent_dim)."""
+        torch = require_extra("torch", "study")
+        return torch.randn(n, self.latent_dim, generator=generator)
+
+    def networks(self):
+        """Generator and discriminator, initialised from torch's global RNG."""
+        torch = require_extra("torch", "study")
+        return _mlp(torch, self.latent_dim, self.data_dim), _mlp(torch, self.data_dim, 1)
+
+    def generate(self, G, n: int, generator) -> np.ndarray:
+        """``n`` generated samples as a float64 array."""
+        torch = require_extra("torch", "study")
+        with torch.no_grad():
+            return G(self.sample_latent(n, generator)).double().numpy()
+
+    def evaluator(self, generator):
+        """A function ``G -> metrics dict`` that reuses one fixed latent/reference draw."""
+        raise NotImplementedError  # pragma: no cover
+
+    def score(self, samples) -> dict:  # pragma: no cover - abstract
+        """Metrics of generated samples (numpy)."""
+        raise NotImplementedError
+
+    def reference_metrics(self, seed: int = 0) -> dict:
+        """Metrics of real data scored as if generated: what a perfect generator reaches."""
+        torch = require_extra("torch", "study")
+        gen = torch.Generator().manual_seed(stream_seed(self.name, "reference", seed))
+        return self.score(self.sample_real(EVAL_SAMPLES, gen).double().numpy())
+
+
+class MixtureTask(Task):
+    """A 2D Gaussian mixture with equal weights."""
+
+    data_dim = 2
+    latent_dim = 2
+    metrics = (
+        Metric("energy", False, "energy distance to 2,500 fresh data points"),
+        Metric("modes", True, "modes covered (at least one high-quality sample)"),
+        Metric("modes_1pct", True, "modes covered with a 1% floor"),
+        Metric("hq", True, "high-quality samples (% within 3 sd of the nearest mode)"),
+        Metric("reverse_kl", False, "reverse KL of the mode histogram (high-quality samples)"),
+    )
+
+    def __init__(self, name: str, centers: np.ndarray, sd: float, description: str):
+        self.name = name
+        self.centers = np.asarray(centers, dtype=np.float64)
+        self.sd = float(sd)
+        self.description = description
+
+    def sample_real(self, n, generator):
+        torch = require_extra("torch", "study")
+        c = torch.as_tensor(self.centers, dtype=torch.float32)
+        k = torch.randint(0, len(c), (n,), generator=generator)
+        return c[k] + self.sd * torch.randn(n, 2, generator=generator)
+
+    def score(self, samples, reference=None, yy=None) -> dict:
+        out = mode_metrics(samples, self.centers, self.sd)
+        if reference is None:
+            torch = require_extra("torch", "study")
+            gen = torch.Generator().manual_seed(stream_seed(self.name, "fresh"))
+            reference = self.sample_real(EVAL_SAMPLES, gen).double().numpy()
+        out["energy"] = energy_distance(samples, reference, yy=yy)
+        return out
+
+    def evaluator(self, generator):
+        z = self.sample_latent(EVAL_SAMPLES, generator)
+        fresh = self.sample_real(EVAL_SAMPLES, generator).double().numpy()
+        yy = _mean_pairwise_distance(fresh, fresh)
+
+        def evaluate(G):
+            torch = require_extra("torch", "study")
+            with torch.no_grad():
+                return self.score(G(z).double().numpy(), fresh, yy)
+
+        return evaluate
+
+
+@functools.lru_cache(maxsize=1)
+def sp500_returns() -> tuple[np.ndarray, np.ndarray]:
+    """Standardised daily log-returns (train, held-out) of the S&P 500 adjusted close.
+
+    ``r_t = log(P_t / P_{t-1})``; both parts standardised with the training
+    period's mean and standard deviation; the split is by date (:data:`SP500_SPLIT`).
+    """
+    sp500 = require_extra("arch.data.sp500", "study")
+    price = sp500.load()["Adj Close"]
+    r = np.log(price).diff().dropna()
+    split = np.datetime64(SP500_SPLIT)
+    dates = r.index.values
+    train = r.values[dates < split].astype(np.float64)
+    test = r.values[dates >= split].astype(np.float64)
+    mean, sd = train.mean(), train.std()
+    return (train - mean) / sd, (test - mean) / sd
+
+
+class ReturnsTask(Task):
+    """Windows of standardised S&P 500 returns."""
+
+    name = "sp500"
+    description = "S&P 500 daily log-returns, windows of 16 (arch.data.sp500)"
+    data_dim = SP500_WINDOW
+    latent_dim = SP500_WINDOW
+    metrics = (
+        Metric("w1", False, "1-Wasserstein distance of the return marginal (held-out)"),
+        Metric("kurtosis_err", False, "|excess kurtosis error|"),
+        Metric("acf_r", False, "ACF score of returns, lags 1-5"),
+        Metric("acf_r2", False, "ACF score of squared returns, lags 1-5"),
+        Metric("acf_abs", False, "ACF score of absolute returns, lags 1-5"),
+        Metric("leverage", False, "leverage-effect score corr(r_t, r_{t+tau}^2), tau 1-5"),
+    )
+
+    def sample_real(self, n, generator):
+        torch = require_extra("torch", "study")
+        train = torch.as_tensor(sp500_returns()[0], dtype=torch.float32)
+        start = torch.randint(0, len(train) - SP500_WINDOW + 1, (n,), generator=generator)
+        return train[start[:, None] + torch.arange(SP500_WINDOW)]
+
+    def score(self, samples) -> dict:
+        return return_metrics(samples, sp500_returns()[1])
+
+    def evaluator(self, generator):
+        z = self.sample_latent(EVAL_SAMPLES, generator)
+
+        def evaluate(G):
+            torch = require_extra("torch", "study")
+            with torch.no_grad():
+                return self.score(G(z).double().numpy())
+
+        return evaluate
+
+
+class GaussianTask(Task):
+    """N(mu, s^2) data, affine generator, quadratic logistic discriminator."""
+
+    name = "gauss1d"
+    description = "N(1, 0.5^2) with an affine generator and a quadratic discriminator"
+    data_dim = 1
+    latent_dim = 1
+    mu = 1.0
+    s = 0.5
+    metrics = (
+        Metric("w2", False, "2-Wasserstein distance N(b, w^2) to N(mu, s^2) (closed form)"),
+        Metric("mean_err", False, "|b - mu|"),
+        Metric("sd_err", False, "||w| - s|"),
+    )
+
+    def sample_real(self, n, generator):
+        torch = require_extra("torch", "study")
+        return self.mu + self.s * torch.randn(n, 1, generator=generator)
+
+    def networks(self):
+        torch = require_extra("torch", "study")
+
+        class Quadratic(torch.nn.Module):
+            """Logit c + v1 x + v2 x^2."""
+
+            def __init__(self):
+                super().__init__()
+                self.linear = torch.nn.Linear(2, 1)
+
+            def forward(self, x):
+                return self.linear(torch.cat([x, x * x], dim=-1))
+
+        return torch.nn.Linear(1, 1), Quadratic()
+
+    def score_params(self, b: float, w: float) -> dict:
+        """Exact metrics of the generated law N(b, w^2)."""
+        if not (math.isfinite(b) and math.isfinite(w)):
+            return dict(w2=math.nan, mean_err=math.nan, sd_err=math.nan)
+        return dict(w2=gaussian_w2(b, w, self.mu, self.s), mean_err=abs(b - self.mu),
+                    sd_err=abs(abs(w) - self.s))
+
+    def score(self, samples) -> dict:
+        """Metrics of a sample, with its mean and standard deviation as (b, |w|)."""
+        x = np.asarray(samples, dtype=np.float64).ravel()
+        return self.score_params(float(x.mean()), float(x.std()))
+
+    def evaluator(self, generator):
+        def evaluate(G):
+            return self.score_params(float(G.bias.detach()[0]), float(G.weight.detach()[0, 0]))
+
+        return evaluate
+
+
+def _ring8() -> MixtureTask:
+    angles = 2 * np.pi * np.arange(8) / 8
+    return MixtureTask("ring8", 2.0 * np.stack([np.cos(angles), np.sin(angles)], axis=1), 0.02,
+                       "8 Gaussians on a circle of radius 2, sd 0.02")
+
+
+def _grid25() -> MixtureTask:
+    g = np.arange(-4.0, 4.1, 2.0)
+    centers = np.stack(np.meshgrid(g, g, indexing="ij"), axis=-1).reshape(-1, 2)
+    return MixtureTask("grid25", centers, 0.05, "25 Gaussians on {-4,-2,0,2,4}^2, sd 0.05")
+
+
+_FACTORIES = {"ring8": _ring8, "grid25": _grid25, "sp500": ReturnsTask, "gauss1d": GaussianTask}
+
+
+@functools.lru_cache(maxsize=None)
+def get_task(name: str) -> Task:
+    """The task called ``name`` (one of :data:`TASK_NAMES`)."""
+    if name not in _FACTORIES:
+        raise InputError(f"unknown task {name!r}; valid tasks: {', '.join(TASK_NAMES)}")
+    return _FACTORIES[name]()
+
+
+def all_metric_names() -> tuple[str, ...]:
+    """Union of every task's metric names, in a fixed order (CSV columns)."""
+    names: list[str] = []
+    for t in TASK_NAMES:
+        for m in get_task(t).metrics:
+            if m.name not in names:
+                names.append(m.name)
+    return tuple(names)
