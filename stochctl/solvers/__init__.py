@@ -13,7 +13,21 @@ from .api import problem_from_config as problem_from_config
 from .api import solve as solve
 from .grid import BOUNDARY_KINDS as BOUNDARY_KINDS
 from .grid import Grid as Grid
+from .moment import MomentControl as MomentControl
+from .moment import PiecewiseSchedule as PiecewiseSchedule
+from .moment import integrate_moment as integrate_moment
+from .moment import moment_closed_form as moment_closed_form
+from .moment import moment_parameters as moment_parameters
+from .moment import optimize_schedule as optimize_schedule
+from .moment import propagate_moment as propagate_moment
+from .montecarlo import GridPolicy as GridPolicy
+from .montecarlo import MonteCarloResult as MonteCarloResult
+from .montecarlo import simulate_constant as simulate_constant
+from .montecarlo import simulate_iteration as simulate_iteration
+from .montecarlo import simulate_policy as simulate_policy
 from .solution import Solution as Solution
 
 __all__ = ["BOUNDARY_KINDS", "Grid", "Solution", "solve", "boundary_sensitivity", "BoundarySensitivity",
-           "problem_from_config"]
+           "problem_from_config", "GridPolicy", "MonteCarloResult", "simulate_policy", "simulate_constant",
+           "simulate_iteration", "MomentControl", "PiecewiseSchedule", "moment_closed_form", "moment_parameters",
+           "optimize_schedule", "propagate_moment", "integrate_moment"]

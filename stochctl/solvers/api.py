@@ -36,7 +36,7 @@ SCHEMES = ("explicit", "implicit")
 
 MODEL_DEFAULTS = {
     "local-quadratic": {"domain": {"y": (-5.0, 5.0)}, "points": 12001, "scheme": "implicit", "dt": 1.6e-4,
-                        "store_every": 25},
+                        "store_every": 50},
 }
 """Solver defaults of models whose generic defaults are not accurate enough.
 
