@@ -188,7 +188,7 @@ def test_kernel_follows_policy_noise_free_1d_and_games(rng):
     tab = rng.uniform(0, 1, (2, 13))
     policy = GridPolicy.from_solution(_solution(grid, times, stored, {"u_x": tab}))
     res = simulate_policy(prob, policy, [2.1], paths=2, steps=8, seed=0, keep_paths=1)
-    x, cost = 2.1, 0.0
+    x = 2.1
     for n in range(8):
         level = 0 if n * 0.125 < 0.5 else 1
         u = RegularGridInterpolator(grid.axes, tab[level])([[x]])[0]

@@ -38,11 +38,8 @@ the machine code from disk.
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import math
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 from .._jit import jit
@@ -227,23 +224,11 @@ def explosion_kernels(compiled):
         compiled: a :class:`~stochctl.symbolic.compile.CompiledProblem` (its
             functions' module is imported once compiled).
     """
-    from ..symbolic.compile import cache_dir
+    from ..symbolic.compile import import_generated
 
     kernels = compiled.grad.py_func.__module__
     if kernels not in sys.modules:
         raise RuntimeError(f"compiled problem module {kernels!r} is not imported")
     source = _TEMPLATE.format(kernels=kernels, tag=f"explosion source {_source_hash()}")
-    name = "stochctl_explode_" + hashlib.sha256(source.encode()).hexdigest()[:20]
-    module = sys.modules.get(name)
-    if module is None:
-        path = cache_dir() / f"{name}.py"
-        if not path.exists() or path.read_text() != source:
-            fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-            with os.fdopen(fd, "w") as fh:
-                fh.write(source)
-            os.replace(tmp, path)
-        spec = importlib.util.spec_from_file_location(name, path)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
+    module = import_generated(source, "stochctl_explode")
     return module

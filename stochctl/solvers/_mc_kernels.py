@@ -29,11 +29,8 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import importlib.util
 import math
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -219,23 +216,11 @@ def simulator(compiled):
         compiled: a :class:`~stochctl.symbolic.compile.CompiledProblem`; its
             functions' module must be imported (it is, once compiled).
     """
-    from ..symbolic.compile import cache_dir
+    from ..symbolic.compile import import_generated
 
     kernels = compiled.grad.py_func.__module__
     if kernels not in sys.modules:
         raise RuntimeError(f"compiled problem module {kernels!r} is not imported")
     source = _SIMULATE_TEMPLATE.format(kernels=kernels, tag=f"mc source {_source_hash()}")
-    name = "stochctl_mc_" + hashlib.sha256(source.encode()).hexdigest()[:20]
-    module = sys.modules.get(name)
-    if module is None:
-        path = cache_dir() / f"{name}.py"
-        if not path.exists() or path.read_text() != source:
-            fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-            with os.fdopen(fd, "w") as fh:
-                fh.write(source)
-            os.replace(tmp, path)
-        spec = importlib.util.spec_from_file_location(name, path)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
+    module = import_generated(source, "stochctl_mc")
     return module.simulate_paths

@@ -80,17 +80,17 @@ def generate_source(problem: ControlProblem) -> str:
     def vector(name, vec, with_noise=False):
         args = "x, xi, params, out" if with_noise else "x, params, out"
         exprs = [sp.sympify(e).xreplace(sub) for e in vec]
-        return [f"@numba.njit(cache=True, fastmath=False)", f"def {name}({args}):", *prologue(with_noise),
+        return ["@numba.njit(cache=True, fastmath=False)", f"def {name}({args}):", *prologue(with_noise),
                 *_body(exprs, [f"out[{i}]" for i in range(len(exprs))], printer), "    return out", ""]
 
     def matrix(name, mat):
         exprs = [sp.sympify(mat[i, j]).xreplace(sub) for i in range(n) for j in range(n)]
         outs = [f"out[{i}, {j}]" for i in range(n) for j in range(n)]
-        return [f"@numba.njit(cache=True, fastmath=False)", f"def {name}(x, params, out):", *prologue(),
+        return ["@numba.njit(cache=True, fastmath=False)", f"def {name}(x, params, out):", *prologue(),
                 *_body(exprs, outs, printer), "    return out", ""]
 
     def scalar(name, expr):
-        return [f"@numba.njit(cache=True, fastmath=False)", f"def {name}(x, params):", *prologue(),
+        return ["@numba.njit(cache=True, fastmath=False)", f"def {name}(x, params):", *prologue(),
                 *_body([sp.sympify(expr).xreplace(sub)], ["_result"], printer), "    return float(_result)", ""]
 
     lines = [
@@ -109,9 +109,14 @@ def generate_source(problem: ControlProblem) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _import_source(source: str):
+def import_generated(source: str, prefix: str = "stochctl_kernels"):
+    """Import generated module source from the cache folder (written atomically once).
+
+    The module is named ``<prefix>_<hash of source>`` so that numba's
+    ``cache=True`` finds its machine code again in a later process.
+    """
     digest = hashlib.sha256(source.encode()).hexdigest()[:20]
-    name = f"stochctl_kernels_{digest}"
+    name = f"{prefix}_{digest}"
     if name in sys.modules:
         return sys.modules[name]
     path = cache_dir() / f"{name}.py"
@@ -193,7 +198,7 @@ def compile_problem(problem: ControlProblem) -> CompiledProblem:
 
 
 def _compile(problem: ControlProblem) -> CompiledProblem:
-    module = _import_source(_source_for(problem))
+    module = import_generated(_source_for(problem))
     model = problem.model
     n = len(model.state_symbols)
     owner = np.array([problem.owner(i) for i in range(n)], dtype=np.int64)
