@@ -370,3 +370,38 @@ def test_scalar_and_array_policy_paths_agree(rng):
     assert p_scalar.counts == p_array.counts
     assert all(p_scalar.counts[k] > 0 for k in ("ok", "warmup", "nonconvex", "fallback", "clamped"))
     assert p_scalar.table.stats.as_dict() == p_array.table.stats.as_dict()
+
+
+def test_tuple_of_views_gives_the_flat_results_bit_for_bit(rng):
+    """update_parts/estimate_parts (a network's tensors as float32 views) equal update/estimate
+    on the concatenated float64 copy, bit for bit, including a skipped non-finite step."""
+    sizes = (5, 1, 130, 7, 2, 33)  # segment boundaries at every offset mod 4
+    parts, flat = RegressionEstimator(0.9, warmup=3), RegressionEstimator(0.9, warmup=3)
+    a_true = rng.uniform(0.5, 2.0, sum(sizes))
+    x = rng.normal(size=sum(sizes))
+    for k in range(25):
+        g = (a_true * x + 0.3 * rng.normal(size=x.size)).astype(np.float32)
+        seen = g.copy()
+        if k == 11:
+            seen[40] = np.inf
+        xf = x.astype(np.float32)
+        cuts = np.cumsum(sizes)[:-1]
+        parts.update_parts(tuple(np.split(seen, cuts)), tuple(np.split(xf, cuts)))
+        flat.update(seen.astype(np.float64), xf.astype(np.float64))
+        x = x - 0.1 * g
+        xn = x.astype(np.float32)
+        e1, e2 = parts.estimate_parts(tuple(np.split(xn, cuts))), flat.estimate(xn.astype(np.float64))
+        assert (e1.count, e1.ready) == (e2.count, e2.ready)
+        for f in ("a", "s2", "grad_norm"):
+            u, v = getattr(e1, f), getattr(e2, f)
+            assert u == v or (np.isnan(u) and np.isnan(v))
+    for key in flat.state:
+        np.testing.assert_array_equal(parts.state[key], flat.state[key])
+    assert parts.state["skipped"] == 1 and parts.state["count"] == 24
+    # and both agree with the array-namespace read-out (numpy, pairwise sums) to rounding
+    ref = flat._run(flat.read, np, flat.state, xn.astype(np.float64))
+    assert e1.a == pytest.approx(float(ref["a"]), rel=1e-12)
+    assert e1.s2 == pytest.approx(float(ref["s2"]), rel=1e-12)
+    assert e1.grad_norm == pytest.approx(float(ref["grad_norm"]), rel=1e-12)
+    with pytest.raises(InputError, match="changed size"):
+        parts.update_parts((g[:3],), (xf[:3],))

@@ -482,3 +482,41 @@ def test_threaded_kernel_equals_serial_kernel(rng, d):
     np.testing.assert_array_equal(big["v"], np.concatenate([c["v"] for c in chunks]))
     np.testing.assert_array_equal(big.status, np.concatenate([c.status for c in chunks]))
     assert big.clamped == sum(c.clamped for c in chunks) and big.nan == sum(c.nan for c in chunks)
+
+
+@pytest.mark.parametrize("d", [1, 2, 3])
+def test_uniform_axes_direct_index_equals_bucket_search(rng, d):
+    """Equally spaced axes skip the bucket search; both paths give the same numbers, exact at nodes."""
+    from stochctl.policy._lookup import SCALE, UNIFORM, Lookup, is_uniform, make_hints
+
+    axes = [np.linspace(-1.0 - j, 2.0 + 0.3 * j, n) for j, n in zip(range(d), (13, 9, 7))]
+    data = rng.normal(size=tuple(a.size for a in axes))
+    fast = Lookup(axes, [data], [np.nan])
+    slow = Lookup(axes, [data], [np.nan])  # the same table forced onto the bucket search
+    slow.axi[:, UNIFORM] = 0
+    slow.axf[:, SCALE] = [make_hints(a)[1] for a in axes]
+    assert all(is_uniform(a) for a in axes) and fast.axi[:, UNIFORM].all()
+    assert not is_uniform(random_axis(rng, 9, 0.0, 1.0))
+    q = np.column_stack([rng.uniform(a[0] - 0.5, a[-1] + 0.5, 3000) for a in axes])
+    q[::97, -1] = np.nan
+    a_out, a_st, a_c, a_n = fast(q)
+    b_out, b_st, b_c, b_n = slow(q)
+    np.testing.assert_allclose(a_out, b_out, rtol=0, atol=1e-14)
+    np.testing.assert_array_equal(a_st, b_st)
+    assert (a_c, a_n) == (b_c, b_n) == (int(np.sum(a_st == 1)), int(np.sum(a_st == 2)))
+    nodes = np.stack([g.reshape(-1) for g in np.meshgrid(*axes, indexing="ij")], axis=1)
+    np.testing.assert_array_equal(fast(nodes)[0][0], data.reshape(-1))  # exact at every node
+
+
+def test_bucket_hints_start_left_of_every_query(rng):
+    """x[hints[b]] < q for every q of bucket b, so the forward walk alone finds the cell."""
+    from stochctl.policy._lookup import make_hints
+
+    for _ in range(20):
+        b = np.unique(np.concatenate([[0.0], np.sort(rng.uniform(0, 1, 30)) ** 3, [1.0]]))
+        hints, scale = make_hints(b)
+        q = np.concatenate([rng.uniform(0, 1, 5000), b, np.nextafter(b, -1.0)[1:], np.nextafter(b, 2.0)[:-1]])
+        bucket = ((q - b[0]) * scale).astype(np.int64)
+        cell = np.clip(np.searchsorted(b, q, side="right") - 1, 0, b.size - 2)
+        h = hints[bucket]
+        assert np.all((b[h] < q) | (h == 0)) and np.all(h <= cell)

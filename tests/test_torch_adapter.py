@@ -327,3 +327,88 @@ def test_coordinate_mode_reduces_with_gradient_direction_weights():
         expect = float((e.weights * u).sum() / e.weights.sum())
         assert sched.get_last_lr()[0] == pytest.approx(eta * expect, rel=1e-9, abs=1e-15)
     assert sched.counts["ok"] > 0
+
+
+def run_pair(make_model, steps=30, seed=12):
+    """Train twice from the same start: with the tensor views (default) and with flat copies."""
+    import stochctl.policy.torch_adapter as ta
+
+    lrs = []
+    for views in (True, False):
+        torch.manual_seed(seed)
+        X, Y = regression_data(seed)
+        model = make_model()
+        opt = torch.optim.SGD(model.parameters(), lr=0.05)
+        sched = ControlledLR(opt, LocalPolicy(TABLE, total_steps=K), estimator=RegressionEstimator(warmup=4))
+        if not views:
+            original = ta._param_views
+            ta._param_views = lambda params, cache: None
+        try:
+            out = []
+            for idx in batches(seed + 1, steps):
+                loss = ((model(X[idx].to(next(model.parameters()).dtype)) - Y[idx]) ** 2).mean()
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                sched.step()
+                out.append(sched.get_last_lr()[0])
+        finally:
+            if not views:
+                ta._param_views = original
+        lrs.append(out)
+    return lrs
+
+
+def test_tensor_views_and_flat_copies_give_the_same_rates():
+    """The in-place views (CPU float32/float64) and the copying fallback agree bit for bit;
+    a parameter without a gradient counts as a zero gradient in both."""
+    class Partly(torch.nn.Module):
+        def __init__(self, dtype):
+            super().__init__()
+            self.lin = torch.nn.Linear(5, 1).to(dtype)
+            self.unused = torch.nn.Parameter(torch.ones(3, dtype=dtype))  # never gets a gradient
+
+        def forward(self, x):
+            return self.lin(x)
+
+    for dtype in (torch.float32, torch.float64):
+        with_views, with_copies = run_pair(lambda dtype=dtype: Partly(dtype))
+        assert with_views == with_copies
+        assert len(set(with_views[5:])) > 1  # the rate moves
+
+
+def test_tensors_that_cannot_be_viewed_use_copies():
+    from stochctl.policy.torch_adapter import _grad_views, _param_views
+
+    w = torch.nn.Parameter(torch.randn(3, 4).t())  # not contiguous
+    assert _param_views([w], {}) is None
+    h = torch.nn.Parameter(torch.randn(4, dtype=torch.float16))
+    assert _param_views([h], {}) is None
+    mixed = [torch.nn.Parameter(torch.randn(2)), torch.nn.Parameter(torch.randn(2, dtype=torch.float64))]
+    assert _param_views(mixed, {}) is None
+    p = [torch.nn.Parameter(torch.randn(2, 3)), torch.nn.Parameter(torch.randn(3))]
+    cache = {}
+    views = _param_views(p, cache)
+    assert [v.shape for v in views] == [(6,), (3,)] and _param_views(p, cache) is views
+    with torch.no_grad():
+        p[0].add_(1.0)  # in place: the views see it
+    np.testing.assert_array_equal(views[0], p[0].detach().numpy().reshape(-1))
+    p[0].data = torch.zeros(2, 3)  # new storage: new views
+    assert _param_views(p, cache) is not views
+    p[0].grad = torch.ones(3, 2).t()  # a non-contiguous gradient is copied
+    p[1].grad = None
+    g = _grad_views(p, cache)
+    np.testing.assert_array_equal(g[0], np.ones(6, dtype=np.float32))
+    np.testing.assert_array_equal(g[1], np.zeros(3, dtype=np.float32))
+    # half precision trains through the copying path
+    model = torch.nn.Linear(5, 1).to(torch.float16)
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    sched = ControlledLR(opt, LocalPolicy(TABLE, total_steps=K), estimator=RegressionEstimator(warmup=3))
+    X, Y = regression_data(3)
+    for idx in batches(4, 10):
+        loss = ((model(X[idx].half()) - Y[idx].half()) ** 2).float().mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sched.step()
+    assert sched.estimators[0].state["count"] == 10 and sched.counts["ok"] == 10 - 3 + 1

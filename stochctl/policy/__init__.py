@@ -6,7 +6,9 @@ table's inputs; :class:`LocalPolicy` combines both into
 ``multiplier = policy(step, stats)``. The PyTorch scheduler
 (:class:`ControlledLR`) and the optax adapters (:func:`scale_by_policy`,
 :class:`PolicySchedule`) are loaded on first use, so importing this package
-never imports torch or jax.
+never imports torch or jax. The packaged local-model table and how it is
+built: :mod:`stochctl.policy.shipped`; families of tables over parameter
+values on any executor: :func:`stochctl.policy.sweep.sweep`.
 """
 
 from __future__ import annotations

@@ -75,6 +75,8 @@ MODES = ("direction", "coordinate")
 NOISE_MODELS = ("residual", "total")
 _VAR_FLOOR = 1e-30
 
+_SCALARS = (float, int, np.floating, np.integer)
+
 # multiplier status codes
 OK, WARMUP, NONCONVEX, FALLBACK = 0, 1, 2, 3
 STATUS_NAMES = ("ok", "warmup", "nonconvex", "fallback")
@@ -289,6 +291,18 @@ class RegressionEstimator(_Online):
         return {"beta": self.beta, "mode": self.mode, "noise": self.noise, "warmup": self.warmup,
                 "rtol": self.rtol}
 
+    def fresh(self):
+        new = super().fresh()
+        new._scratch = new._sized = None
+        return new
+
+    def _work(self, n: int) -> np.ndarray:
+        """A work array of n float64 for the read-out (kept between calls; not part of the state)."""
+        w = getattr(self, "_scratch", None)
+        if w is None or w.shape[0] != n:
+            w = self._scratch = np.empty(n)
+        return w
+
     # ---- functional core (pure; xp = numpy, torch or jax.numpy)
     def init_state(self, x, xp=None) -> dict:
         xp = xp or namespace(x)
@@ -410,10 +424,52 @@ class RegressionEstimator(_Online):
             use_x = params is not None
             x = np.ascontiguousarray(self._flat(params), dtype=np.float64) if use_x else st["mx"]
             a, s2, gn = regression_read_direction(st["mg"], st["mx"], st["vg"], st["vx"], st["cgx"], x, use_x,
-                                                  float(st["sumw2"]), self.rtol, self.noise == "residual")
+                                                  float(st["sumw2"]), self.rtol, self.noise == "residual",
+                                                  self._work(st["mg"].shape[0]))
             count = int(round(float(st["count"])))
             return Estimate(float(a), float(s2), float(gn), count, count >= self.warmup)
         return self._estimate(params)
+
+    def update_parts(self, grads: tuple, params: tuple) -> None:
+        """:meth:`update` with the gradient and parameters given as tuples of 1-D numpy arrays
+        (float32 or float64, e.g. views of a network's tensors), read in place without a copy."""
+        sized = getattr(self, "_sized", None)  # the size of the last tuple seen
+        if sized is not None and sized[0] is params:
+            n = sized[1]
+        else:
+            n = sum(x.shape[0] for x in params)
+            self._sized = (params, n)
+        st = self.state
+        if st is None:
+            st = self.state = self.init_state(np.zeros(n))
+        elif st["mx"].shape[0] != n:
+            raise InputError(f"params changed size from {st['mx'].shape[0]} to {n}")
+        if not isinstance(st["mg"], np.ndarray):
+            self.update(np.concatenate(grads), np.concatenate(params))
+            return
+        from ._estimate import regression_update_parts
+
+        beta_pow = float(st["beta_pow"]) * self.beta
+        alpha = (1 - self.beta) / (1 - beta_pow)
+        if regression_update_parts(grads, params, st["mg"], st["mx"], st["vg"], st["vx"], st["cgx"], alpha):
+            st["count"] = float(st["count"]) + 1
+            st["beta_pow"] = beta_pow
+            st["sumw2"] = (1 - alpha) ** 2 * float(st["sumw2"]) + alpha ** 2
+        else:
+            st["skipped"] = float(st["skipped"]) + 1
+
+    def estimate_parts(self, params: tuple) -> Estimate:
+        """:meth:`estimate` at the parameters given as a tuple of 1-D numpy arrays (no copy)."""
+        st = self.state
+        if self.mode != "direction" or st is None or not isinstance(st["mg"], np.ndarray):
+            return self.estimate(np.concatenate(params) if params else None)
+        from ._estimate import regression_read_parts
+
+        a, s2, gn = regression_read_parts(st["mg"], st["mx"], st["vg"], st["vx"], st["cgx"], params,
+                                          float(st["sumw2"]), self.rtol, self.noise == "residual",
+                                          self._work(st["mg"].shape[0]))
+        count = int(st["count"])  # a whole number
+        return Estimate(a, s2, gn, count, count >= self.warmup)
 
 
 def _as_estimate(r: dict, warmup: int, mode: str) -> Estimate:
@@ -684,6 +740,8 @@ class LocalPolicy:
         counts: how often each case occurred (``ok``, ``warmup``,
             ``nonconvex``, ``fallback``, and the table lookups ``clamped``,
             ``nan``), counted per multiplier evaluated.
+        last: the last call's table inputs ``tau_remaining``, ``y``, its
+            ``status`` code(s) and the ``counts`` it added.
     """
 
     def __init__(self, table="local-quadratic", *, total_steps: int, eta: float | None = None,
@@ -701,6 +759,7 @@ class LocalPolicy:
         if sorted(names) != sorted([tau_axis, y_axis]):
             raise InputError(f"the table's axes {names} must be exactly [{tau_axis!r}, {y_axis!r}]")
         self._order = [0, 1] if names == [tau_axis, y_axis] else [1, 0]
+        self._tau_first = self._order == [0, 1]
         self.tau_axis, self.y_axis = tau_axis, y_axis
         lo, hi = spec.valid_range
         if not (math.isfinite(lo) and math.isfinite(hi)):
@@ -784,7 +843,7 @@ class LocalPolicy:
         if code == OK:
             tau = a * eta * (self.total_steps - step)
             y = gn / math.sqrt(a * eta * s2) if s2 > 0 else math.inf
-            coords = (tau, y) if self._order == [0, 1] else (y, tau)
+            coords = (tau, y) if self._tau_first else (y, tau)
             u, lstat = self.table.lookup_point(coords, self.value)
         else:
             u = (self.nonconvex_multiplier if code == NONCONVEX else
@@ -795,14 +854,18 @@ class LocalPolicy:
         """Multiplier u* for step ``step`` (0-based) given the estimates ``stats``."""
         st = stats if isinstance(stats, Estimate) else Estimate.from_mapping(stats)
         eta = self._eta(eta)
-        if all(isinstance(v, (float, int, np.floating, np.integer)) and not isinstance(v, bool)
-               for v in (st.a, st.s2, st.grad_norm)):
+        if all(type(v) is float for v in (st.a, st.s2, st.grad_norm)) or all(
+                isinstance(v, _SCALARS) and not isinstance(v, bool) for v in (st.a, st.s2, st.grad_norm)):
             u, code, tau, y, lstat = self._scalar(step, float(st.a), float(st.s2), float(st.grad_norm),
                                                   bool(st.ready), eta)
-            self.counts[STATUS_NAMES[code]] += 1
+            name = STATUS_NAMES[code]
+            self.counts[name] += 1
+            counts = {name: 1}
             if lstat:
-                self.counts["clamped" if lstat == 1 else "nan"] += 1
-            self.last = {"tau_remaining": tau, "y": y, "status": code}
+                which = "clamped" if lstat == 1 else "nan"
+                self.counts[which] += 1
+                counts[which] = 1
+            self.last = {"tau_remaining": tau, "y": y, "status": code, "counts": counts}
             return float(u)
         a = np.asarray(st.a, dtype=np.float64)
         with np.errstate(all="ignore"):
@@ -810,22 +873,26 @@ class LocalPolicy:
                 step, a, np.broadcast_to(np.asarray(st.s2, dtype=np.float64), a.shape),
                 np.broadcast_to(np.asarray(st.grad_norm, dtype=np.float64), a.shape), bool(st.ready), eta,
                 self._np_lookup)
-        self.record(code, lstat)
-        self.last = {"tau_remaining": tau, "y": y, "status": code}
+        counts = self.record(code, lstat)
+        self.last = {"tau_remaining": tau, "y": y, "status": code, "counts": counts}
         return float(u) if np.ndim(u) == 0 else np.asarray(u)
 
-    def record(self, code, lstat) -> None:
-        """Add status codes (arrays) to :attr:`counts`."""
+    def record(self, code, lstat) -> dict:
+        """Add status codes (arrays) to :attr:`counts`; returns the counts added."""
         code = np.asarray(code).reshape(-1)
         lstat = np.asarray(lstat).reshape(-1)
-        for i, name in enumerate(STATUS_NAMES):
-            self.counts[name] += int(np.count_nonzero(code == i))
-        self.counts["clamped"] += int(np.count_nonzero(lstat == 1))
-        self.counts["nan"] += int(np.count_nonzero(lstat == 2))
+        added = {name: int(np.count_nonzero(code == i)) for i, name in enumerate(STATUS_NAMES)}
+        added["clamped"] = int(np.count_nonzero(lstat == 1))
+        added["nan"] = int(np.count_nonzero(lstat == 2))
+        for name, v in added.items():
+            self.counts[name] += v
+        return added
 
 
 def reduce_multiplier(u, weights) -> float:
     """One multiplier from per-coordinate ones: sum_i w_i u_i / sum_i w_i (plain mean if all w_i = 0)."""
+    if type(u) is float:
+        return u
     u = np.asarray(u, dtype=np.float64)
     if u.ndim == 0:
         return float(u)

@@ -34,7 +34,7 @@ import re
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -331,6 +331,8 @@ class PolicyTable:
         if not self.stats.by_axis:
             self.stats.by_axis = {a.name: [0, 0] for a in axes}
         object.__setattr__(self, "_lookup", None)
+        object.__setattr__(self, "_point_rows", {})
+        object.__setattr__(self, "_sides", tuple((*a.bounds, a.extrapolation, a.name) for a in axes))
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -595,8 +597,8 @@ class PolicyTable:
         else:
             names = [names] if isinstance(names, str) else list(names)
             rows = [self.value_names.index(self.value(n).name) for n in names]
-        out, status = kern(queries, rows)
-        n_nan, n_clamped, by_axis = self._account(queries, status)
+        out, status, n_clamped, n_nan = kern(queries, rows)
+        n_nan, n_clamped, by_axis = self._account(queries, status, n_clamped, n_nan)
         return LookupResult(dict(zip(names, out)), status, n_clamped, n_nan, by_axis)
 
     def lookup_point(self, coords: Sequence[float], name: str | None = None) -> tuple[float, int]:
@@ -604,33 +606,38 @@ class PolicyTable:
 
         Same rules and counting as :meth:`lookup`; ``name`` defaults to the first value.
         """
-        row = 0 if name is None else self.value_names.index(self.value(name).name)
-        if len(coords) != self.ndim:
+        rows = self._point_rows
+        row = rows.get(name)
+        if row is None:
+            row = rows[name] = 0 if name is None else self.value_names.index(self.value(name).name)
+        if len(coords) != len(self.axes):
             raise InputError(f"need {self.ndim} coordinates {list(self.axis_names)}; got {len(coords)}")
-        v, status = self._kernel().point(coords, row)
+        v, status = (self._lookup or self._kernel()).point(coords, row)
         st = self.stats
         if status == 1:
             sides = []
-            for j, a in enumerate(self.axes):
-                lo, hi = a.bounds
-                q = float(coords[j])
+            for (lo, hi, rule, axis), q in zip(self._sides, coords):
                 side = 0 if q < lo else 1 if q > hi else -1
-                if side >= 0 and a.extrapolation[side] == "error":  # raises with the message
+                if side >= 0 and rule[side] == "error":  # raises with the message
                     self._account(np.array([coords], dtype=np.float64), np.array([1], dtype=np.int8))
                 sides.append(side)
-            for a, side in zip(self.axes, sides):
+            for (_, _, _, axis), side in zip(self._sides, sides):
                 if side >= 0:
-                    st.by_axis[a.name][side] += 1
+                    st.by_axis[axis][side] += 1
             st.clamped += 1
         elif status == 2:
             st.nan += 1
         st.queries += 1
         return v, status
 
-    def _account(self, queries, status):
-        """Count clamped/NaN points into :attr:`stats`; refuse points beyond an "error" side."""
-        n_nan = int(np.count_nonzero(status == 2))
-        clamped = np.flatnonzero(status == 1)
+    def _account(self, queries, status, n_clamped=None, n_nan=None):
+        """Count clamped/NaN points into :attr:`stats`; refuse points beyond an "error" side.
+
+        ``n_clamped``, ``n_nan``: the counts if the kernel already knows them.
+        """
+        if n_nan is None:
+            n_nan = int(np.count_nonzero(status == 2))
+        clamped = np.flatnonzero(status == 1) if n_clamped is None or n_clamped else np.zeros(0, dtype=np.intp)
         by_axis = {a.name: (0, 0) for a in self.axes}
         if clamped.size:
             qc = queries[clamped]
@@ -682,6 +689,7 @@ class PolicyTable:
         try:
             with os.fdopen(fd, "wb") as f:
                 np.savez_compressed(f, header=np.array(header), **self._arrays())
+            os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes the file private; give it the usual mode
             os.replace(tmp, path)
         except BaseException:
             if os.path.exists(tmp):
@@ -817,6 +825,12 @@ class PolicyTable:
                        for v in self.values],
             "metadata": self.metadata,
         }
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _checksum(header: dict, arrays: Mapping[str, np.ndarray]) -> str:

@@ -8,8 +8,7 @@
 with eta_g the group's initial learning rate and k the number of optimizer
 steps taken. The estimator of each group observes the gradients just before
 each optimizer step (``Optimizer.register_step_pre_hook``), with the
-parameters they were evaluated at (kept as float64 numpy arrays on the CPU), so
-the ordinary loop
+parameters they were evaluated at, so the ordinary loop
 
     loss.backward(); optimizer.step(); scheduler.step()
 
@@ -18,6 +17,13 @@ needs no change; the multiplier of step k uses the observations of steps
 that optimizer's learning rate. Extra measurements (a Hessian-vector
 curvature, a per-sample noise variance) enter through
 ``scheduler.step(metrics={...})``.
+
+Cost: for CPU tensors of one floating type (float32 or float64) the
+regression estimator reads the parameters and gradients in place through
+numpy views of the tensors (kept while the parameters' storage stays the
+same), so a step makes no copy of them: one pass folds the observation into
+the moments, one reads the estimate. Other tensors (GPU, half precision,
+sparse gradients) and other estimators get one flat float64 copy on the CPU.
 """
 
 from __future__ import annotations
@@ -30,17 +36,22 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from ..errors import InputError, require_extra
-from .estimators import LocalPolicy, RegressionEstimator, reduce_multiplier
+from .estimators import STATUS_NAMES, LocalPolicy, RegressionEstimator, reduce_multiplier
 
 torch = require_extra("torch", "torch")
 from torch.optim.lr_scheduler import LRScheduler  # noqa: E402
 
 METRIC_KEYS = ("a", "s2", "grad_norm")
-_TRANSIENT = ("optimizer", "policy", "estimators", "_hook", "_metrics", "last_estimates")
+_TRANSIENT = ("optimizer", "policy", "estimators", "_hook", "_metrics", "last_estimates", "_views")
+_VIEW_DTYPES = (torch.float32, torch.float64)
 
 
 def _flat(tensors, *, grads: bool) -> np.ndarray:
-    """float64 numpy concatenation of the tensors (or of their gradients; missing ones are zero)."""
+    """A copy of the tensors (or of their gradients; missing ones are zero), flattened and concatenated.
+
+    float32 and float64 CPU tensors keep their type (the estimators widen
+    them); anything else becomes float64 on the CPU.
+    """
     parts = []
     for p in tensors:
         t = p.grad if grads else p
@@ -51,7 +62,62 @@ def _flat(tensors, *, grads: bool) -> np.ndarray:
         parts.append(t.detach().reshape(-1))
     if not parts:
         return np.zeros(0)
-    return torch.cat(parts).to(dtype=torch.float64, device="cpu").numpy()
+    flat = torch.cat(parts)  # always a new tensor: a snapshot
+    if flat.device.type != "cpu" or flat.dtype not in (torch.float32, torch.float64):
+        flat = flat.to(dtype=torch.float64, device="cpu")
+    return flat.numpy()
+
+
+def _param_views(params, cache: dict):
+    """1-D numpy views of the parameters (no copy), or None when they cannot all be viewed.
+
+    Views need CPU, dense, contiguous tensors of one dtype in ``_VIEW_DTYPES``.
+    They are cached under the tensors' data pointers: a view keeps its storage
+    alive, so an unchanged pointer means an unchanged tensor.
+    """
+    key = tuple(p.data_ptr() for p in params)
+    hit = cache.get("params")
+    if hit is not None and hit[0] == key:
+        return hit[1]
+    views = None
+    if params and all(p.device.type == "cpu" and p.layout == torch.strided and p.is_contiguous()
+                      and p.dtype == params[0].dtype for p in params) and params[0].dtype in _VIEW_DTYPES:
+        views = tuple(p.detach().numpy().reshape(-1) for p in params)
+    cache["params"] = (key, views)
+    cache["zeros"] = {}
+    return views
+
+
+def _grad_views(params, cache: dict):
+    """1-D numpy views of the gradients (zeros where a gradient is missing), or None."""
+    dtype = cache["params"][1][0].dtype
+    try:  # the common case: every gradient a dense CPU tensor without a graph
+        out = tuple([p.grad.numpy().reshape(-1) for p in params])
+    except (AttributeError, TypeError, RuntimeError):
+        out = _grad_views_general(params, cache)
+        if out is None:
+            return None
+    for v in out:
+        if v.dtype != dtype:
+            return None
+    return out
+
+
+def _grad_views_general(params, cache: dict):
+    out = []
+    for i, p in enumerate(params):
+        g = p.grad
+        if g is None:
+            v = cache["zeros"].get(i)
+            if v is None:
+                v = cache["zeros"][i] = np.zeros(p.numel(), dtype=cache["params"][1][0].dtype)
+        else:
+            try:
+                v = g.detach().numpy().reshape(-1)  # a copy only for a non-contiguous gradient
+            except (TypeError, RuntimeError):  # another device or layout
+                return None
+        out.append(v)
+    return tuple(out)
 
 
 def _to_torch(obj):
@@ -128,9 +194,11 @@ class ControlledLR(LRScheduler):
             raise InputError(f"every must be a positive integer; got {every!r}")
         self.every = every
         self._metrics = None
+        self._views = [{} for _ in range(n)]
         self.last_estimates = [None] * n
         self.last_multipliers = [math.nan] * n
-        self.counts = {}
+        self.counts = ({k: 0 for k in STATUS_NAMES + ("clamped", "nan")} if isinstance(policy, LocalPolicy)
+                       else {})
         ref = weakref.ref(self)
 
         def hook(opt, args, kwargs):
@@ -145,13 +213,28 @@ class ControlledLR(LRScheduler):
         """Stop observing the optimizer (the learning rates stay as they are)."""
         self._hook.remove()
 
-    @torch.no_grad()
     def _observe(self) -> None:
+        """Fold each group's gradient, at the parameters it was evaluated at, into its estimator."""
         if (max(self.last_epoch, 0) + 1) % self.every:
             return  # only the step just before a recomputation is observed
-        for est, group in zip(self.estimators, self.optimizer.param_groups):
+        for est, group, cache in zip(self.estimators, self.optimizer.param_groups, self._views):
             params = group["params"]
+            if hasattr(est, "update_parts"):
+                xs = _param_views(params, cache)
+                gs = None if xs is None else _grad_views(params, cache)
+                if gs is not None:
+                    est.update_parts(gs, xs)
+                    continue
             est.update(_flat(params, grads=True), _flat(params, grads=False))
+
+    def _estimate(self, i: int, params):
+        """Group i's estimate at its current parameters."""
+        est = self.estimators[i]
+        if hasattr(est, "estimate_parts"):
+            xs = _param_views(params, self._views[i])
+            if xs is not None:
+                return est.estimate_parts(xs)
+        return est.estimate(_flat(params, grads=False))
 
     def step(self, *, metrics: Mapping | None = None) -> None:  # type: ignore[override]
         """Set the learning rates for the next optimizer step.
@@ -183,15 +266,14 @@ class ControlledLR(LRScheduler):
             v = v.item()
         return float(v)
 
-    @torch.no_grad()
     def get_lr(self) -> list[float]:
         """lr_g = eta_g * u*(k, estimate_g) for each group g, k = optimizer steps taken."""
         k = max(self.last_epoch, 0)
         if k % self.every and not self._metrics:
             return [group["lr"] for group in self.optimizer.param_groups]
         lrs = []
-        for i, (est, group, base) in enumerate(zip(self.estimators, self.optimizer.param_groups, self.base_lrs)):
-            stats = est.estimate(_flat(group["params"], grads=False))
+        for i, (group, base) in enumerate(zip(self.optimizer.param_groups, self.base_lrs)):
+            stats = self._estimate(i, group["params"])
             if self._metrics:
                 over = {key: self._group_metric(key, i) for key in METRIC_KEYS if key in self._metrics}
                 stats = replace(stats, **over)
@@ -199,10 +281,9 @@ class ControlledLR(LRScheduler):
                     stats = replace(stats, ready=True, weights=None)
             base = float(base)
             if isinstance(self.policy, LocalPolicy):
-                before = dict(self.policy.counts)
                 u = self.policy(k, stats, eta=self.eta if self.eta is not None else base)
-                for key, v in self.policy.counts.items():
-                    self.counts[key] = self.counts.get(key, 0) + v - before.get(key, 0)
+                for key, v in self.policy.last["counts"].items():
+                    self.counts[key] = self.counts.get(key, 0) + v
             else:
                 u = self.policy(k, stats)
             u = reduce_multiplier(u, stats.weights)
@@ -226,10 +307,9 @@ class ControlledLR(LRScheduler):
         if ests is None or len(ests) != len(self.estimators):
             raise InputError(f"scheduler state has {None if ests is None else len(ests)} estimator states; "
                              f"this scheduler has {len(self.estimators)} groups")
-        if isinstance(self.policy, LocalPolicy) and pol is not None:
-            if pol != self.policy.config():
-                raise InputError("the scheduler state was saved with a different policy "
-                                 f"({pol}); this policy is {self.policy.config()}")
+        if isinstance(self.policy, LocalPolicy) and pol is not None and pol != self.policy.config():
+            raise InputError("the scheduler state was saved with a different policy "
+                             f"({pol}); this policy is {self.policy.config()}")
         for est, st in zip(self.estimators, ests):
             est.load_state_dict(_to_numpy(st))
         super().load_state_dict(sd)

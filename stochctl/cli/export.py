@@ -1,0 +1,62 @@
+"""``stochctl export``: turn a saved Solution into a policy table file.
+
+    stochctl export SOLUTION.npz --out TABLE.npz [--csv [CSV]] [--time-axis tau_remaining|t]
+        [--control NAME ...] [--value] [--convex] [--json]
+
+The table holds each player's optimal multiplier (``u`` for one player,
+``u_<player>`` otherwise; ``m_<player>`` under batch control) on the axes
+(time to go, state coordinates), the grid of the solve; ``--value`` and
+``--convex`` add the value function and the convexity map (1 where the
+clipped-ratio rule applies, 0 where the policy is bang-bang). ``--csv`` also
+writes the table in long form (one row per grid node; next to TABLE.npz
+unless a path is given).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ._common import dump_json
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("export", help="export a saved solution as a policy table (.npz, CSV)",
+                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("solution", metavar="SOLUTION", help="solution file written by `stochctl solve --out`")
+    p.add_argument("--out", required=True, metavar="TABLE", help="table file to write (.npz)")
+    p.add_argument("--csv", nargs="?", const="", default=None, metavar="CSV",
+                   help="also write CSV (default path: TABLE with the suffix .csv)")
+    p.add_argument("--time-axis", choices=("tau_remaining", "t"), default="tau_remaining",
+                   help="first axis: time to go (default) or time")
+    p.add_argument("--control", action="append", metavar="NAME",
+                   help="export only this control (repeatable; default: all)")
+    p.add_argument("--value", action="store_true", help="also tabulate the value function V")
+    p.add_argument("--convex", action="store_true", help="also tabulate the convexity map")
+    p.add_argument("--json", action="store_true", help="print a JSON summary")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from ..policy import PolicyTable
+    from ..solvers import Solution
+
+    solution = Solution.load(args.solution)
+    table = PolicyTable.from_solution(solution, controls=args.control, time_axis=args.time_axis,
+                                      include_value=args.value, include_convex=args.convex,
+                                      metadata={"source": str(args.solution)})
+    out = table.save(args.out)
+    csv = None
+    if args.csv is not None:
+        csv = table.to_csv(Path(args.csv) if args.csv else out.with_suffix(".csv"))
+    summary = {"table": str(out), "csv": None if csv is None else str(csv), "checksum": table.checksum,
+               "axes": {a.name: int(a.breakpoints.size) for a in table.axes},
+               "values": list(table.value_names)}
+    if args.json:
+        print(dump_json(summary))
+    else:
+        axes = " x ".join(f"{n}[{k}]" for n, k in summary["axes"].items())
+        print(f"wrote {out}: {', '.join(table.value_names)} on {axes}; {table.checksum}")
+        if csv is not None:
+            print(f"wrote {csv}")
+    return 0
