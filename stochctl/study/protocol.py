@@ -41,6 +41,29 @@ from .methods import FAMILY_NAMES, METHOD_FAMILY, METHOD_NAMES, check_method
 from .tasks import TASK_NAMES, get_task
 
 PROTOCOL_VERSION = 1
+
+
+def code_fingerprint(policy_table: str = "local-quadratic") -> str:
+    """SHA-256 (16 hex digits) of the code and table that shape the training runs.
+
+    Covers the sources of ``stochctl.study`` and ``stochctl.policy`` and the
+    bytes of the policy table file, so a folder of results is never resumed by
+    code or a table that would produce different rows.
+    """
+    from pathlib import Path
+
+    from ..policy.table import SHIPPED_TABLES, packaged_table_path
+
+    root = Path(__file__).resolve().parent.parent
+    h = hashlib.sha256()
+    for sub in ("study", "policy"):
+        for path in sorted((root / sub).glob("*.py")):
+            h.update(f"{sub}/{path.name}\n".encode())
+            h.update(path.read_bytes())
+    table_path = packaged_table_path(policy_table) if policy_table in SHIPPED_TABLES else Path(policy_table)
+    if table_path.is_file():
+        h.update(table_path.read_bytes())
+    return h.hexdigest()[:16]
 FAMILY_DEFAULTS = {"sgd": 1e-2, "adam": 1e-3}
 SWEEP_DECADES = 3.0
 SWEEP_POINTS = 7
@@ -231,6 +254,7 @@ class StudyConfig:
             thresholds={t: [[c.metric, c.op, c.value] for c in cs] for t, cs in self.thresholds},
             stable_fraction=self.stable_fraction,
             policy_table=str(self.policy_table),
+            code=code_fingerprint(str(self.policy_table)),
         )
 
     def protocol_hash(self) -> str:
