@@ -47,3 +47,29 @@ def test_sample_gradient_has_the_model_noise(rng):
     draws = np.array([cp.sample_grad(x, rng.standard_normal(2), cp.params, out)[0] for _ in range(20000)])
     assert abs(draws.mean() - 1.5 * 0.7) < 4 * draws.std() / np.sqrt(draws.size)
     assert abs(draws.var() - (0.4**2 * 0.7**2 + 0.9**2)) < 0.05
+
+
+def test_second_process_loads_machine_code_from_the_cache(tmp_path):
+    """A fresh process reuses the generated module and numba's on-disk cache: no recompilation."""
+    import os
+    import subprocess
+    import sys
+
+    script = (
+        "import numpy as np\n"
+        "from stochctl.models import get_model\n"
+        "from stochctl.symbolic.compile import compile_problem\n"
+        "from stochctl.symbolic.problem import ControlProblem\n"
+        "cp = compile_problem(ControlProblem.from_model(get_model('quadratic-game')))\n"
+        "out = np.empty(2)\n"
+        "cp.grad(np.array([0.5, -1.0]), cp.params, out)\n"
+        "print(len(cp.grad.stats.cache_hits), len(cp.grad.stats.cache_misses))\n"
+    )
+    env = dict(os.environ, STOCHCTL_CACHE_DIR=str(tmp_path))
+    runs = [subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True)
+            for _ in range(2)]
+    first = tuple(map(int, runs[0].stdout.split()))
+    second = tuple(map(int, runs[1].stdout.split()))
+    assert first == (0, 1)  # compiled in the first process
+    assert second == (1, 0)  # loaded from the cache in the second
+    assert len(list(tmp_path.glob("stochctl_kernels_*.py"))) == 1
