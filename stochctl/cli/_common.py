@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 
 import numpy as np
+
+from ..errors import InputError
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
@@ -45,3 +48,39 @@ def to_jsonable(obj):
 
 def dump_json(obj) -> str:
     return json.dumps(to_jsonable(obj), indent=2, allow_nan=False)
+
+
+def parse_assignments(items, what: str, *, form: str = "NAME=VALUE", valid=None) -> dict[str, str]:
+    """``NAME=VALUE`` items (each possibly comma-separated) as ``{name: text}``.
+
+    Refuses an item without ``=``, a name given twice and, when ``valid`` is
+    given, a name outside it; ``what`` starts every message (e.g. ``"--at"``).
+    """
+    out: dict[str, str] = {}
+    if isinstance(items, str):
+        items = [items]
+    for item in items or ():
+        for part in str(item).split(","):
+            part = part.strip()
+            if not part:
+                continue
+            if "=" not in part:
+                raise InputError(f"{what} {part!r}: expected {form}")
+            name, value = (s.strip() for s in part.split("=", 1))
+            if valid is not None and name not in valid:
+                raise InputError(f"{what}: unknown coordinate {name!r}; valid: {', '.join(valid)}")
+            if name in out:
+                raise InputError(f"{what}: coordinate {name!r} given twice")
+            out[name] = value
+    return out
+
+
+def parse_number(what: str, name: str, text: str) -> float:
+    """``text`` as a finite float, or an InputError naming ``what name`` and the text."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise InputError(f"{what} {name} must be a number; got {text!r}") from None
+    if not math.isfinite(value):
+        raise InputError(f"{what} {name} must be a finite number; got {text!r}")
+    return value

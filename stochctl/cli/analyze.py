@@ -7,7 +7,7 @@ import math
 import sympy as sp
 
 from ..errors import InputError
-from ._common import add_model_arguments, dump_json, load_model_from_args
+from ._common import add_model_arguments, dump_json, load_model_from_args, parse_assignments
 
 
 def register(subparsers) -> None:
@@ -34,24 +34,17 @@ def parse_box(items, model=None) -> dict[str, tuple[float, float]]:
     With ``model`` given, names must be its state symbols.
     """
     out: dict[str, tuple[float, float]] = {}
-    for item in items or ():
-        for part in str(item).split(","):
-            part = part.strip()
-            if not part:
-                continue
-            if "=" not in part:
-                raise InputError(f"--box {part!r}: expected NAME=LO:HI")
-            name, span = (s.strip() for s in part.split("=", 1))
-            bounds = span.split(":")
-            if len(bounds) != 2:
-                raise InputError(f"--box {name}: expected LO:HI; got {span!r}")
-            try:
-                lo, hi = float(bounds[0]), float(bounds[1])
-            except ValueError:
-                raise InputError(f"--box {name}: expected numbers LO:HI; got {span!r}") from None
-            if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
-                raise InputError(f"--box {name}: expected finite LO < HI; got {span!r}")
-            out[name] = (lo, hi)
+    for name, span in parse_assignments(items, "--box", form="NAME=LO:HI").items():
+        bounds = span.split(":")
+        if len(bounds) != 2:
+            raise InputError(f"--box {name}: expected LO:HI; got {span!r}")
+        try:
+            lo, hi = float(bounds[0]), float(bounds[1])
+        except ValueError:
+            raise InputError(f"--box {name}: expected numbers LO:HI; got {span!r}") from None
+        if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
+            raise InputError(f"--box {name}: expected finite LO < HI; got {span!r}")
+        out[name] = (lo, hi)
     if model is not None:
         for name in out:
             if name not in model.state_names:

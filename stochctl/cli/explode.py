@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 from ..errors import InputError
-from ._common import add_model_arguments, dump_json, load_model_from_args
+from ._common import add_model_arguments, dump_json, load_model_from_args, parse_assignments, parse_number
 
 
 def register(subparsers) -> None:
@@ -32,23 +32,6 @@ def register(subparsers) -> None:
     parser.set_defaults(func=run)
 
 
-def parse_assignments(items, what: str) -> dict[str, str]:
-    """``NAME=VALUE`` items (comma-separated, repeatable) as ``{name: text}``, refusing duplicates."""
-    out: dict[str, str] = {}
-    for item in items or ():
-        for part in str(item).split(","):
-            part = part.strip()
-            if not part:
-                continue
-            if "=" not in part:
-                raise InputError(f"{what} {part!r}: expected NAME=VALUE")
-            name, value = (s.strip() for s in part.split("=", 1))
-            if name in out:
-                raise InputError(f"{what}: coordinate {name!r} given twice")
-            out[name] = value
-    return out
-
-
 def parse_point(items, model) -> dict[str, float]:
     """The ``--at`` point: every state coordinate of ``model`` exactly once, each a finite number."""
     raw = parse_assignments(items, "--at")
@@ -60,16 +43,7 @@ def parse_point(items, model) -> dict[str, float]:
     for name in names:
         if name not in raw:
             raise InputError(f"--at: missing coordinate {name!r}; expected {', '.join(f'{n}=...' for n in names)}")
-    point = {}
-    for name in names:
-        try:
-            value = float(raw[name])
-        except ValueError:
-            raise InputError(f"--at {name}: expected a number; got {raw[name]!r}") from None
-        if not math.isfinite(value):
-            raise InputError(f"--at {name}: expected a finite number; got {raw[name]!r}")
-        point[name] = value
-    return point
+    return {name: parse_number("--at", name, raw[name]) for name in names}
 
 
 def parse_multipliers(items, model):
@@ -87,10 +61,7 @@ def parse_multipliers(items, model):
     for name, text in raw.items():
         if name not in players:
             raise InputError(f"--u: unknown player {name!r}; players: {', '.join(players)}")
-        try:
-            out[name] = float(text)
-        except ValueError:
-            raise InputError(f"--u {name}: expected a number; got {text!r}") from None
+        out[name] = parse_number("--u", name, text)
     return out
 
 

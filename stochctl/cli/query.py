@@ -12,10 +12,9 @@ object per point: its coordinates, ``value`` and every control by name (and
 
 from __future__ import annotations
 
-import math
 
 from ..errors import InputError
-from ._common import dump_json
+from ._common import dump_json, parse_assignments, parse_number
 
 
 def register(subparsers) -> None:
@@ -37,23 +36,8 @@ def register(subparsers) -> None:
 def parse_point(text: str, time_name: str, state_names) -> dict[str, float]:
     """``"tau=0,y=1.5"`` -> {"tau": 0.0, "y": 1.5}; the time defaults to 0."""
     valid = (time_name, *state_names)
-    out: dict[str, float] = {}
-    for part in str(text).split(","):
-        if not part.strip():
-            continue
-        if "=" not in part:
-            raise InputError(f"--at {text!r}: expected NAME=VALUE pairs separated by commas; got {part.strip()!r}")
-        k, v = (s.strip() for s in part.split("=", 1))
-        if k not in valid:
-            raise InputError(f"--at {text!r}: unknown coordinate {k!r}; valid: {', '.join(valid)}")
-        if k in out:
-            raise InputError(f"--at {text!r}: coordinate {k!r} given twice")
-        try:
-            out[k] = float(v)
-        except ValueError:
-            raise InputError(f"--at {text!r}: {k} must be a number; got {v!r}") from None
-        if not math.isfinite(out[k]):
-            raise InputError(f"--at {text!r}: {k} must be finite; got {v!r}")
+    raw = parse_assignments(text, f"--at {text!r}", valid=valid)
+    out = {k: parse_number(f"--at {text!r}:", k, v) for k, v in raw.items()}
     missing = [s for s in state_names if s not in out]
     if missing:
         raise InputError(f"--at {text!r}: missing coordinate {missing[0]!r}; a point needs {', '.join(state_names)}")

@@ -18,7 +18,7 @@ from __future__ import annotations
 import argparse
 
 from ..errors import InputError
-from ._common import dump_json
+from ._common import dump_json, parse_assignments, parse_number
 
 STATUS = {0: "inside", 1: "clamped", 2: "nan"}
 
@@ -48,20 +48,8 @@ def register(subparsers) -> None:
 
 def parse_point(text: str, axis_names) -> dict:
     """``"tau_remaining=1,y=0.5"`` -> {"tau_remaining": 1.0, "y": 0.5}, every axis exactly once."""
-    point = {}
-    for item in (s.strip() for s in text.split(",")):
-        if not item:
-            continue
-        key, sep, val = item.partition("=")
-        key = key.strip()
-        if not sep or key not in axis_names:
-            raise InputError(f"bad --at item {item!r}: expected AXIS=VALUE with AXIS one of {list(axis_names)}")
-        if key in point:
-            raise InputError(f"--at {text!r} gives {key!r} twice")
-        try:
-            point[key] = float(val)
-        except ValueError:
-            raise InputError(f"--at {text!r}: {key} must be a number; got {val.strip()!r}") from None
+    raw = parse_assignments(text, f"--at {text!r}", form="AXIS=VALUE", valid=tuple(axis_names))
+    point = {k: parse_number(f"--at {text!r}:", k, v) for k, v in raw.items()}
     missing = [n for n in axis_names if n not in point]
     if missing:
         raise InputError(f"--at {text!r} misses the coordinate(s) {missing}; the table's axes are {list(axis_names)}")
