@@ -923,13 +923,6 @@ def _etas(etas) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=16)
-def _compiled(problem):
-    from ..symbolic.compile import compile_problem
-
-    return compile_problem(problem)
-
-
-@functools.lru_cache(maxsize=16)
 def _problem_of(model: Model):
     from ..symbolic.problem import ControlProblem
 
@@ -938,6 +931,7 @@ def _problem_of(model: Model):
 
 def _setup(model_or_problem, start, etas, multipliers, update, noise, batch_size, center, seed, paths):
     """Validated inputs and the kernel arguments shared by both simulations."""
+    from ..symbolic.compile import compile_problem
     from ._explosion_kernels import NOISE_MODES, explosion_kernels
 
     model, problem = _as_model(model_or_problem)
@@ -952,7 +946,7 @@ def _setup(model_or_problem, start, etas, multipliers, update, noise, batch_size
     bs = np.array(_per_player(model, batch_size, "batch size", b_def, integer=True), dtype=np.int64)
     x0 = resolve_point(model, start, "start")
     c = np.zeros_like(x0) if center is None else resolve_point(model, center, "center")
-    compiled = _compiled(problem if problem is not None else _problem_of(model))
+    compiled = compile_problem(problem if problem is not None else _problem_of(model))
     module = explosion_kernels(compiled)
     signs, owner = _signs_owner(model)
     n_players = len(model.players)

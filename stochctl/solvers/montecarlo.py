@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import functools
 import math
-import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
@@ -466,10 +465,6 @@ def _start_points(policy: GridPolicy, x0, paths: int) -> np.ndarray:
     return np.ascontiguousarray(pts)
 
 
-_COMPILED: "weakref.WeakKeyDictionary[ControlProblem, object]" = weakref.WeakKeyDictionary()
-"""Compiled ingredients per problem object, reused across simulations of the same problem."""
-
-
 def _run(problem, policy, x0, *, paths, seed, antithetic, keep_paths, dt, noise_ratio, levels, alternating,
          method) -> MonteCarloResult:
     from ..symbolic.compile import compile_problem
@@ -490,9 +485,7 @@ def _run(problem, policy, x0, *, paths, seed, antithetic, keep_paths, dt, noise_
         raise InputError("Monte Carlo simulation needs a diagonal diffusion (independent noise per coordinate); "
                          "this problem's diffusion has cross terms")
     x0 = _start_points(policy, x0, paths)
-    compiled = _COMPILED.get(problem)
-    if compiled is None:
-        compiled = _COMPILED[problem] = compile_problem(problem)
+    compiled = compile_problem(problem)
 
     players = problem.controls
     u_index = np.array([policy.index(f"u_{c.player.name}") for c in players], dtype=np.int64)

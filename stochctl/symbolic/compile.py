@@ -27,6 +27,7 @@ import importlib.util
 import os
 import sys
 import tempfile
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -187,14 +188,22 @@ def _source_for(problem: ControlProblem) -> str:
 
 
 _COMPILED: dict[tuple, CompiledProblem] = {}
+_BY_OBJECT: "weakref.WeakKeyDictionary[ControlProblem, CompiledProblem]" = weakref.WeakKeyDictionary()
 
 
 def compile_problem(problem: ControlProblem) -> CompiledProblem:
-    """Compile ``problem``'s ingredients (cached on disk and per process; see module docstring)."""
-    key = (_problem_key(problem), problem.model.parameter_values)
-    if key not in _COMPILED:
-        _COMPILED[key] = _compile(problem)
-    return _COMPILED[key]
+    """Compile ``problem``'s ingredients (cached on disk and per process; see module docstring).
+
+    Within a process the result is reused for the same problem object and for
+    any problem of the same definition and parameter values.
+    """
+    hit = _BY_OBJECT.get(problem)
+    if hit is None:
+        key = (_problem_key(problem), problem.model.parameter_values)
+        if key not in _COMPILED:
+            _COMPILED[key] = _compile(problem)
+        hit = _BY_OBJECT[problem] = _COMPILED[key]
+    return hit
 
 
 def _compile(problem: ControlProblem) -> CompiledProblem:
