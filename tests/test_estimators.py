@@ -32,7 +32,9 @@ def brute_force_regression(G, X, beta, x_now):
     a_i = c / vx
     gi = mg + a_i * (x_now - mx)
     gn_i = np.abs(gi)
-    return dict(a=a, s2=s2, grad_norm=grad_norm, a_i=a_i, s2_i=s2_i, gn_i=gn_i, d2=d2)
+    s2_rms = res.mean() / (1 - 2 * S)
+    rms = np.sqrt(max((w * G ** 2).sum(0).mean() - s2_rms, 0.0))
+    return dict(a=a, s2=s2, grad_norm=grad_norm, a_i=a_i, s2_i=s2_i, gn_i=gn_i, d2=d2, s2_rms=s2_rms, rms=rms)
 
 
 def test_regression_recursion_equals_brute_force(rng):
@@ -57,7 +59,16 @@ def test_regression_recursion_equals_brute_force(rng):
     np.testing.assert_allclose(ec.weights, ref["d2"], rtol=1e-12)
     assert e.distance == pytest.approx(ref["grad_norm"] / ref["a"], rel=1e-10)
     # the array-generic functional path (the one jax runs) agrees as well
-    for mode, key in (("direction", ("a", "s2", "grad_norm")), ("coordinate", ("a_i", "s2_i", "gn_i"))):
+    r = RegressionEstimator(beta, mode="rms", warmup=3)
+    for g, x in zip(G, X):
+        r.update_parts((g[:2], g[2:]), (x[:2], x[2:]))
+    er = r.estimate(x_now)
+    np.testing.assert_allclose([er.a, er.s2, er.grad_norm], [ref["a"], ref["s2_rms"], ref["rms"]], rtol=1e-10)
+    ep = r.estimate_parts((x_now[:3], x_now[3:]))
+    assert (ep.a, ep.s2, ep.grad_norm) == (er.a, er.s2, er.grad_norm)  # same kernels, same order
+    assert ref["rms"] > 0  # the floor at 0 is not what is compared
+    for mode, key in (("direction", ("a", "s2", "grad_norm")), ("coordinate", ("a_i", "s2_i", "gn_i")),
+                      ("rms", ("a", "s2_rms", "rms"))):
         fn = RegressionEstimator(beta, mode=mode, warmup=3)
         state = fn.init_state(X[0], np)
         for g, x in zip(G, X):
@@ -141,6 +152,60 @@ def test_distance_tracks_the_minimum_in_the_transient(rng):
     assert e.distance == pytest.approx(np.linalg.norm(x), rel=0.03)
     lagging = est.estimate()  # without the current parameters: the EMA gradient, which lags
     assert lagging.grad_norm > 1.05 * a * np.linalg.norm(x)
+
+
+def test_rms_mode_reads_the_stationary_sgd_distance_in_any_dimension(rng):
+    """At the stationary point of SGD with step h on f = a |x|^2 / 2 with noise s^2 per
+    coordinate, Var x_i = h s^2 / (a (2 - h a)), so y^2 = |grad f|^2 / (a h tr Sigma)
+    has mean 1 / (2 - h a) whatever the dimension n; the rms mode must read that
+    (averaged over chains and times). Allowances: the window bias of a (relative
+    S / (h a) = 0.5 percent here) and, for n = 1, E[1 / a_hat] - 1 / a ~ se(a)^2 (1 percent).
+    The direction mode's y^2 grows like n."""
+    a, s, h, beta, chains = 1.0, 0.5, 0.1, 0.999, 16
+    target = 1 / (2 - h * a)
+    for n in (1, 400):
+        x = s * np.sqrt(h / (a * (2 - h * a))) * rng.normal(size=(chains, n))
+        ests = [RegressionEstimator(beta, mode="rms") for _ in range(chains)]
+        old = RegressionEstimator(beta)
+        y2, y2_old = [], []
+        for k in range(6000):
+            g = a * x + s * rng.normal(size=x.shape)
+            for c in range(chains):
+                ests[c].update(g[c], x[c])
+            old.update(g[0], x[0])
+            x = x - h * g
+            if k >= 2000 and k % 100 == 0:
+                for c in range(chains):
+                    e = ests[c].estimate()
+                    y2.append(e.grad_norm ** 2 / (e.a * h * e.s2))
+                e = old.estimate(x[0])
+                y2_old.append(e.grad_norm ** 2 / (e.a * h * e.s2))
+        y2 = np.array(y2).reshape(-1, chains)
+        chain_means = y2.mean(0)  # windows overlap within a chain; the chains are independent
+        se = chain_means.std(ddof=1) / np.sqrt(chains)
+        assert abs(y2.mean() - target) < 4 * se + 0.03 * target, (n, y2.mean(), target, se)
+        if n > 1:
+            assert np.mean(y2_old) > n / 4  # the direction mode's inflation the rms mode removes
+
+
+def test_rms_mode_far_from_the_minimum_is_the_window_rms_gradient(rng):
+    """Signal >> noise: the rms gradient is that of the window, sqrt(sum_j w_j |grad f(x_j)|^2 / n)."""
+    a, s, h, n, beta = 1.5, 0.05, 0.01, 20, 0.95
+    est = RegressionEstimator(beta, mode="rms")
+    x = np.linspace(3.0, 6.0, n)
+    X = []
+    for _ in range(60):
+        g = a * x + s * rng.normal(size=n)
+        est.update(g, x)
+        X.append(x)
+        x = x - h * g
+    e = est.estimate(x)
+    w = ema_weights(len(X), beta)[:, None]
+    window = np.sqrt((w * (a * np.array(X)) ** 2).sum(0).mean())
+    assert e.a == pytest.approx(a, rel=0.02)
+    assert e.grad_norm == pytest.approx(window, rel=0.01)
+    assert e.grad_norm > a * np.linalg.norm(x) / np.sqrt(n)  # lags the shrinking gradient
+    assert e.s2 == pytest.approx(s ** 2, rel=0.5)
 
 
 def test_secant_is_the_rayleigh_quotient_of_the_steps(rng):
@@ -237,7 +302,7 @@ def test_state_dict_round_trip_continues_identically(rng):
 
 
 @pytest.mark.parametrize("kw, match", [
-    (dict(beta=1.0), "beta"), (dict(mode="diag"), r"\('direction', 'coordinate'\)"),
+    (dict(beta=1.0), "beta"), (dict(mode="diag"), r"\('direction', 'coordinate', 'rms'\)"),
     (dict(noise="x"), "noise"), (dict(warmup=1), "warmup"),
 ])
 def test_estimator_options_are_validated(kw, match):

@@ -238,3 +238,41 @@ def regression_read_parts(mg, mx, vg, vx, cgx, xs, sumw2, rtol, residual, scratc
         s0, s1, s2_, s3 = _norm2_segment(mg[lo:hi], mx[lo:hi], xs[t], slope, lo, s0, s1, s2_, s3)
         lo = hi
     return a, s2, np.sqrt((s0 + s1) + (s2_ + s3))
+
+
+
+# rms mode: the curvature pooled along the EMA-gradient direction as above, the noise
+# averaged over the n coordinates, s2 = sum r / n / (1 - k S), and the root-mean-square
+# gradient over the window, sqrt(max((sum m_g^2 + sum V_g) / n - s2, 0)): m_g^2 + V_g is
+# the EMA of g^2 exactly, whose mean is the window's mean |grad f|^2 / n plus s2.
+
+
+@jit
+def _sum4(v):
+    """sum v in four interleaved partial sums (the order of :func:`_sums`)."""
+    n = v.shape[0]
+    t0 = t1 = t2 = t3 = 0.0
+    m = n - n % 4
+    for i in range(0, m, 4):
+        t0 += v[i]
+        t1 += v[i + 1]
+        t2 += v[i + 2]
+        t3 += v[i + 3]
+    for i in range(m, n):
+        t0 += v[i]
+    return (t0 + t1) + (t2 + t3)
+
+
+@jit
+def regression_read_rms(mg, mx, vg, vx, cgx, sumw2, rtol, residual, scratch):
+    """(a, s2, rms gradient) of the rms mode (NaN if undetermined); ``scratch`` as in
+    :func:`regression_read_direction`. Needs no current parameters: the rms gradient
+    is a window average."""
+    a, s2d, W = _pooled(mg, mx, vg, vx, cgx, sumw2, rtol, residual, scratch)
+    n = mg.shape[0]
+    den = 1.0 - (2.0 if residual else 1.0) * sumw2
+    if not W > 0.0 or not den > 0.0:
+        return a, np.nan, np.nan
+    s2 = _sum4(scratch) / n / den
+    ms = (W + _sum4(vg)) / n - s2
+    return a, s2, np.sqrt(ms) if ms > 0.0 else 0.0

@@ -23,7 +23,15 @@ variances are divided by 1 - S (1 - 2S for the residual), S = sum_j w_j^2, so
 that they are unbiased for independent noise. ``mode="direction"`` pools the
 coordinates along the unit EMA-gradient direction d (weights d_i^2, diagonal
 approximation): a = sum d_i^2 Cov_i / sum d_i^2 Var_i(x); ``mode="coordinate"``
-keeps one estimate per coordinate. The gradient at the current parameters x is
+keeps one estimate per coordinate; ``mode="rms"`` takes a along the direction,
+the noise averaged over the n coordinates, s^2 = tr(Sigma) / n, and the
+root-mean-square gradient of the window, |grad| = sqrt(max(mean_i EMA[g_i^2] - s^2, 0))
+(EMA[g^2] = m_g^2 + V_g has mean |grad f|^2 / n + s^2), so that
+y^2 = |grad f|^2 / (a eta tr Sigma) (below). The window average lags the
+current point by about the window; while the gradient shrinks it errs
+towards a larger y, hence a larger multiplier. (Predicting the gradient at
+the current point instead, as the direction mode does, is biased low near a
+minimum: the EMA noise is anticorrelated with the displacement it caused.) The gradient at the current parameters x is
 predicted as g_hat = m_g + a (x - m_x) and |grad| = |g_hat|. Near a minimum
 |g_hat|^2 also holds the noise left in the EMA (about S sum s_i^2): the
 distance is overestimated there, which errs towards the larger multiplier
@@ -40,6 +48,17 @@ dX = -u a X dt + u sqrt(eta s^2) dW; tau = a t and Y = X sqrt(a / (eta s^2))
 turn it into dY = -u Y dtau + u dW, so the table inputs are
 
     tau_remaining = a eta (K - k),   y = (|grad| / a) sqrt(a / (eta s^2)) = |grad| / sqrt(a eta s^2).
+
+Many coordinates: the direction mode compares the norm of an n-dimensional
+gradient (whose stationary size grows like sqrt(n) noise scales, and whose
+EMA keeps about S tr(Sigma) of noise) with the noise of one direction, so its
+y grows like sqrt(n) and the multiplier stays at u_max. For the isotropic
+model dY_i = -u Y_i dtau + u dW_i (i = 1..n) the normalised squared distance
+R = |Y|^2 / n obeys dR = (-2 u R + u^2) dtau + (2 u / sqrt(n)) sqrt(R) dB,
+the law of Y^2 in one dimension except for a noise sqrt(n) times smaller, with
+terminal cost R; the rms mode's y = sqrt(R) feeds it to the one-dimensional
+table, exactly for n = 1 and with the drift exact for n > 1. At the
+stationary point of SGD with step h, E y^2 = 1 / (2 - h a) in every dimension.
 
 Guards: before ``warmup`` observations the multiplier is ``warmup_multiplier``;
 a <= 0 (not convex along the direction: B <= 0, the optimum is the endpoint
@@ -71,7 +90,7 @@ import numpy as np
 
 from ..errors import InputError
 
-MODES = ("direction", "coordinate")
+MODES = ("direction", "coordinate", "rms")
 NOISE_MODELS = ("residual", "total")
 _VAR_FLOOR = 1e-30
 
@@ -266,8 +285,10 @@ class RegressionEstimator(_Online):
 
     Args:
         beta: EMA decay (effective window about 2 / (1 - beta) steps).
-        mode: ``"direction"`` (one estimate along the EMA gradient) or
-            ``"coordinate"`` (one per coordinate).
+        mode: ``"direction"`` (one estimate along the EMA gradient),
+            ``"coordinate"`` (one per coordinate) or ``"rms"`` (curvature
+            along the EMA gradient, noise and debiased gradient per
+            coordinate on average; for many-parameter groups).
         noise: ``"residual"`` (regression residual variance, default) or
             ``"total"`` (Var(g), as in cSGD).
         warmup: observations before the estimate is used (>= 3).
@@ -384,6 +405,12 @@ class RegressionEstimator(_Online):
         s2 = xp.where(den_ok & W_ok, res_d / den_safe, nan)
         slope = xp.where(ok, a, 0.0)
         g_hat = mg if x is None else mg + slope * (x - mx)
+        if self.mode == "rms":
+            n = mg.shape[0]
+            s2 = xp.where(den_ok & W_ok, xp.sum(res) / n / den_safe, nan)
+            ms = (W + xp.sum(vg)) / n - s2
+            grad_norm = xp.where(den_ok & W_ok, xp.sqrt(xp.where(ms > 0, ms, 0.0)), nan)
+            return {"a": a, "s2": s2, "grad_norm": grad_norm, "weights": None, "count": state["count"]}
         grad_norm = xp.where(W_ok, xp.sqrt(xp.sum(g_hat * g_hat)), nan)
         return {"a": a, "s2": s2, "grad_norm": grad_norm, "weights": None, "count": state["count"]}
 
@@ -418,6 +445,13 @@ class RegressionEstimator(_Online):
         ``params``: the current parameters, to predict the gradient there.
         """
         st = self.state
+        if self.mode == "rms" and st is not None and isinstance(st["mg"], np.ndarray):
+            from ._estimate import regression_read_rms
+
+            a, s2, gn = regression_read_rms(st["mg"], st["mx"], st["vg"], st["vx"], st["cgx"], float(st["sumw2"]),
+                                            self.rtol, self.noise == "residual", self._work(st["mg"].shape[0]))
+            count = int(round(float(st["count"])))
+            return Estimate(float(a), float(s2), float(gn), count, count >= self.warmup)
         if self.mode == "direction" and st is not None and isinstance(st["mg"], np.ndarray):
             from ._estimate import regression_read_direction
 
@@ -461,6 +495,8 @@ class RegressionEstimator(_Online):
     def estimate_parts(self, params: tuple) -> Estimate:
         """:meth:`estimate` at the parameters given as a tuple of 1-D numpy arrays (no copy)."""
         st = self.state
+        if self.mode == "rms" and st is not None:
+            return self.estimate()  # a window average: the current parameters are not needed
         if self.mode != "direction" or st is None or not isinstance(st["mg"], np.ndarray):
             return self.estimate(np.concatenate(params) if params else None)
         from ._estimate import regression_read_parts
@@ -474,7 +510,7 @@ class RegressionEstimator(_Online):
 
 def _as_estimate(r: dict, warmup: int, mode: str) -> Estimate:
     count = int(round(float(_to_numpy(r["count"]))))
-    conv = (lambda v: float(_to_numpy(v))) if mode == "direction" else _to_numpy
+    conv = (lambda v: float(_to_numpy(v))) if mode != "coordinate" else _to_numpy
     weights = None if r.get("weights") is None else _to_numpy(r["weights"])
     return Estimate(conv(r["a"]), conv(r["s2"]), conv(r["grad_norm"]), count, count >= warmup, weights)
 
@@ -495,7 +531,7 @@ class SecantCurvature(_Online):
     def __init__(self, beta: float = 0.9, *, mode: str = "direction", warmup: int = 5):
         super().__init__()
         self.beta = _check_beta(beta)
-        self.mode = _check_choice("mode", mode, MODES)
+        self.mode = _check_choice("mode", mode, MODES[:2])
         self.warmup = _check_int("warmup", warmup, 2)
 
     def config(self) -> dict:
@@ -579,7 +615,7 @@ class MicroBatchNoise(_Online):
     def __init__(self, beta: float = 0.9, *, mode: str = "direction", warmup: int = 3):
         super().__init__()
         self.beta = _check_beta(beta)
-        self.mode = _check_choice("mode", mode, MODES)
+        self.mode = _check_choice("mode", mode, MODES[:2])
         self.warmup = _check_int("warmup", warmup, 1)
 
     def config(self) -> dict:

@@ -182,9 +182,11 @@ def controlled_scheduler(optimizer, *, steps: int, table: str = "local-quadratic
 
     ``eta`` is the optimiser's initial rate; ``u*`` is read from the table of
     the dimensionless local model at ``tau_remaining = a eta (K - k)`` and
-    ``y = |g| / sqrt(a eta s^2)``, with the curvature a, the noise s^2 and the
-    gradient norm |g| along the gradient direction estimated online by the
-    cSGD regression estimator (:class:`~stochctl.policy.RegressionEstimator`).
+    ``y = |g| / sqrt(a eta s^2)``, estimated online per player by the cSGD
+    regression estimator (:class:`~stochctl.policy.RegressionEstimator`) in
+    its ``rms`` mode: the curvature a along the EMA-gradient direction, the
+    noise s^2 = tr(Sigma) / n and the gradient |g| as root mean squares over
+    the player's n parameters, so that y does not grow with n.
 
     Args:
         optimizer: a torch optimiser.
@@ -194,7 +196,7 @@ def controlled_scheduler(optimizer, *, steps: int, table: str = "local-quadratic
     from ..policy import LocalPolicy, RegressionEstimator
     from ..policy.torch_adapter import ControlledLR
 
-    return ControlledLR(optimizer, LocalPolicy(table, total_steps=steps), estimator=RegressionEstimator())
+    return ControlledLR(optimizer, LocalPolicy(table, total_steps=steps), estimator=RegressionEstimator(mode="rms"))
 
 
 def build_optimizers(method: str, G, D, lr: float, *, steps: int,
