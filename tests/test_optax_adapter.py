@@ -78,11 +78,12 @@ def run_reference(gs, xs, eta, mode="direction", warmup=20):
     return np.array(us), pol.counts
 
 
-def test_scale_by_policy_follows_the_reference():
+@pytest.mark.parametrize("mode", ["direction", "rms"])
+def test_scale_by_policy_follows_the_reference(mode):
     loss, params, idx = quadratic_problem(0)
     eta = 0.05
     policy = LocalPolicy(TABLE, total_steps=K, eta=eta)
-    tx = optax.chain(scale_by_policy(policy), optax.sgd(eta))
+    tx = optax.chain(scale_by_policy(policy, estimator=RegressionEstimator(mode=mode)), optax.sgd(eta))
     state = tx.init(params)
 
     @jax.jit
@@ -98,7 +99,7 @@ def test_scale_by_policy_follows_the_reference():
         gs.append(flat(g))
         us.append(float(state[0].multiplier))
         np.testing.assert_allclose(flat(up), -eta * us[-1] * gs[-1], rtol=1e-6, atol=1e-9)
-    ref, ref_counts = run_reference(gs, xs, eta)
+    ref, ref_counts = run_reference(gs, xs, eta, mode)
     np.testing.assert_allclose(us, ref, **F32)
     assert len(np.unique(np.round(ref, 6))) > 20
     assert counts_dict(state[0]) == ref_counts
