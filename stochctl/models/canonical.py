@@ -137,10 +137,37 @@ def local_quadratic() -> Model:
     )
 
 
+def local_discrete() -> Model:
+    """Dimensionless discrete local model (design section 4b), one training step per unit of time.
+
+    Y_{k+1} = (1 - h u_k) Y_k - u_k sqrt(h) xi_k, cost E[Y_K^2]: the iteration
+    x_{k+1} = x_k - eta u_k (grad g + noise) with eta = 1, l = h y^2/2 - sqrt(h) zeta y
+    (grad g = h y, Sigma = h) and terminal cost y^2. h = eta a is the step in curvature units;
+    t counts steps, and tau = h t is the local model's dimensionless time.
+    """
+    y, zeta, h = sp.symbols("y zeta h", real=True)
+    return Model(
+        name="local-discrete",
+        description="Dimensionless discrete local model Y_{k+1} = (1 - h u) Y_k - u sqrt(h) xi_k "
+                    "with terminal cost Y_K^2.",
+        loss=h * y**2 / 2 - sp.sqrt(h) * zeta * y,
+        players=(Player("y", "min", (y,)),),
+        noises=(zeta,),
+        parameters=(Parameter(h, 0.1, "positive", "step in curvature units, h = eta a"),),
+        eta=1.0,
+        batch_size=1,
+        domain={"y": (-6.0, 6.0)},
+        terminal=y**2,
+        horizon=20.0,
+        time_name="k",
+    )
+
+
 CANONICAL = {
     "quadratic": quadratic,
     "quadratic-game": quadratic_game,
     "dirac-gan": dirac_gan,
     "gaussian-gan": gaussian_gan,
     "local-quadratic": local_quadratic,
+    "local-discrete": local_discrete,
 }
