@@ -7,7 +7,9 @@ problem names it, default 0). The value is interpolated multilinearly in space
 (linearly in time between stored levels); each control is the policy level in
 force at that time, interpolated in space. ``--json`` prints a list with one
 object per point: its coordinates, ``value`` and every control by name (and
-``u`` for a one-player problem).
+``u`` for a one-player problem). A discrete-time solution (``stochctl solve --steps``) is
+queried at ``steps_left=n`` (or the step index ``k``); with no step left there is no
+multiplier (``null``).
 """
 
 from __future__ import annotations
@@ -33,15 +35,34 @@ def register(subparsers) -> None:
     p.set_defaults(func=run)
 
 
-def parse_point(text: str, time_name: str, state_names) -> dict[str, float]:
-    """``"tau=0,y=1.5"`` -> {"tau": 0.0, "y": 1.5}; the time defaults to 0."""
-    valid = (time_name, *state_names)
+STEPS_LEFT = "steps_left"
+
+
+def parse_point(text: str, time_name: str, state_names, steps: int | None = None) -> dict[str, float]:
+    """``"tau=0,y=1.5"`` -> {"tau": 0.0, "y": 1.5}; the time defaults to 0.
+
+    For a discrete-time solution of ``steps`` steps the time is the step index k or, equivalently,
+    ``steps_left`` = steps - k (a whole number in [0, steps]).
+    """
+    valid = (time_name, *state_names) if steps is None else (time_name, STEPS_LEFT, *state_names)
     raw = parse_assignments(text, f"--at {text!r}", valid=valid)
     out = {k: parse_number(f"--at {text!r}:", k, v) for k, v in raw.items()}
+    if steps is not None:
+        if STEPS_LEFT in out and time_name in out:
+            raise InputError(f"--at {text!r}: give {STEPS_LEFT} or {time_name}, not both")
+        for key in (STEPS_LEFT, time_name):
+            v = out.get(key)
+            if v is not None and not (float(v).is_integer() and 0 <= v <= steps):
+                raise InputError(f"--at {text!r}: {key} must be a whole number in [0, {steps}]; got {v:g}")
+        if STEPS_LEFT in out:
+            out[time_name] = steps - out.pop(STEPS_LEFT)
     missing = [s for s in state_names if s not in out]
     if missing:
         raise InputError(f"--at {text!r}: missing coordinate {missing[0]!r}; a point needs {', '.join(state_names)}")
     out.setdefault(time_name, 0.0)
+    if steps is not None:
+        k = int(out.pop(time_name))
+        return {STEPS_LEFT: steps - k, time_name: k, **{n: out[n] for n in state_names}}
     return {k: out[k] for k in valid}
 
 
@@ -53,8 +74,9 @@ def query(solution, points: list[dict], method: str = "linear") -> list[dict]:
         x = [point[s] for s in solution.state_names]
         row = dict(point)
         row["value"] = solution.value_at(x, t=t, method=method)
+        last = point.get(STEPS_LEFT) == 0  # no step is left to take: no multiplier
         for name in solution.control_names:
-            row[name] = solution.control_at(name, x, t=t, method=method)
+            row[name] = None if last else solution.control_at(name, x, t=t, method=method)
         if len(solution.players) == 1:
             row["u"] = row[f"u_{solution.players[0]}"]
         rows.append(row)
@@ -65,7 +87,8 @@ def run(args) -> int:
     from ..solvers import Solution
 
     solution = Solution.load(args.solution)
-    points = [parse_point(a, solution.time_name, solution.state_names) for a in args.at]
+    steps = solution.n_steps if solution.metadata.get("discrete") else None
+    points = [parse_point(a, solution.time_name, solution.state_names, steps) for a in args.at]
     rows = query(solution, points, args.method)
     if args.json:
         print(dump_json(rows))
@@ -74,5 +97,5 @@ def run(args) -> int:
     width = max(12, *(len(k) for k in keys))
     print("  ".join(k.rjust(width) for k in keys))
     for row in rows:
-        print("  ".join(f"{row[k]:{width}.6g}" for k in keys))
+        print("  ".join(f"{row[k]:{width}.6g}" if row[k] is not None else "-".rjust(width) for k in keys))
     return 0

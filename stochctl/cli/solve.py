@@ -46,6 +46,9 @@ def register(subparsers) -> None:
     p.add_argument("--boundary", choices=BOUNDARY_KINDS, help="boundary condition on every face")
     p.add_argument("--check-boundary", action="store_true",
                    help="also solve on a 1.5x larger domain and report the boundary sensitivity")
+    p.add_argument("--steps", type=int, metavar="N",
+                   help="solve the discrete-time Bellman recursion of N training steps instead of the HJB "
+                        "equation (the default for local-discrete, with 20 steps)")
     p.add_argument("--threads", type=int, metavar="N", help="threads of the parallel kernels")
     p.add_argument("--out", metavar="FILE", help="write the solution to this .npz file")
     p.add_argument("--quiet", action="store_true", help="no progress bar and no summary")
@@ -64,6 +67,52 @@ def split_control_params(spec: str, items) -> tuple[dict, dict]:
             if k in params and k not in names:
                 control[k] = params.pop(k)
     return params, control
+
+
+DISCRETE_MODELS = ("local-discrete",)
+"""Models solved by the discrete-time Bellman recursion by default."""
+
+
+def run_discrete(args, problem, grid, steps, store_every) -> int:
+    """``--steps N``: the discrete-time Bellman solve (:func:`stochctl.solvers.bellman.solve_discrete`)."""
+    from ..solvers.bellman import discrete_grid, solve_discrete
+
+    for flag, value in (("--scheme", args.scheme), ("--dt", args.dt), ("--boundary", args.boundary),
+                        ("--check-boundary", args.check_boundary or None)):
+        if value is not None:
+            raise InputError(f"{flag} applies to the HJB solver; the discrete-time solver (--steps) has no "
+                             f"{flag.lstrip('-')}")
+    if steps is None:
+        steps = int(problem.horizon)
+    if grid is not None:
+        grid = discrete_grid(problem, points=grid.points[0] if grid.ndim == 1 else None)
+    solution = solve_discrete(problem, grid, steps=steps, store_every=store_every or 1,
+                              progress=False if args.quiet else None, num_threads=args.threads)
+    if args.out:
+        solution.save(args.out)
+    if not args.quiet:
+        print(discrete_summary(solution))
+        print(f"saved to {args.out}" if args.out else "not saved (use --out FILE)")
+    return 0
+
+
+def discrete_summary(solution) -> str:
+    """Lines describing a discrete-time solution."""
+    d = solution.diagnostics
+    params = ", ".join(f"{k}={v:g}" for k, v in solution.metadata.get("parameters", {}).items())
+    grid = solution.grid.describe().split(" (boundary")[0]
+    lines = [f"{solution.problem}" + (f" ({params})" if params else "") + f": {grid} "
+             "(beyond the grid: quadratic fit + linear extension)",
+             f"{d['steps']} Bellman steps (bracket of {d['u_bracket']} points + Brent, exact expectation), "
+             f"{d['wall_time']:.3g} s"]
+    for p in solution.players:
+        lo, hi = solution.u_bounds[p]
+        lines.append(f"player {p}: u in [{lo:g}, {hi:g}], interior optimum on "
+                     f"{100 * solution.convex_fraction(p):.1f}% of the grid with {d['steps']} steps left")
+    V0 = solution.values[0]
+    lines.append(f"value with {d['steps']} steps left: min {V0.min():.6g}, max {V0.max():.6g}; "
+                 f"largest mass leaving the grid from its inner half {d['mass_outside']:.2g}")
+    return "\n".join(lines)
 
 
 def run(args) -> int:
@@ -94,6 +143,9 @@ def run(args) -> int:
     def pick(name, cli):
         return cli if cli is not None else table.get(name)
 
+    steps = pick("steps", args.steps)
+    if steps is not None or problem.model.name in DISCRETE_MODELS:
+        return run_discrete(args, problem, grid, steps, pick("store_every", args.store_every))
     options = dict(scheme=pick("scheme", args.scheme), dt=pick("dt", args.dt),
                    store_every=pick("store_every", args.store_every))
     for key in ("tol", "max_policy_iterations"):
