@@ -52,10 +52,10 @@ DISCRETE_DEFAULTS = {
 
 DEFAULT_POINTS_1D = 401
 DEFAULT_BRACKET = 33
-DEFAULT_WINDOW = 8.0
+DEFAULT_WINDOW = 6.0
 MAX_STORAGE_BYTES = 8 * 2**30
 MAX_STEPS = 10**7
-BRACKET_NODES_PER_SD = 3.0
+BRACKET_NODES_PER_SD = 2.0
 """The bracket ranks candidates on the coarsest level with at least this many nodes per noise sd."""
 
 
