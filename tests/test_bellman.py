@@ -100,7 +100,7 @@ def test_minimisation_finds_the_global_minimum_of_brute_force(rng):
 def test_symmetric_shortcut_changes_nothing():
     a = solve_discrete(local(0.2, 2.0), grid(201), steps=5, symmetric=True)
     b = solve_discrete(local(0.2, 2.0), grid(201), steps=5, symmetric=False)
-    assert np.max(np.abs(a.values - b.values)) <= 1e-13
+    assert np.max(np.abs(a.values - b.values)) <= 1e-12 * np.max(np.abs(b.values))
     assert np.max(np.abs(a.controls["u_y"] - b.controls["u_y"])) <= 1e-6
 
 

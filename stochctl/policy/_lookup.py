@@ -1,4 +1,4 @@
-"""Multilinear interpolation kernels for policy tables (1, 2 and 3 axes).
+"""Multilinear interpolation kernels for policy tables (1 to 4 axes).
 
 For breakpoints x_0 < ... < x_{m-1} on each axis and a query q inside the box,
 the cell i with x_i <= q <= x_{i+1} and the fraction t = (q - x_i) / (x_{i+1} - x_i)
@@ -267,6 +267,74 @@ def lookup_3d(breaks, invw, hints, axf, axi, values, queries, fallback, out, sta
     return n_clamped, n_nan
 
 
+@jit
+def lookup_nd(breaks, invw, hints, axf, axi, values, queries, fallback, out, status, start, stop):
+    """out[v, p] = multilinear interpolation in any number of axes (4 for the discrete local table).
+
+    The same cell search as the written-out kernels, in a loop over the axes, then the 2^d corners.
+    Returns (clamped, nan) counts.
+    """
+    nv = values.shape[0]
+    d = axi.shape[0]
+    cell = np.empty(d, dtype=np.int64)
+    frac = np.empty(d)
+    n_clamped = 0
+    n_nan = 0
+    for p in range(start, stop):
+        bad = False
+        for j in range(d):
+            if np.isnan(queries[p, j]):
+                bad = True
+        if bad:
+            for v in range(nv):
+                out[v, p] = fallback[v]
+            status[p] = NAN
+            n_nan += 1
+            continue
+        c = 0
+        for j in range(d):
+            o, m, u, h = axi[j, 0], axi[j, 1], axi[j, 2], axi[j, 3]
+            lo, hi, sc = axf[j, 0], axf[j, 1], axf[j, 2]
+            q = queries[p, j]
+            if q < lo:
+                q = lo
+                c = 1
+            elif q > hi:
+                q = hi
+                c = 1
+            x = (q - lo) * sc
+            if u:
+                i = min(int(x), m - 2)
+                if i < m - 2 and breaks[o + i + 1] <= q:
+                    i += 1
+            else:
+                i = hints[h + int(x)]
+                while i < m - 2 and breaks[o + i + 1] <= q:
+                    i += 1
+            cell[j] = i
+            frac[j] = (q - breaks[o + i]) * invw[o + i]
+        base = 0
+        for j in range(d):
+            base += cell[j] * axi[j, 4]
+        for v in range(nv):
+            out[v, p] = 0.0
+        for corner in range(1 << d):
+            w = 1.0
+            f = base
+            for j in range(d):
+                if (corner >> j) & 1:
+                    w *= frac[j]
+                    f += axi[j, 4]
+                else:
+                    w *= 1.0 - frac[j]
+            if w != 0.0:
+                for v in range(nv):
+                    out[v, p] += w * values[v, f]
+        status[p] = c
+        n_clamped += c
+    return n_clamped, n_nan
+
+
 # threaded drivers: chunks of the query range, each run by the serial kernel
 # (numba caches each function separately, so one driver per dimension)
 
@@ -313,8 +381,23 @@ def lookup_3d_threads(breaks, invw, hints, axf, axi, values, queries, fallback, 
     return counts[:, 0].sum(), counts[:, 1].sum()
 
 
-KERNELS = {1: lookup_1d, 2: lookup_2d, 3: lookup_3d}
-THREADED = {1: lookup_1d_threads, 2: lookup_2d_threads, 3: lookup_3d_threads}
+@jit(parallel=True)
+def lookup_nd_threads(breaks, invw, hints, axf, axi, values, queries, fallback, out, status, chunk):
+    """:func:`lookup_nd` over all queries in chunks of ``chunk`` on the numba threads."""
+    n = queries.shape[0]
+    k = (n + chunk - 1) // chunk
+    counts = np.zeros((k, 2), dtype=np.int64)
+    for c in prange(k):
+        a, b = lookup_nd(breaks, invw, hints, axf, axi, values, queries, fallback, out, status, c * chunk,
+                         min(n, (c + 1) * chunk))
+        counts[c, 0] = a
+        counts[c, 1] = b
+    return counts[:, 0].sum(), counts[:, 1].sum()
+
+
+KERNELS = {1: lookup_1d, 2: lookup_2d, 3: lookup_3d, 4: lookup_nd}
+THREADED = {1: lookup_1d_threads, 2: lookup_2d_threads, 3: lookup_3d_threads, 4: lookup_nd_threads}
+MAX_AXES = 4
 
 
 class Lookup:

@@ -47,7 +47,7 @@ EXTRAPOLATIONS = ("clip", "error")
 MULTIPLIER = "multiplier of eta"
 METADATA_KEYS = ("problem", "parameters", "eta", "horizon", "scheme", "grid", "refinement_error",
                  "package_version", "created", "history")
-SHIPPED_TABLES = {"local-quadratic": "local_quadratic_table.npz"}
+SHIPPED_TABLES = {"local-quadratic": "local_quadratic_table.npz", "local-discrete": "local_discrete_table.npz"}
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _DTYPE = np.dtype("<f8")
@@ -296,8 +296,8 @@ class PolicyTable:
     def __post_init__(self):
         axes = tuple(self.axes)
         values = tuple(self.values)
-        if not 1 <= len(axes) <= 3:
-            raise InputError(f"a table has 1 to 3 axes; got {len(axes)}")
+        if not 1 <= len(axes) <= 4:
+            raise InputError(f"a table has 1 to 4 axes; got {len(axes)}")
         if not values:
             raise InputError("a table needs at least one value array")
         if not all(isinstance(a, TableAxis) for a in axes) or not all(isinstance(v, TableValue) for v in values):

@@ -211,9 +211,11 @@ def minimize_node(x, a, b, umin, umax, nb, xatol, y0, dy, r, slopes, c1, c2, q0,
     """Global minimum of J on [umin, umax]: the best of ``nb`` bracket points, refined by Brent's method.
 
     The bracket ranks the points with :func:`coarse_objective` (a spacing of at least ``per_sd``
-    nodes per noise standard deviation); Brent (bounded, as scipy.optimize.fminbound) then runs
-    with the exact expectation on the two bracket cells around the best point, and the exact
-    value at that point is kept if the refinement is not better. Returns (J*, u*, interior).
+    nodes per noise standard deviation); from the best one, exact evaluations walk along the
+    bracket while J decreases. An endpoint where J still decreases towards the bound is returned;
+    otherwise Newton on J' = 0 with exact derivatives runs on the two bracket cells around the
+    best point (Brent's bounded method, as scipy.optimize.fminbound, if Newton does not settle),
+    and the refined point is kept only if it is not worse. Returns (J*, u*, interior).
     """
     kbest = 0
     best_c = coarse_objective(umin, x, a, b, levels_r, levels_sl, levels_c1, levels_c2, offs, lens, dys, y0,
@@ -226,18 +228,34 @@ def minimize_node(x, a, b, umin, umax, nb, xatol, y0, dy, r, slopes, c1, c2, q0,
         if j < best_c:
             best_c = j
             kbest = k
-    # the exact values of the best coarse point and its neighbours decide the cell to refine
-    best_u = umin
-    best_j = np.inf
-    kk = kbest
-    for k in range(max(0, kbest - 1), min(nb, kbest + 2)):
-        u = umin + k * step if k < nb - 1 else umax
-        j = objective(u, x, a, b, y0, dy, r, slopes, c1, c2, q0, q1, q2, window)
-        if j < best_j:
-            best_j = j
-            best_u = u
-            kk = k
-    kbest = kk
+    # exact values from the best coarse point: walk along the bracket while J decreases, so that a
+    # shift of the coarse estimate cannot leave the refinement in the wrong cell
+    best_u = umin + kbest * step if kbest < nb - 1 else umax
+    best_j = objective(best_u, x, a, b, y0, dy, r, slopes, c1, c2, q0, q1, q2, window)
+    elo = kbest
+    ehi = kbest
+    while True:
+        moved = False
+        if kbest == elo and elo > 0:
+            elo -= 1
+            u = umin + elo * step
+            j = objective(u, x, a, b, y0, dy, r, slopes, c1, c2, q0, q1, q2, window)
+            if j < best_j:
+                best_j = j
+                best_u = u
+                kbest = elo
+                moved = True
+        if not moved and kbest == ehi and ehi < nb - 1:
+            ehi += 1
+            u = umin + ehi * step if ehi < nb - 1 else umax
+            j = objective(u, x, a, b, y0, dy, r, slopes, c1, c2, q0, q1, q2, window)
+            if j < best_j:
+                best_j = j
+                best_u = u
+                kbest = ehi
+                moved = True
+        if not moved:
+            break
     lo = umin + (kbest - 1) * step if kbest > 0 else umin
     hi = umin + (kbest + 1) * step if kbest < nb - 1 else umax
     # an endpoint where J still decreases towards the bound is the optimum of its cell
@@ -399,3 +417,148 @@ def numpy_expected_value(m, s, nodes, r, q, window=8.0):
     m = m[..., 0]
     s = s[..., 0]
     return q[0] + q[1] * m + q[2] * (m * m + s * s) + r[0] + slopes[0] * (m - nodes[0]) + (h * delta).sum(-1)
+
+
+# --------------------------------------------------------------------------- two players, 2-D grid
+@jit
+def hat_weights(m, s, y0, dy, n, window, w, first):
+    """E hat_i(m + s Z) for the hat basis of a uniform grid, extended linearly beyond the ends.
+
+    hat_i = ((x - y_{i-1})_+ - 2 (x - y_i)_+ + (x - y_{i+1})_+) / dy inside; the end hats
+    hat_0 = (y_1 - x)_+ / dy, hat_1 = ((x - y_0) - 2 (x - y_1)_+ + (x - y_2)_+) / dy,
+    hat_{n-2} = ((x - y_{n-3})_+ - 2 (x - y_{n-2})_+) / dy, hat_{n-1} = (x - y_{n-2})_+ / dy
+    reproduce the linear extension of the interpolant, so sum_i R_i E hat_i(X) = E R(X) exactly.
+    Writes the weights of nodes first .. first + count - 1 into w and returns (first, count): every
+    node outside that range has weight 0 (window of ``window`` standard deviations plus one cell).
+    """
+    reach = window * s + dy
+    lo = int(math.floor((m - reach - y0) / dy)) if m - reach > y0 else 0
+    hi = int(math.ceil((m + reach - y0) / dy)) if m + reach < y0 + (n - 1) * dy else n - 1
+    if lo < 0:
+        lo = 0
+    if hi > n - 1:
+        hi = n - 1
+    if lo > n - 1:
+        lo = n - 1
+    if hi < 0:
+        hi = 0
+    # the end hats carry the linear extension: keep them when the mass reaches past an end
+    if lo <= 2 or m - reach < y0:
+        lo = 0
+    if hi >= n - 3 or m + reach > y0 + (n - 1) * dy:
+        hi = n - 1
+    if hi < lo:
+        hi = lo
+    count = hi - lo + 1
+    for t in range(count):
+        i = lo + t
+        yi = y0 + i * dy
+        if i == 0:
+            val = hinge_expectation(y0 + dy - m, s)
+        elif i == 1:
+            val = (m - y0) - 2.0 * hinge_expectation(m - yi, s) + hinge_expectation(m - yi - dy, s)
+        elif i == n - 1:
+            val = hinge_expectation(m - (yi - dy), s)
+        elif i == n - 2:
+            val = hinge_expectation(m - (yi - dy), s) - 2.0 * hinge_expectation(m - yi, s)
+        else:
+            val = (hinge_expectation(m - (yi - dy), s) - 2.0 * hinge_expectation(m - yi, s)
+                   + hinge_expectation(m - yi - dy, s))
+        w[t] = val / dy
+    first[0] = lo
+    return count
+
+
+@jit(parallel=True)
+def isaacs_step_2d(x0, dx, nx, y0, dy, ny, ax, bx, ay, by, ux, uy, r, q, window, v_up, v_lo, i_up, j_up, i_lo,
+                   j_lo, r_lower, q_lower):
+    """One level of the simultaneous-move recursions on a 2-D grid, pure strategies on u grids.
+
+    J(k, l) = E V_{n-1}(x - ux_k (ax + bx Z1), y - uy_l (ay + by Z2)), Z1, Z2 independent, with
+    V = Q + R (Q quadratic with coefficients q = (1, x, y, x^2, x y, y^2), R bilinear, extended
+    linearly): E Q exactly, E R = wx^T R wy. Player x minimises, player y maximises:
+    upper value min_k max_l J (recursion on ``r``, ``q``), lower value max_l min_k J (on
+    ``r_lower``, ``q_lower``). Writes the values and the indices of the optimal controls.
+    """
+    nux = ux.shape[0]
+    nuy = uy.shape[0]
+    for p in prange(nx * ny):
+        i = p // ny
+        j = p % ny
+        xi = x0 + i * dx
+        yj = y0 + j * dy
+        wx = np.empty((nux, nx))
+        fx = np.empty(nux, dtype=np.int64)
+        cx = np.empty(nux, dtype=np.int64)
+        wy = np.empty((nuy, ny))
+        fy = np.empty(nuy, dtype=np.int64)
+        cy = np.empty(nuy, dtype=np.int64)
+        first = np.empty(1, dtype=np.int64)
+        mx = np.empty(nux)
+        sx = np.empty(nux)
+        my = np.empty(nuy)
+        sy = np.empty(nuy)
+        for k in range(nux):
+            mx[k] = xi - ux[k] * ax[i, j]
+            sx[k] = ux[k] * bx[i, j]
+            cx[k] = hat_weights(mx[k], sx[k], x0, dx, nx, window, wx[k], first)
+            fx[k] = first[0]
+        for l in range(nuy):
+            my[l] = yj - uy[l] * ay[i, j]
+            sy[l] = uy[l] * by[i, j]
+            cy[l] = hat_weights(my[l], sy[l], y0, dy, ny, window, wy[l], first)
+            fy[l] = first[0]
+        for which in range(2):
+            rr = r if which == 0 else r_lower
+            qq = q if which == 0 else q_lower
+            J = np.empty((nux, nuy))
+            for k in range(nux):
+                for l in range(nuy):
+                    m1 = mx[k]
+                    m2 = my[l]
+                    val = (qq[0] + qq[1] * m1 + qq[2] * m2 + qq[3] * (m1 * m1 + sx[k] * sx[k]) + qq[4] * m1 * m2
+                           + qq[5] * (m2 * m2 + sy[l] * sy[l]))
+                    acc = 0.0
+                    for a in range(cx[k]):
+                        row = 0.0
+                        ia = fx[k] + a
+                        for b in range(cy[l]):
+                            row += rr[ia, fy[l] + b] * wy[l, b]
+                        acc += wx[k, a] * row
+                    J[k, l] = val + acc
+            if which == 0:
+                best = np.inf
+                bk = 0
+                bl = 0
+                for k in range(nux):
+                    worst = -np.inf
+                    wl = 0
+                    for l in range(nuy):
+                        if J[k, l] > worst:
+                            worst = J[k, l]
+                            wl = l
+                    if worst < best:
+                        best = worst
+                        bk = k
+                        bl = wl
+                v_up[i, j] = best
+                i_up[i, j] = bk
+                j_up[i, j] = bl
+            else:
+                best = -np.inf
+                bk = 0
+                bl = 0
+                for l in range(nuy):
+                    low = np.inf
+                    wk = 0
+                    for k in range(nux):
+                        if J[k, l] < low:
+                            low = J[k, l]
+                            wk = k
+                    if low > best:
+                        best = low
+                        bk = wk
+                        bl = l
+                v_lo[i, j] = best
+                i_lo[i, j] = bk
+                j_lo[i, j] = bl

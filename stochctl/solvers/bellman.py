@@ -55,7 +55,7 @@ DEFAULT_BRACKET = 33
 DEFAULT_WINDOW = 6.0
 MAX_STORAGE_BYTES = 8 * 2**30
 MAX_STEPS = 10**7
-BRACKET_NODES_PER_SD = 2.0
+BRACKET_NODES_PER_SD = 3.0
 """The bracket ranks candidates on the coarsest level with at least this many nodes per noise sd."""
 
 
@@ -205,8 +205,6 @@ def solve_discrete(problem, grid: Grid | None = None, *, steps: int, u_bracket: 
     a, b = step_coefficients(problem, grid)
     _check_spread(grid, b, umin, umax, u_bracket)
     nodes = np.ascontiguousarray(grid.axes[0], dtype=float)
-    dy = float(grid.spacing[0])
-    basis, projector = _quadratic_fit(nodes)
     V = _evaluate(problem.model, problem.terminal_cost, grid.mesh(), "the terminal cost", grid)
     is_symmetric = _symmetric(nodes, a, b, V)
     if symmetric is None:
@@ -222,21 +220,13 @@ def solve_discrete(problem, grid: Grid | None = None, *, steps: int, u_bracket: 
     interior = np.empty((len(stored) - 1, n_nodes), dtype=bool)
     slot = {int(k): j for j, k in enumerate(stored)}
     values[-1] = V
-    v_new = np.empty(n_nodes)
-    u_new = np.empty(n_nodes)
-    i_new = np.empty(n_nodes, dtype=np.bool_)
-    work = [np.empty(n_nodes) for _ in range(3)]
-    levels = _levels(n_nodes, dy)
+    stepper = LineStepper(nodes, u_bracket=u_bracket, xatol=xatol, window=window, active=active)
     bar = progress_bar(steps, progress, "bellman")
     name = problem.model.state_names[0]
     with _threads(num_threads):
         try:
             for n in range(1, steps + 1):
-                with np.errstate(over="ignore", invalid="ignore"):  # an overflow is reported below, with its step
-                    q = projector @ V
-                    r = np.ascontiguousarray(V - (q[0] + q[1] * nodes + q[2] * nodes * nodes))
-                kern.bellman_step_1d(nodes, active, a, b, umin, umax, u_bracket, xatol, dy, r, q[0], q[1], q[2],
-                                     window, v_new, u_new, i_new, *work, *levels, BRACKET_NODES_PER_SD)
+                v_new, u_new, i_new = stepper.step(V, a, b, umin, umax)
                 if symmetric:
                     for arr in (v_new, u_new, i_new):
                         arr[:centre] = arr[:centre:-1]
@@ -283,6 +273,42 @@ def solve_discrete(problem, grid: Grid | None = None, *, steps: int, u_bracket: 
                     times=np.arange(steps + 1, dtype=float), stored=stored, values=values,
                     controls={f"u_{player}": controls}, convex={player: interior},
                     u_bounds={player: (umin, umax)}, diagnostics=diagnostics, metadata=meta)
+
+
+class LineStepper:
+    """One level of the 1-D recursion on fixed uniform ``nodes``: the quadratic fit, the kernel, its work arrays.
+
+    ``step(V, a, b, umin, umax)`` returns (V_n, u*, interior) at the nodes for the step
+    x' = x - u (a + b Z) from values V_{n-1} at the nodes; ``maximise=True`` gives
+    max_u E V_{n-1} (the maximising player), computed as -min_u E[-V_{n-1}].
+    """
+
+    def __init__(self, nodes: np.ndarray, *, u_bracket: int = DEFAULT_BRACKET, xatol: float = 1e-8,
+                 window: float = DEFAULT_WINDOW, active: np.ndarray | None = None):
+        self.nodes = np.ascontiguousarray(nodes, dtype=float)
+        n = self.nodes.size
+        self.dy = float(self.nodes[1] - self.nodes[0])
+        _, self.projector = _quadratic_fit(self.nodes)
+        self.active = np.arange(n, dtype=np.int64) if active is None else active
+        self.u_bracket, self.xatol, self.window = u_bracket, xatol, window
+        self.work = [np.empty(n) for _ in range(3)]
+        self.levels = _levels(n, self.dy)
+
+    def step(self, V, a, b, umin: float, umax: float, maximise: bool = False):
+        nodes = self.nodes
+        sign = -1.0 if maximise else 1.0
+        with np.errstate(over="ignore", invalid="ignore"):  # an overflow is reported by the caller, with its step
+            W = sign * np.asarray(V, dtype=float)
+            q = self.projector @ W
+            r = np.ascontiguousarray(W - (q[0] + q[1] * nodes + q[2] * nodes * nodes))
+        v = np.empty(nodes.size)
+        u = np.empty(nodes.size)
+        inside = np.empty(nodes.size, dtype=np.bool_)
+        kern.bellman_step_1d(nodes, self.active, np.ascontiguousarray(a, dtype=float),
+                             np.ascontiguousarray(b, dtype=float), umin, umax, self.u_bracket, self.xatol, self.dy, r,
+                             q[0], q[1], q[2], self.window, v, u, inside, *self.work, *self.levels,
+                             BRACKET_NODES_PER_SD)
+        return sign * v, u, inside
 
 
 def _levels(n_nodes: int, dy: float, coarsest: int = 64):
