@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 import sympy as sp
 
 from ..errors import InputError
-from .derive import derive, exact
+from .derive import Rendered, derive, exact
 from .problem import ControlProblem
 
 __all__ = ["DiscreteDerivation", "LocalDiscrete", "derive_discrete", "gaussian_expectation", "positivity",
@@ -177,7 +177,7 @@ class LocalDiscrete:
 
 
 @dataclass(frozen=True)
-class DiscreteDerivation:
+class DiscreteDerivation(Rendered):
     """The discrete-time control problem of a one-player model (module docstring).
 
     eta and m = 1/B enter as exact numbers (the discrete problem is defined for
@@ -196,7 +196,7 @@ class DiscreteDerivation:
         coefficients: (c0, c1, c2) with J = c0 + c1 u + c2 u^2 (None unless J is quadratic in u).
         curvature: d2J/du2 (None without a closed-form J).
         convex_condition, convex_always: where d2J/du2 > 0, and whether that holds everywhere.
-        stationary: the solutions of dJ/du = 0 (tuple).
+        stationary: the solutions of dJ/du = 0 (tuple; empty unless J is quadratic in u).
         optimal_control: u* as a Piecewise (clipped ratio / endpoint rule), None unless J is quadratic in u.
         one_step_value: J(u*) where u* is the interior stationary point (convex case).
         explosion: :class:`~stochctl.analysis.explosion.ExplosionThresholds` at ``explosion_point``
@@ -234,6 +234,7 @@ class DiscreteDerivation:
     values: dict = field(default_factory=dict)
 
     __hash__ = object.__hash__
+    _renderer = "discrete_render"
 
     @property
     def model(self):
@@ -247,26 +248,6 @@ class DiscreteDerivation:
     def numeric(self, expr):
         """``expr`` with the model parameters replaced by their values."""
         return sp.sympify(expr).xreplace(self.substitutions)
-
-    def to_markdown(self) -> str:
-        from .discrete_render import to_markdown
-
-        return to_markdown(self)
-
-    def to_latex(self) -> str:
-        from .discrete_render import to_latex
-
-        return to_latex(self)
-
-    def to_dict(self) -> dict:
-        from .discrete_render import to_dict
-
-        return to_dict(self)
-
-    def to_json(self) -> str:
-        from .discrete_render import to_json
-
-        return to_json(self)
 
 
 # ---------------------------------------------------------------- derivation
@@ -306,8 +287,8 @@ def derive_discrete(problem: ControlProblem) -> DiscreteDerivation:
         J = sp.expand(gaussian_expectation(G, xs, mean, next_cov))
         poly = sp.Poly(J, u)
         curvature = sp.factor(sp.diff(J, u, 2))
-        stationary = tuple(sp.factor(s) for s in sp.solve(sp.diff(J, u), u))
         if poly.degree() <= 2:
+            stationary = tuple(sp.factor(s) for s in sp.solve(sp.diff(J, u), u))
             c2, c1, c0 = (poly.coeff_monomial(u**k) for k in (2, 1, 0))
             coeffs = (sp.factor(c0), sp.factor(c1), sp.factor(c2))
             cond, always = positivity(2 * c2, assume)
@@ -318,8 +299,8 @@ def derive_discrete(problem: ControlProblem) -> DiscreteDerivation:
             if not always:
                 upper_wins = sp.factor(J.xreplace({u: hi}) - J.xreplace({u: lo})) < 0
                 opt = sp.Piecewise(*([(opt, cond)] if c2 != 0 else []), (hi, upper_wins), (lo, True))
-        else:
-            cond, always = positivity(curvature, assume) if curvature != 0 else (sp.false, False)
+        else:  # dJ/du is cubic or higher: its roots are left to the numerical solver
+            cond, always = positivity(curvature, assume)
 
     thresholds, point, note = _explosion(problem)
     values = {p.name: float(model.values[p.name]) for p in model.parameters}
