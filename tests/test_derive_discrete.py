@@ -15,10 +15,11 @@ from stochctl.symbolic.problem import ControlProblem
 
 TOML = """
 [model]
-name = "tilted"
-loss = "a*(x - x0)**2/2 - sigma*zeta*x"
+name = "quartic-end"
+loss = "a*x**2/2 - sigma*zeta*x"
 noises = ["zeta"]
 eta = 0.05
+terminal = "x**4"
 
 [[players]]
 name = "x"
@@ -26,12 +27,11 @@ sense = "min"
 symbols = ["x"]
 
 [parameters]
-a = { default = 2.0, constraint = "positive", description = "curvature" }
-x0 = 0.5
+a = { default = 2.0, constraint = "positive" }
 sigma = { default = 1.0, constraint = "nonnegative" }
 
-[domain]
-x = [-2.0, 3.0]
+[control]
+u_max = 2.5
 """
 
 
@@ -133,15 +133,26 @@ def test_quadratic_model_rule_and_endpoint_case_against_brute_force(rng, a):
             assert got == 3.0  # concave and decreasing: the upper endpoint
 
 
-def test_toml_model_discrete(tmp_path):
-    path = tmp_path / "tilted.toml"
+def test_toml_model_with_quartic_terminal_cost(tmp_path, capsys, rng):
+    """A TOML model: [control] honoured, J exact for G = x^4 (degree 4 in u, so no closed-form rule)."""
+    path = tmp_path / "quartic.toml"
     path.write_text(TOML)
-    d = derive_discrete(ControlProblem.from_model(load_model_toml(path).model))
-    x, u, (a, x0, sigma) = _symbols(d)
-    assert d.eta == sp.Rational(1, 20)
-    mean = x - u * a * (x - x0) / 20
-    hand = a / 2 * (mean - x0) ** 2 + a / 2 * u**2 * sigma**2 / 400
-    assert sp.simplify(d.one_step - hand) == 0
+    d = derive_discrete(ControlProblem.from_model(load_model_toml(path).model, u_max=2.5))
+    x, u, (a, sigma) = _symbols(d)
+    assert d.eta == sp.Rational(1, 20) and d.optimal_control is None and d.coefficients is None
+    assert sp.Poly(d.one_step, u).degree() == 4
+    J = _numeric(d, d.one_step)
+    nodes, weights = np.polynomial.hermite_e.hermegauss(10)
+    weights = weights / np.sqrt(2 * np.pi)
+    for _ in range(10):
+        xv, uv, av, sv = rng.uniform(-2, 2), rng.uniform(0, 3), rng.uniform(0.1, 3), rng.uniform(0, 2)
+        quad = np.sum(weights * (xv - 0.05 * uv * (av * xv + sv * nodes)) ** 4)
+        assert J(xv, uv, av, sv) == pytest.approx(quad, rel=1e-12)
+    assert main(["derive", str(path), "--discrete", "--format", "json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["problem"]["u_max"] == 2.5 and data["optimal_u"] is None and data["stationary"] == []
+    assert main(["derive", str(path), "--discrete"]) == 0
+    assert "polynomial of degree 4" in capsys.readouterr().out
 
 
 # ------------------------------------------------------------------ continuous limit

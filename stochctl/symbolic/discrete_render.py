@@ -110,7 +110,7 @@ def _one_step_section(d, tex, doc):
         doc.math(", \\quad ".join(f"{u} = {tex(s)}" for s in d.stationary))
     if d.optimal_control is None:
         doc.para(f"$J$ is a polynomial of degree {sp.Poly(d.one_step, d.u).degree()} in ${u}$: the minimiser is "
-                 "the best of the endpoints and the stationary points inside the interval.")
+                 "the best of the endpoints and the roots of $dJ/du$ inside the interval, found numerically.")
         return
     lo, hi = fmt(d.u_min), fmt(d.u_max)
     doc.para("Optimal multiplier with one step left (exact):")
