@@ -188,6 +188,32 @@ def test_continuous_limit_numerically_at_small_h(local):
     assert errs1[1] < errs0[1] and errs1[0] / errs1[1] > 50  # second order after the h term
 
 
+def test_small_step_expansion_of_the_quadratic_model_numerically():
+    """(E V(x') - V(x)) / eta by quadrature, V = cos: the expansion is O(eta^2), the HJB generator O(eta)."""
+    d = _derive("quadratic")
+    S = d.small_step
+    c = S.derivation
+    (x,) = c.state_symbols
+    (p,) = c.players
+    assert sp.expand(S.correction - c.eta * p.u**2 * c.value_hessian[0, 0] * sp.Symbol("g_x", real=True) ** 2 / 2) == 0
+    a, s, sigma = (d.model.values[k] for k in ("a", "s", "sigma"))
+    xv, uv = 0.8, 0.9
+    point = {c.value_gradient[0]: -np.sin(xv), c.value_hessian[0, 0]: -np.cos(xv), p.u: uv, p.m: 1, x: xv}
+    nodes, weights = np.polynomial.hermite_e.hermegauss(60)
+    weights = weights / np.sqrt(2 * np.pi)
+    errs = {"discrete": [], "continuous": []}
+    for ev in (1e-2, 1e-3):
+        at = {**point, c.eta: ev}
+        nxt = xv - ev * uv * (a * xv + np.sqrt(s**2 * xv**2 + sigma**2) * nodes)
+        ratio = (np.sum(weights * np.cos(nxt)) - np.cos(xv)) / ev
+        for key in errs:
+            e = getattr(S, key).xreplace(c.placeholders).xreplace(d.model.substitutions).xreplace(at)
+            errs[key].append(abs(ratio - float(e)))
+    assert 50 < errs["discrete"][0] / errs["discrete"][1] < 200  # second order
+    assert 5 < errs["continuous"][0] / errs["continuous"][1] < 20  # first order: it misses the correction
+    assert _derive().small_step is None
+
+
 def test_quadratic_ratio_numerically(rng, local):
     L = local.local
     y, u, (h,) = _symbols(local)
@@ -318,6 +344,13 @@ def test_cli_discrete_flag_honours_problem_options(capsys):
     cov = sp.sympify(data["next_covariance"][0][0], locals={"x": x, "s": s, "sigma": sigma, "u_x": u})
     assert sp.simplify(cov - sp.Rational(1, 4) * u**2 * (s**2 * x**2 + sigma**2) / 4) == 0
     assert "Min(3, Max(1/2" in data["optimal_u"]
+
+
+def test_cli_local_discrete_at_other_eta_says_why_the_local_sections_are_absent(capsys):
+    assert main(["derive", "local-discrete", "--eta", "0.5"]) == 0
+    out = capsys.readouterr().out
+    assert "## Continuous limit" not in out and "describe the model at $\\eta = 1$" in out
+    assert r"J(u_{y}) =" in out
 
 
 def test_cli_latex(capsys):

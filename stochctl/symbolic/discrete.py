@@ -22,6 +22,14 @@ c2 > 0 (J convex in u) gives u* = clip(-c1 / (2 c2), u_min, u_max), exact with
 one step left; c2 <= 0 gives the endpoint with the smaller J (u_max iff
 J(u_max) < J(u_min); ties go to u_min).
 
+Small steps: with E dx = -eta u grad g and E dx dx^T = eta^2 u^2 (grad g grad g^T + m Sigma)
+(third moments O(eta^3)),
+
+    (E V(x') - V(x)) / eta = -u grad g . DV + eta u^2 (grad g^T D2V grad g + m tr(Sigma D2V)) / 2 + O(eta^2),
+
+the HJB generator L^u V of section 2 plus eta u^2 grad g^T D2V grad g / 2, a term of the same
+order as the diffusion the SDE keeps (:class:`SmallStep`).
+
 For the dimensionless discrete local model (``local-discrete``:
 Y' = (1 - h u) Y - u sqrt(h) xi, G = y^2) :func:`derive_discrete` adds
 :class:`LocalDiscrete`: the continuous limit (a series in h of
@@ -40,11 +48,11 @@ from dataclasses import dataclass, field
 
 import sympy as sp
 
-from ..errors import InputError
+from ..errors import InputError, NumericalError
 from .derive import Rendered, derive, exact
 from .problem import ControlProblem
 
-__all__ = ["DiscreteDerivation", "LocalDiscrete", "derive_discrete", "gaussian_expectation", "positivity",
+__all__ = ["DiscreteDerivation", "LocalDiscrete", "SmallStep", "derive_discrete", "gaussian_expectation", "positivity",
            "LOCAL_MODEL", "DISCRETE_MODELS", "LIMIT_ORDER"]
 
 #: The canonical model whose discrete derivation carries the local-model sections.
@@ -177,6 +185,27 @@ class LocalDiscrete:
 
 
 @dataclass(frozen=True)
+class SmallStep:
+    """(E V(x') - V(x)) / eta to first order in eta, against the HJB generator (module docstring).
+
+    In the compact symbols of the continuous :class:`~stochctl.symbolic.derive.Derivation`
+    (V_x, V_x_y, g_x, Sigma_x_y, eta, m_<player>, u_<player>), with
+    E dx = -eta u g and E dx dx^T = eta^2 u^2 (g g^T + m Sigma) (third moments are O(eta^3)).
+
+    Attributes:
+        discrete: -u g.DV + eta u^2 (g^T D2V g + m tr(Sigma D2V)) / 2, the ratio up to O(eta^2).
+        continuous: the generator L^u V of the continuous derivation.
+        correction: discrete - continuous = eta u^2 g^T D2V g / 2 (checked by sympy).
+        derivation: the continuous derivation (its definitions of g_x and Sigma_x_y).
+    """
+
+    discrete: sp.Expr
+    continuous: sp.Expr
+    correction: sp.Expr
+    derivation: object
+
+
+@dataclass(frozen=True)
 class DiscreteDerivation(Rendered):
     """The discrete-time control problem of a one-player model (module docstring).
 
@@ -202,6 +231,8 @@ class DiscreteDerivation(Rendered):
         explosion: :class:`~stochctl.analysis.explosion.ExplosionThresholds` at ``explosion_point``
             with multiplier u_max, or None when it could not be evaluated (``explosion_note`` says why).
         local: :class:`LocalDiscrete` for ``local-discrete`` at eta = 1, batch 1; otherwise None.
+        small_step: :class:`SmallStep`, the expansion in eta (None for ``local-discrete``, whose
+            small parameter is h: see ``local``).
         values: parameter numbers by name, plus eta and m.
     """
 
@@ -231,6 +262,7 @@ class DiscreteDerivation(Rendered):
     explosion_point: dict
     explosion_note: str
     local: LocalDiscrete | None = None
+    small_step: SmallStep | None = None
     values: dict = field(default_factory=dict)
 
     __hash__ = object.__hash__
@@ -305,17 +337,42 @@ def derive_discrete(problem: ControlProblem) -> DiscreteDerivation:
     thresholds, point, note = _explosion(problem)
     values = {p.name: float(model.values[p.name]) for p in model.parameters}
     values.update(eta=float(problem.eta), m=1.0 / c.batch_size)
-    local = None
-    if model.name == LOCAL_MODEL and eta == 1 and m == 1 and J is not None:
-        local = _local(model, problem, u, J, value)
+    local = small = None
+    if model.name == LOCAL_MODEL:
+        if eta == 1 and m == 1:
+            local = _local(model, problem, u, J, value)
+    else:
+        small = _small_step(problem)
     return DiscreteDerivation(
         problem=problem, u=u, u_min=float(c.u_min), u_max=float(c.u_max), eta=eta, m=m,
         state_symbols=xs, noise_symbols=xi, gradient=grad, covariance=cov, next_state=next_state,
         next_mean=mean, next_covariance=next_cov, terminal_cost=G, one_step=J, coefficients=coeffs,
         curvature=curvature, convex_condition=cond, convex_always=always, stationary=stationary,
         optimal_control=opt, one_step_value=value, explosion=thresholds, explosion_point=point,
-        explosion_note=note, local=local, values=values,
+        explosion_note=note, local=local, small_step=small, values=values,
     )
+
+
+def _small_step(problem) -> SmallStep:
+    """The first-order expansion in eta of the discrete generator, against the HJB generator."""
+    d = derive(problem)
+    names = [x.name for x in d.state_symbols]
+    n = len(names)
+    by_name = {s.name: s for s in d.placeholders}
+    g = sp.Matrix([by_name[f"g_{nm}"] for nm in names])
+    S = sp.zeros(n, n)
+    for i in range(n):
+        for j in range(i, n):
+            S[i, j] = S[j, i] = by_name.get(f"Sigma_{names[i]}_{names[j]}", sp.Integer(0))
+    (p,) = d.players
+    u, m, eta = p.u, p.m, d.eta
+    DV, D2V = sp.Matrix(d.value_gradient), d.value_hessian
+    second = (g * g.T + m * S).multiply_elementwise(D2V)
+    disc = sp.expand(-u * (g.T * DV)[0, 0] + eta * u**2 * sum(second, sp.Integer(0)) / 2)
+    corr = sp.expand(disc - d.generator_compact)
+    if sp.expand(corr - eta * u**2 * (g.T * D2V * g)[0, 0] / 2) != 0:  # pragma: no cover - algebra check
+        raise NumericalError(f"small-step expansion of {problem.model.name!r}: unexpected correction {corr}")
+    return SmallStep(discrete=disc, continuous=d.generator_compact, correction=corr, derivation=d)
 
 
 def _explosion(problem):

@@ -14,7 +14,7 @@ import sympy as sp
 
 from ..errors import InputError
 from .discrete import DISCRETE_MODELS
-from .render import DOCUMENT_HEADER, _Doc, _model_section, _Tex, fmt
+from .render import DOCUMENT_HEADER, _Doc, _model_section, _placeholder_definitions, _Tex, fmt
 
 __all__ = ["to_markdown", "to_latex", "to_dict", "to_json", "discrete_document", "DISCRETE_DOCUMENTS"]
 
@@ -137,6 +137,29 @@ def _compact_J(d):
     return sp.collect(sp.factor_terms(d.one_step), [x**2, d.u], func=sp.factor)
 
 
+def _small_step_section(d, tex, doc):
+    S = d.small_step
+    c = S.derivation
+    ctex = _Tex(c)
+    (p,) = c.players
+    u = ctex(p.u)
+    doc.heading(2, "Small-step limit")
+    doc.para(f"With $\\Delta x = x_{{k+1}} - x_k$: $\\mathbb{{E}} \\Delta x = -\\eta {u} \\nabla g$, "
+             f"$\\mathbb{{E}} \\Delta x \\Delta x^T = \\eta^2 {u}^2 (\\nabla g \\nabla g^T + {ctex(p.m)} \\Sigma)$ and "
+             "third moments are $O(\\eta^3)$, so for a smooth $V$ (symbols of the continuous derivation, "
+             "$\\eta$ and $m$ kept symbolic)")
+    doc.math(f"\\frac{{\\mathbb{{E}}\\, V(x_{{k+1}}) - V(x_k)}}{{\\eta}} = {ctex(S.discrete)} + O(\\eta^2)")
+    doc.para("where")
+    doc.items(_placeholder_definitions(c, ctex))
+    doc.para("The HJB generator of the continuous problem (`stochctl derive` without `--discrete`) is")
+    doc.math(f"\\mathcal{{L}}^u V = {ctex(S.continuous)}")
+    doc.para("They agree at order $\\eta^0$ (the drift); at order $\\eta$ the discrete step has in addition "
+             "(sympy difference)")
+    doc.math(ctex(S.correction))
+    doc.para("the overshoot of the gradient step, of the same order as the diffusion term the SDE keeps: the SDE "
+             "of design section 2 is the small-step model, accurate while $\\eta u a \\ll 1$.")
+
+
 def _limit_section(d, tex, doc):
     L = d.local
     (y,) = d.state_symbols
@@ -241,6 +264,12 @@ def _build(d, *, title=True) -> _Doc:
     _iteration_section(d, tex, doc)
     _bellman_section(d, tex, doc)
     _one_step_section(d, tex, doc)
+    if d.small_step is not None:
+        _small_step_section(d, tex, doc)
+    elif d.local is None:
+        doc.para(f"The local-model sections (continuous limit in $h$, trainer variables, explosion in $h u$) "
+                 f"describe the model at $\\eta = 1$ and batch size 1; here $\\eta = {tex(d.eta)}$, "
+                 f"$m = {tex(d.m)}$.")
     if d.local is not None:
         _limit_section(d, tex, doc)
         _moment_section(d, tex, doc)
@@ -298,6 +327,10 @@ def to_dict(d) -> dict:
                                                        **{c: d.explosion.critical(c) for c in d.explosion.criteria}},
         "values": dict(d.values),
     }
+    S = d.small_step
+    if S is not None:
+        out["small_step"] = {"discrete": str(S.discrete), "continuous": str(S.continuous),
+                             "correction": str(S.correction)}
     L = d.local
     if L is not None:
         g2, s2, a, eta = L.trainer_symbols
