@@ -383,7 +383,7 @@ def _explosion(problem):
     point = {k: 0.5 * (lo + hi) for k, (lo, hi) in model.domain.items()}
     try:
         th = explosion_thresholds(problem, point)
-    except (InputError, ArithmeticError, ValueError) as exc:
+    except (ValueError, ArithmeticError) as exc:  # InputError is a ValueError
         return None, point, f"not evaluated at the domain centre: {exc}"
     return th, point, "at the centre of the domain"
 

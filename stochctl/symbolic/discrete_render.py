@@ -162,7 +162,6 @@ def _small_step_section(d, tex, doc):
 
 def _limit_section(d, tex, doc):
     L = d.local
-    (y,) = d.state_symbols
     u, h = tex(d.u), tex(L.h)
     doc.heading(2, "Continuous limit")
     doc.para(f"For a smooth $V(y)$, Taylor-expand $V(y + \\Delta)$ with $\\Delta = -{h} {u} y - {u} \\sqrt{{{h}}}"
@@ -205,7 +204,7 @@ def _moment_section(d, tex, doc):
 
 def _trainer_section(d, tex, doc):
     L = d.local
-    g2, s2, a, eta = L.trainer_symbols
+    g2, s2 = L.trainer_symbols[:2]
     h = tex(L.h)
     doc.heading(2, "In a trainer's variables")
     doc.para(f"Along the gradient direction with curvature $a > 0$, gradient-noise variance $s^2$ and "
@@ -333,7 +332,6 @@ def to_dict(d) -> dict:
                              "correction": str(S.correction)}
     L = d.local
     if L is not None:
-        g2, s2, a, eta = L.trainer_symbols
         out["continuous_limit"] = {
             "series_h0": str(_primes(L.series[0], d)),
             "series_h1": str(_primes(L.series[1], d)),
