@@ -374,3 +374,16 @@ def test_cli_bad_input_one_line(capsys, argv, needle):
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert err and "\n" not in err and "error" in err and needle in err
+
+
+def test_readme_example_lines_are_real_output(capsys):
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    start = readme.index("    $ stochctl derive local-discrete --u-max 4\n")
+    block = readme[start:].split("\n\n", 1)[0].splitlines()[1:]
+    shown = [ln[4:] for ln in block if ln.strip() != "..."]
+    assert len(shown) >= 4
+    assert main(["derive", "local-discrete", "--u-max", "4"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert [ln for ln in shown if ln not in out] == []

@@ -199,18 +199,19 @@ def _moment_section(d, tex, doc):
              "`stochctl.analysis.explosion.critical_steps` (curvature $h$, no multiplicative noise) against "
              f"$u_{{\\max}} = {fmt(d.u_max)}$:")
     rows = [[fmt(hv), fmt(crit), fmt(hu), "yes" if bad else "no"] for hv, crit, hu, bad in L.explosion_rows]
-    doc.table([f"${h}$", "critical $u = 2/h$", f"${h}\\, u_{{\\max}}$", "$u_{\\max}$ unbounded in $E Y^2$"], rows)
+    doc.table([f"${h}$", "critical $u = 2/h$", f"${h}\\, u_{{\\max}}$", "constant $u_{\\max}$: $E Y^2$ unbounded"], rows)
 
 
 def _trainer_section(d, tex, doc):
     L = d.local
     g2, s2 = L.trainer_symbols[:2]
+    names = {g2: sp.Symbol("|\\nabla f|^2"), s2: sp.Symbol("s^2")}
     h = tex(L.h)
     doc.heading(2, "In a trainer's variables")
     doc.para(f"Along the gradient direction with curvature $a > 0$, gradient-noise variance $s^2$ and "
              f"${h} = \\eta a$, the local variable is $y^2 = |\\nabla f|^2 / ({h} s^2)$ (design section 4). "
              f"Substituting into $\\eta u^* = \\eta\\, y^2 / (1 + {h} y^2)$ (sympy):")
-    doc.math(f"\\eta u^* = {tex(L.trainer_step.xreplace({g2: sp.Symbol('|grad f|^2'), s2: sp.Symbol('s^2')}))} "
+    doc.math(f"\\eta u^* = {tex(L.trainer_step.xreplace(names))} "
              "= \\frac{\\mathrm{SNR}}{a}, \\qquad \\mathrm{SNR} = \\frac{|\\nabla f|^2}{|\\nabla f|^2 + s^2}")
     doc.para("a Newton step shrunk by the signal-to-noise ratio (before clipping to "
              "$[\\eta u_{\\min}, \\eta u_{\\max}]$).")
@@ -225,8 +226,8 @@ def _nonconvex_section(d, tex, doc):
     doc.math(f"\\mathbb{{E}} f(x') = {tex(L.trainer_one_step)}, \\qquad "
              f"\\frac{{d^2}}{{d {u}^2}} \\mathbb{{E}} f(x') = {tex(L.trainer_curvature)}")
     doc.para(f"convex in ${u}$ only where ${tex(L.trainer_convex)}$. For $a < 0$ it is concave with slope "
-             f"$\\frac{{d}}{{d {u}}} \\mathbb{{E}} f(x') = {tex(L.trainer_slope)} < 0$ (every term in the bracket "
-             f"is $\\ge 0$ and $a < 0$): no minimum along the direction, the endpoint rule gives "
+             f"$\\frac{{d}}{{d {u}}} \\mathbb{{E}} f(x') = {tex(L.trainer_slope)} \\le 0$ (every term in the bracket "
+             f"is $\\ge 0$ and $a < 0$; $< 0$ unless $x = s = 0$): no minimum along the direction, the endpoint rule gives "
              f"${u} = u_{{\\max}}$ ($a = 0$: flat, every ${u}$ ties). The cap then sets the step: with $a < 0$ "
              f"every step grows $|x|$ (deterministic factor $1 + \\eta u_{{\\max}} |a|$; `critical_steps(-1, 0)` = "
              f"{tuple(L.nonconvex_steps)}: threshold 0, every step explodes along that direction), and in the "
