@@ -29,8 +29,9 @@ def register(subparsers) -> None:
         "derive",
         help="derive the HJB/Isaacs equation, optimal controls and Isaacs verdict of a model",
         description="Derive the generator, Hamiltonian, pointwise optimal learning-rate (and batch) controls "
-                    "and the Isaacs verdict of a model's control problem. With --all, write one Markdown "
-                    "document per canonical model.",
+                    "and the Isaacs verdict of a model's control problem; with --discrete (the default for "
+                    "local-discrete), the discrete-time Bellman equation and one-step rule of a one-player model "
+                    "instead. With --all, write one Markdown document per canonical model.",
     )
     p.add_argument("model", nargs="?", metavar="MODEL",
                    help=f"canonical model ({', '.join(MODEL_NAMES)}) or a model .toml file")

@@ -340,7 +340,7 @@ def derive_discrete(problem: ControlProblem) -> DiscreteDerivation:
     local = small = None
     if model.name == LOCAL_MODEL:
         if eta == 1 and m == 1:
-            local = _local(model, problem, u, J, value)
+            local = _local(model, problem, u, J, stationary[0], value)
     else:
         small = _small_step(problem)
     return DiscreteDerivation(
@@ -389,8 +389,11 @@ def _explosion(problem):
 
 
 # ---------------------------------------------------------------- local model
-def _local(model, problem, u, J, value) -> LocalDiscrete:
-    """The continuous limit, trainer variables and explosion facts of ``local-discrete``."""
+def _local(model, problem, u, J, interior, value) -> LocalDiscrete:
+    """The continuous limit, trainer variables and explosion facts of ``local-discrete``.
+
+    ``J`` is its one-step problem, ``interior`` the stationary point of J and ``value`` J there.
+    """
     from ..analysis.explosion import critical_steps
     from ..models import get_model
 
@@ -431,7 +434,6 @@ def _local(model, problem, u, J, value) -> LocalDiscrete:
     g2, s2 = sp.Symbol("G2", positive=True), sp.Symbol("s2", positive=True)
     a, eta, s, x = sp.Symbol("a", positive=True), sp.Symbol("eta", positive=True), sp.Symbol("s", positive=True), \
         sp.Symbol("x", real=True)
-    interior = sp.cancel(-sp.Poly(J, u).coeff_monomial(u) / (2 * sp.Poly(J, u).coeff_monomial(u**2)))
     step = sp.simplify((eta * interior).xreplace({y: sp.sqrt(g2 / (h * s2))}).xreplace({h: eta * a}))
 
     ar = sp.Symbol("a", real=True)
