@@ -2,8 +2,12 @@
 
     stochctl derive MODEL [--param k=v] [--format markdown|latex|json]
                     [--eta ETA] [--u-min U] [--u-max U] [--batch-size B]
-                    [--noise independent|shared] [--batch-control B_MIN:B_MAX:KAPPA]
+                    [--noise independent|shared] [--batch-control B_MIN:B_MAX:KAPPA] [--discrete]
     stochctl derive --all [--out derivations/]
+
+``local-discrete`` and ``--discrete`` write the discrete-time derivation (Bellman
+equation, one-step problem and rule; :mod:`stochctl.symbolic.discrete`) of a
+one-player model instead of the HJB one.
 """
 
 from __future__ import annotations
@@ -25,8 +29,9 @@ def register(subparsers) -> None:
         "derive",
         help="derive the HJB/Isaacs equation, optimal controls and Isaacs verdict of a model",
         description="Derive the generator, Hamiltonian, pointwise optimal learning-rate (and batch) controls "
-                    "and the Isaacs verdict of a model's control problem. With --all, write one Markdown "
-                    "document per canonical model.",
+                    "and the Isaacs verdict of a model's control problem; with --discrete (the default for "
+                    "local-discrete), the discrete-time Bellman equation and one-step rule of a one-player model "
+                    "instead. With --all, write one Markdown document per canonical model.",
     )
     p.add_argument("model", nargs="?", metavar="MODEL",
                    help=f"canonical model ({', '.join(MODEL_NAMES)}) or a model .toml file")
@@ -42,6 +47,9 @@ def register(subparsers) -> None:
                    help="independent (one minibatch per player, default) or shared (one minibatch for both)")
     p.add_argument("--batch-control", dest="batch_control", metavar="B_MIN:B_MAX:KAPPA",
                    help="make the batch size a control in [B_MIN, B_MAX] with compute cost KAPPA per sample")
+    p.add_argument("--discrete", action="store_true",
+                   help="the discrete-time derivation (Bellman equation, one-step rule) of a one-player model; "
+                        "the default for local-discrete")
     p.add_argument("--all", action="store_true",
                    help="write derivations/<model>.md for every canonical model (default options)")
     p.add_argument("--out", default="derivations", metavar="DIR", help="output directory for --all")
@@ -100,6 +108,8 @@ def run(args) -> int:
         raise InputError(f"--format: expected one of {', '.join(FORMATS)}; got {args.format!r}")
     if args.all:
         given = [o for o in _PROBLEM_OPTIONS if getattr(args, o) is not None]
+        if args.discrete:
+            given.append("discrete")
         if args.model is not None or args.param or given:
             extra = ([args.model] if args.model else []) + (["--param"] if args.param else []) + \
                 ["--" + o.replace("_", "-") for o in given]
@@ -113,9 +123,19 @@ def run(args) -> int:
         return 0
     if args.model is None:
         raise InputError("MODEL is required (a canonical model name or a .toml file), or use --all")
-    from ..symbolic.derive import derive
+    from ..symbolic.discrete import DISCRETE_MODELS, derive_discrete
 
-    d = derive(build_problem(args))
+    problem = build_problem(args)
+    if args.discrete or problem.model.name in DISCRETE_MODELS:
+        if args.noise is not None or args.batch_control is not None:
+            extra = ["--noise"] * (args.noise is not None) + ["--batch-control"] * (args.batch_control is not None)
+            raise InputError(f"the discrete derivation takes one player with a fixed batch size; drop "
+                             f"{', '.join(extra)}")
+        d = derive_discrete(problem)
+    else:
+        from ..symbolic.derive import derive
+
+        d = derive(problem)
     text = {"markdown": d.to_markdown, "latex": d.to_latex, "json": d.to_json}[args.format]()
     sys.stdout.write(text if text.endswith("\n") else text + "\n")
     return 0

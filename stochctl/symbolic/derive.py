@@ -111,6 +111,33 @@ class Maximize(_Extremum):
 
 
 # ---------------------------------------------------------------- result objects
+class Rendered:
+    """``to_markdown`` / ``to_latex`` / ``to_dict`` / ``to_json`` delegated to the functions of a renderer module.
+
+    ``_renderer`` names the module of this package; it is imported on first use because
+    the renderers import the derivation modules.
+    """
+
+    _renderer = "render"
+
+    def _render(self, what: str):
+        import importlib
+
+        return getattr(importlib.import_module(f"{__package__}.{self._renderer}"), what)(self)
+
+    def to_latex(self) -> str:
+        return self._render("to_latex")
+
+    def to_markdown(self) -> str:
+        return self._render("to_markdown")
+
+    def to_dict(self) -> dict:
+        return self._render("to_dict")
+
+    def to_json(self) -> str:
+        return self._render("to_json")
+
+
 @dataclass(frozen=True)
 class PlayerDerivation:
     """One player's part of the Hamiltonian and its pointwise optimal control.
@@ -193,7 +220,7 @@ class IsaacsCheck:
 
 
 @dataclass(frozen=True)
-class Derivation:
+class Derivation(Rendered):
     """The symbolic HJB / Isaacs equation of a :class:`ControlProblem` (module docstring).
 
     Formulas keep the model parameters, eta, m_p (fixed batch) and kappa_p as
@@ -303,26 +330,6 @@ class Derivation:
         """``expr`` with the short symbols expanded and all constants replaced by their values."""
         return self.expand(expr).xreplace(self.substitutions)
 
-    # ------------------------------------------------------------ rendering
-    def to_latex(self) -> str:
-        from .render import to_latex
-
-        return to_latex(self)
-
-    def to_markdown(self) -> str:
-        from .render import to_markdown
-
-        return to_markdown(self)
-
-    def to_dict(self) -> dict:
-        from .render import to_dict
-
-        return to_dict(self)
-
-    def to_json(self) -> str:
-        from .render import to_json
-
-        return to_json(self)
 
 
 # ---------------------------------------------------------------- derivation

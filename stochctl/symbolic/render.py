@@ -9,7 +9,8 @@ g = E_xi[l], g_x = E_xi[dl/dx], Sigma_xy = Cov_xi[dl/dx, dl/dy], with the
 quadrature order, instead of the long Gauss-Hermite sums.
 
 :func:`write_derivations` writes the derivation documents of all canonical
-models (``stochctl derive --all``); their content is deterministic: no
+models (``stochctl derive --all``; ``local-discrete`` gets the discrete-time
+document of :mod:`stochctl.symbolic.discrete_render`); their content is deterministic: no
 timestamps, floats printed with a fixed number of significant digits.
 """
 
@@ -720,14 +721,21 @@ def derivation_document(name: str) -> str:
 
 
 def write_derivations(out_dir, names=None) -> list[Path]:
-    """Write ``<model>.md`` for every canonical model (or ``names``) into ``out_dir``."""
+    """Write ``<model>.md`` for every canonical model (or ``names``) into ``out_dir``.
+
+    Models in :data:`~stochctl.symbolic.discrete_render.DISCRETE_DOCUMENTS` get their
+    discrete-time derivation, the others the continuous (HJB / Isaacs) one.
+    """
     from ..models import MODEL_NAMES
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = []
+    from .discrete_render import DISCRETE_DOCUMENTS, discrete_document
+
     for name in (names or MODEL_NAMES):
         path = out / f"{name}.md"
-        path.write_text(derivation_document(name), encoding="utf-8")
+        text = discrete_document(name) if name in DISCRETE_DOCUMENTS else derivation_document(name)
+        path.write_text(text, encoding="utf-8")
         paths.append(path)
     return paths
