@@ -212,3 +212,74 @@ def test_invalid_configurations_are_refused():
     s2 = tx2.init(jnp.zeros(2))
     with pytest.raises(InputError, match="model_params=params"):
         tx2.update(jnp.ones(2), s2, jnp.zeros(2))
+
+
+# ---------------------------------------------------------------------------------------------
+# measured curvature (curvature="own", the loss as the value_fn extra argument)
+
+
+def _quadratic_runs(lr, a=2.0, s=1.0, steps=60, opt="sgd"):
+    """The same noisy 1-D quadratic under ControlledLR (torch) and scale_by_policy (optax), float64."""
+    torch = pytest.importorskip("torch")
+    torch.set_num_threads(1)
+    from stochctl.policy import ControlledLR, OneStepPolicy
+
+    xis = np.random.default_rng(7).standard_normal(steps)
+    x = torch.tensor([3.0], dtype=torch.float64, requires_grad=True)
+    topt = torch.optim.SGD([x], lr=lr) if opt == "sgd" else torch.optim.Adam([x], lr=lr)
+    sched = ControlledLR(topt, OneStepPolicy(u_max=1.0), curvature="own")
+    torch_path, torch_lr = [], []
+    for xi in xis:
+        closure = lambda: (a * x ** 2 / 2 - s * float(xi) * x).sum()  # noqa: E731
+        topt.zero_grad()
+        closure().backward()
+        sched.step(closure=closure)
+        topt.step()
+        torch_path.append(x.item())
+        torch_lr.append(sched.get_last_lr()[0])
+
+    def loss(p, xi):
+        return jnp.sum(a * p["x"] ** 2 / 2 - s * xi * p["x"])
+
+    with jax.enable_x64(True):
+        base = optax.identity() if opt == "sgd" else optax.scale_by_adam()
+        tx = optax.chain(base, scale_by_policy(OneStepPolicy(u_max=1.0), eta=lr, curvature="own"), optax.scale(-lr))
+        p = {"x": jnp.array([3.0], dtype=jnp.float64)}
+        state = tx.init(p)
+
+        @jax.jit
+        def step(p, state, xi):
+            g = jax.grad(loss)(p, xi)
+            up, state = tx.update(g, state, p, value_fn=loss, xi=xi, grads=g)
+            return optax.apply_updates(p, up), state
+
+        jax_path, jax_lr = [], []
+        for xi in xis:
+            p, state = step(p, state, xi)
+            jax_path.append(float(p["x"][0]))
+            jax_lr.append(lr * float(state[1].multiplier))
+    return np.array(torch_path), np.array(jax_path), np.array(torch_lr), np.array(jax_lr)
+
+
+@pytest.mark.parametrize("opt", ["sgd", "adam"])
+def test_measured_curvature_agrees_with_the_torch_scheduler(opt):
+    tp, jp, tlr, jlr = _quadratic_runs(1.5, opt=opt)  # beyond SGD's explosion threshold 2 / a = 1
+    np.testing.assert_allclose(jp, tp, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(jlr, tlr, rtol=1e-12)
+    assert np.all(np.abs(tp) < 4.0)
+
+
+def test_measured_curvature_bad_input():
+    from stochctl.policy import OneStepPolicy
+
+    params = {"x": jnp.ones(3)}
+    tx = scale_by_policy(OneStepPolicy(), eta=0.1, curvature="own")
+    state = tx.init(params)
+    with pytest.raises(InputError, match=r"value_fn must return a scalar loss; got shape \(3,\)"):
+        tx.update(params, state, params, value_fn=lambda p: p["x"] ** 2)
+    with pytest.raises(InputError, match="needs the loss"):
+        tx.update(params, state, params)
+    with pytest.raises(InputError, match="curvature must be None or 'own'"):
+        scale_by_policy(OneStepPolicy(), eta=0.1, curvature="field")
+    with pytest.raises(InputError, match="continuous-time table"):
+        scale_by_policy(LocalPolicy(TABLE, total_steps=K), eta=0.1, curvature="own")

@@ -815,7 +815,7 @@ class LocalPolicy:
         names = list(self.table.axis_names)
         self.discrete = names == list(DISCRETE_AXES)
         if not self.discrete and sorted(names) != sorted([tau_axis, y_axis]):
-            raise InputError(f"the table's axes {names} do not fit: expected [{tau_axis!r}, {y_axis!r}] "
+            raise InputError(f"the table's axes {names} do not fit: they must be exactly [{tau_axis!r}, {y_axis!r}] "
                              f"(continuous time, either order) or {list(DISCRETE_AXES)} (discrete time)")
         self._order = [0, 1] if names == [tau_axis, y_axis] else [1, 0]
         self._tau_first = self._order == [0, 1]
