@@ -56,8 +56,8 @@ def _hessian_of(net, loss_of_output, inputs):
 # own curvature against torch.func.hessian
 
 
-@pytest.mark.parametrize("method,rtol", [("hvp", 1e-10), ("fd", 1e-6)])
-def test_own_curvature_matches_hessian(method, rtol):
+@pytest.mark.parametrize("method,rtol,one_sided", [("hvp", 1e-10, False), ("fd", 1e-6, False), ("fd", 1e-6, True)])
+def test_own_curvature_matches_hessian(method, rtol, one_sided):
     net = _net(0, 3, 1)
     gen = torch.Generator().manual_seed(1)
     X = torch.randn(16, 3, generator=gen, dtype=F64)
@@ -67,11 +67,12 @@ def test_own_curvature_matches_hessian(method, rtol):
     closure = lambda: ((net(X) - Y) ** 2).mean()  # noqa: E731
     directions = [[torch.randn(p.shape, generator=gen, dtype=F64) for p in params]]
     closure().backward()
-    directions.append([p.grad.clone() for p in params])  # the SGD step direction
+    grad = [p.grad.clone() for p in params]
+    directions.append(grad)  # the SGD step direction
     for d in directions:
         dv = _flat(d)
         exact = float(dv @ H @ dv / (dv @ dv))
-        got = own_curvature(closure, params, d, method=method)
+        got = own_curvature(closure, params, d, method=method, grad=grad if one_sided else None)
         assert got == pytest.approx(exact, rel=rtol, abs=1e-12)
     before = _flat(params)
     own_curvature(closure, params, directions[0], method=method)
@@ -257,11 +258,12 @@ def test_local_discrete_loads_by_name_once_shipped():
 # the scheduler
 
 
-def _noisy_quadratic(controlled, *, lr, a=2.0, s=1.0, K=400, seed=0, policy=None, opt="sgd", every=1):
+def _noisy_quadratic(controlled, *, lr, a=2.0, s=1.0, K=400, seed=0, policy=None, opt="sgd", every=1,
+                     method="fd"):
     gen = torch.Generator().manual_seed(seed)
     x = torch.tensor([3.0], dtype=F64, requires_grad=True)
     optim = torch.optim.SGD([x], lr=lr) if opt == "sgd" else torch.optim.Adam([x], lr=lr)
-    sched = ControlledLR(optim, policy or OneStepPolicy(u_max=1.0), curvature="own",
+    sched = ControlledLR(optim, policy or OneStepPolicy(u_max=1.0), curvature="own", method=method,
                          curvature_every=every) if controlled else None
     path = []
     for _ in range(K):
@@ -290,11 +292,13 @@ def test_greedy_scheduler_survives_a_rate_where_sgd_explodes():
     assert sched.counts["ok"] == 400 and sched.curvature_measurements == 400
 
 
+@pytest.mark.parametrize("method,tol", [("hvp", 1e-12), ("fd", 1e-6)])
 @pytest.mark.parametrize("opt", ["sgd", "adam"])
-def test_first_noiseless_step_lands_on_the_minimum(opt):
+def test_first_noiseless_step_lands_on_the_minimum(opt, method, tol):
     # without noise the one-step rule is the Newton step along d: x_1 = 0 for any base rate
-    path, sched = _noisy_quadratic(True, lr=3.0, s=0.0, K=1, policy=OneStepPolicy(u_max=1e3), opt=opt)
-    assert path[0] == pytest.approx(0.0, abs=1e-12)
+    path, sched = _noisy_quadratic(True, lr=3.0, s=0.0, K=1, policy=OneStepPolicy(u_max=1e3), opt=opt,
+                                   method=method)
+    assert path[0] == pytest.approx(0.0, abs=tol)
 
 
 def test_curvature_every_reuses_the_measurement():
@@ -321,10 +325,11 @@ def test_gan_field_scheduler_caps_the_coupled_step():
     assert sd.get_last_lr()[0] == pytest.approx(1 / math.hypot(b, c))
 
 
-def test_scheduler_bad_input():
+@pytest.mark.parametrize("method", ["fd", "hvp"])
+def test_scheduler_bad_input(method):
     x = torch.tensor([1.0, 2.0], dtype=F64, requires_grad=True)
     opt = torch.optim.SGD([x], lr=0.1)
-    sched = ControlledLR(opt, OneStepPolicy(), curvature="own")
+    sched = ControlledLR(opt, OneStepPolicy(), curvature="own", method=method)
     (x ** 2).sum().backward()
     with pytest.raises(InputError, match=r"scalar loss; got a tensor of shape \(2,\)"):
         sched.step(closure=lambda: x ** 2)
@@ -342,7 +347,8 @@ def test_scheduler_bad_input():
     with pytest.raises(InputError, match="closure= needs a scheduler with curvature"):
         plain.step(closure=lambda: (x ** 2).sum())
     y = torch.tensor([0.5], dtype=F64, requires_grad=True)
-    field = ControlledLR(torch.optim.SGD([x], lr=0.1), OneStepPolicy(), curvature="field", other_params=[y])
+    field = ControlledLR(torch.optim.SGD([x], lr=0.1), OneStepPolicy(), curvature="field", other_params=[y],
+                         method=method)
     with pytest.raises(InputError, match="does not depend on this player's parameters"):
         field.step(closure=lambda: (x ** 2).sum() * y.detach().sum(), other_closure=lambda: (x.detach() * y).sum())
     assert x.grad is not None and torch.equal(x.grad, 2 * x.detach())  # gradients restored after a failure

@@ -21,10 +21,15 @@ Two methods, each on the batch the loss closures see:
   Field: in addition, per other player q, one backward with graph of L_q in
   x_p and one backward of (grad_{x_p} L_q) . d_p in x_q: about 4 gradient
   evaluations for two players.
-- ``"fd"``: central difference of gradients at x_p +- eps d_p/|d_p|, the
-  parameters restored bit for bit afterwards. Own: 2 gradient evaluations;
-  field: 2 per player (4 for two players). Error O(eps^2) plus round-off
-  O(u |g| / eps), eps = cbrt(machine epsilon) (1 + rms(x_p)).
+- ``"fd"``: difference of gradients on the same batch along d_p / |d_p|, the
+  parameters restored bit for bit afterwards. Central (x_p +- eps d_p/|d_p|,
+  error O(eps^2) + O(u |g| / eps), eps = cbrt(u) (1 + rms(x_p)), u the
+  machine epsilon): own 2 gradient evaluations, field 2 per player (4 for
+  two players). One-sided from the gradient the caller already has (the one
+  ``backward()`` just computed; error O(eps) + O(u |g| / eps),
+  eps = sqrt(u) (1 + rms(x_p))): own 1 gradient evaluation, field 3 for two
+  players (the other player's gradient at the current point is not known).
+  :class:`~stochctl.policy.ControlledLR` uses the one-sided form.
 
 Gradient noise: :class:`NoiseRatio` keeps bias-corrected exponential moving
 averages of a player's gradient g and of |g|^2 and reads
@@ -44,6 +49,10 @@ from ..errors import InputError, require_extra
 torch = require_extra("torch", "torch")
 
 METHODS = ("hvp", "fd")
+
+
+_DETACHED = ("other_closure's loss does not depend on this player's parameters; compute it without .detach() "
+             "of this player's output")
 
 
 def check_loss(loss, what: str = "closure"):
@@ -83,8 +92,18 @@ def _norm2(a) -> float:
     return float(sum((x.detach() ** 2).sum() for x in a))
 
 
+def _vdot(a, b) -> float:
+    """sum_i a_i . b_i over two lists of tensors."""
+    return float(torch.stack([torch.vdot(x.detach().reshape(-1), y.reshape(-1)) for x, y in zip(a, b)]).sum())
+
+
+def _sumsq(ts) -> float:
+    """sum_i |t_i|^2 of a list of tensors (one fused norm per tensor)."""
+    return float(torch.stack(torch._foreach_norm(ts)).square().sum()) if ts else 0.0
+
+
 def own_curvature(closure: Callable, params: Sequence, direction: Sequence, *, method: str = "hvp",
-                  eps: float | None = None) -> float:
+                  eps: float | None = None, grad: Sequence | None = None) -> float:
     """d^T H d / |d|^2 of the closure's loss in ``params`` along ``direction`` (module docstring).
 
     Args:
@@ -92,18 +111,23 @@ def own_curvature(closure: Callable, params: Sequence, direction: Sequence, *, m
             on the current batch.
         params: the tensors the direction lives on.
         direction: one tensor per parameter (d).
-        method: ``"hvp"`` (about 2 gradient evaluations) or ``"fd"`` (2).
+        method: ``"hvp"`` (about 2 gradient evaluations) or ``"fd"`` (2
+            central, 1 one-sided with ``grad``).
         eps: finite-difference step along the unit direction (``"fd"`` only).
+        grad: ``"fd"`` only: the closure's gradient at the current
+            parameters, if already computed; then the difference is one-sided.
 
     Returns:
         The signed curvature (NaN when d = 0).
     """
-    own, _ = _measure([closure], [list(params)], 0, list(direction), method, eps, field=False)
+    own, _ = _measure([closure], [list(params)], 0, list(direction), method, eps, field=False,
+                      known=None if grad is None else [list(grad)])
     return own
 
 
 def field_measure(closures: Sequence[Callable], players: Sequence[Sequence], p: int, direction: Sequence, *,
-                  method: str = "hvp", eps: float | None = None) -> tuple[float, float]:
+                  method: str = "hvp", eps: float | None = None,
+                  grads: Sequence | None = None) -> tuple[float, float]:
     """(own curvature, field measure |J[:, p] d| / |d|) of player ``p`` stepping along ``direction``.
 
     Args:
@@ -116,25 +140,28 @@ def field_measure(closures: Sequence[Callable], players: Sequence[Sequence], p: 
         method: ``"hvp"`` (about 4 gradient evaluations for two players) or
             ``"fd"`` (2 per player).
         eps: finite-difference step (``"fd"`` only).
+        grads: ``"fd"`` only: each player's gradient of its loss at the
+            current point, or None where not computed; one-sided when all are given.
     """
     if len(closures) != len(players):
         raise InputError(f"need one closure per player; got {len(closures)} closures and {len(players)} players")
-    return _measure(list(closures), [list(x) for x in players], p, list(direction), method, eps, field=True)
+    return _measure(list(closures), [list(x) for x in players], p, list(direction), method, eps, field=True,
+                    known=None if grads is None else list(grads))
 
 
-def _measure(closures, players, p, d, method, eps, field):
+def _measure(closures, players, p, d, method, eps, field, known=None):
     if method not in METHODS:
         raise InputError(f"method must be one of {METHODS}; got {method!r}")
     xp = players[p]
     if len(d) != len(xp):
         raise InputError(f"direction needs one tensor per parameter ({len(xp)}); got {len(d)}")
     d = [t.detach() for t in d]
-    dd = _norm2(d)
+    dd = _sumsq(d)
     if not dd > 0 or not math.isfinite(dd):
         return math.nan, math.nan
     if method == "hvp":
         return _hvp(closures, players, p, d, dd, field)
-    return _fd(closures, players, p, d, dd, eps, field)
+    return _fd(closures, players, p, d, dd, eps, field, known)
 
 
 def _hvp(closures, players, p, d, dd, field):
@@ -154,8 +181,7 @@ def _hvp(closures, players, p, d, dd, field):
         except RuntimeError as exc:
             raise InputError(f"cannot differentiate the other player's loss ({exc})") from exc
         if all(v is None for v in vq):
-            raise InputError("other_closure's loss does not depend on this player's parameters; compute it "
-                             "without .detach() of this player's output")
+            raise InputError(_DETACHED)
         vq = [torch.zeros_like(x) if v is None else v for v, x in zip(vq, xp)]
         s = _dot(vq, d)
         if s.requires_grad:
@@ -163,35 +189,56 @@ def _hvp(closures, players, p, d, dd, field):
     return own, math.sqrt(sq) / math.sqrt(dd)
 
 
-def _fd(closures, players, p, d, dd, eps, field):
+def _fd(closures, players, p, d, dd, eps, field, known=None):
+    """Finite difference of gradients along the unit direction: central, or one-sided from ``known``.
+
+    ``known[q]``: player q's gradient at the current point when the caller has
+    it (the one ``backward()`` just computed); with all needed ones known the
+    difference is one-sided, (F(x + eps u) - F(x)) / eps, and the current
+    point is not evaluated again.
+    """
     xp = players[p]
-    unit = [t / math.sqrt(dd) for t in d]
+    norm = math.sqrt(dd)
+    who = list(range(len(closures))) if field else [p]
+    known = known or [None] * len(closures)
+    one_sided = all(known[q] is not None for q in who)
     if eps is None:
         n = sum(x.numel() for x in xp)
-        rms = math.sqrt(_norm2(xp) / max(n, 1))
-        eps = torch.finfo(xp[0].dtype).eps ** (1.0 / 3.0) * (1.0 + rms)
+        rms = math.sqrt(_sumsq([x.detach() for x in xp]) / max(n, 1))
+        eps = torch.finfo(xp[0].dtype).eps ** (0.5 if one_sided else 1.0 / 3.0) * (1.0 + rms)
     elif not (isinstance(eps, (int, float)) and eps > 0 and math.isfinite(eps)):
         raise InputError(f"eps must be a positive number; got {eps!r}")
-    who = range(len(closures)) if field else [p]
     saved = [x.detach().clone() for x in xp]
+    data = [x.detach() for x in xp]
     grads = {}
     try:
-        for sign in (1.0, -1.0):
+        for sign in (1.0,) if one_sided else (1.0, -1.0):
             with torch.no_grad():
-                for x, x0, u in zip(xp, saved, unit):
-                    x.copy_(x0 + sign * eps * u)
+                torch._foreach_copy_(data, saved)
+                torch._foreach_add_(data, d, alpha=sign * eps / norm)
             for q in who:
-                what = "closure" if q == p else "other_closure"
-                grads[q, sign] = _grad(_call(closures[q], what), players[q], what=what)
+                if q == p:
+                    grads[q, sign] = _grad(_call(closures[q], "closure"), players[q])
+                    continue
+                lq = _call(closures[q], "other_closure")
+                if sign == 1.0:  # once: the other loss must see this player's parameters
+                    both = torch.autograd.grad(lq, list(players[q]) + xp, allow_unused=True)
+                    if all(t is None for t in both[len(players[q]):]):
+                        raise InputError(_DETACHED)
+                    grads[q, sign] = [torch.zeros_like(x) if t is None else t
+                                      for t, x in zip(both[:len(players[q])], players[q])]
+                else:
+                    grads[q, sign] = _grad(lq, players[q], what="other_closure")
     finally:
         with torch.no_grad():
-            for x, x0 in zip(xp, saved):
-                x.copy_(x0)
-    diff = {q: [(a - b) / (2 * eps) for a, b in zip(grads[q, 1.0], grads[q, -1.0])] for q in who}
-    own = float(_dot(diff[p], unit))
+            torch._foreach_copy_(data, saved)
+    lo, width = (known, eps) if one_sided else ({q: grads[q, -1.0] for q in who}, 2 * eps)
+    # own curvature: (F_p(x+) - F_p(x-)) . d / (|d| width), two scalar products
+    own = (_vdot(grads[p, 1.0], d) - _vdot(lo[p], d)) / (norm * width)
     if not field:
         return own, math.nan
-    return own, math.sqrt(sum(_norm2(diff[q]) for q in who))
+    sq = sum(_sumsq(torch._foreach_sub(grads[q, 1.0], [t.detach() for t in lo[q]])) for q in who)
+    return own, math.sqrt(sq) / width
 
 
 def step_direction(optimizer, group) -> tuple[list, list]:
@@ -222,6 +269,8 @@ def step_direction(optimizer, group) -> tuple[list, list]:
         return d, g
     if isinstance(optimizer, torch.optim.SGD):
         mom, damp, nest = group.get("momentum", 0.0), group.get("dampening", 0.0), group.get("nesterov", False)
+        if not mom and not wd:
+            return g, g  # the same list: d is g
         d = []
         for x, gi in zip(params, g):
             gi = gi + wd * x.detach() if wd else gi
@@ -261,18 +310,19 @@ class NoiseRatio:
         b = self.beta
         self._pow *= b
         alpha = (1 - b) / (1 - self._pow)
-        flat = torch.cat([t.detach().reshape(-1) for t in grads]) if grads else torch.zeros(0)
+        grads = [t.detach() for t in grads]
         if self._m is None:
-            self._m = torch.zeros_like(flat)
-        self._m.add_(alpha * (flat - self._m))
-        self._q += alpha * (float((flat * flat).sum()) - self._q)
+            self._m = [torch.zeros_like(t) for t in grads]
+        if grads:
+            torch._foreach_lerp_(self._m, grads, alpha)
+            self._q += alpha * (_sumsq(grads) - self._q)
         self.count += 1
 
     def read(self) -> tuple[float, float]:
         """(signal |EMA g|^2, noise EMA|g|^2 - |EMA g|^2), NaN before the first observation."""
         if self._m is None:
             return math.nan, math.nan
-        sig = float((self._m * self._m).sum())
+        sig = _sumsq(self._m)
         return sig, max(self._q - sig, 0.0)
 
     @property
@@ -281,12 +331,12 @@ class NoiseRatio:
         return sig / (sig + noise) if sig + noise > 0 else math.nan
 
     def state_dict(self) -> dict:
-        return {"beta": self.beta, "count": self.count, "m": None if self._m is None else self._m.clone(),
+        return {"beta": self.beta, "count": self.count, "m": None if self._m is None else [t.clone() for t in self._m],
                 "q": self._q, "pow": self._pow}
 
     def load_state_dict(self, sd) -> None:
         self.beta, self.count, self._q, self._pow = float(sd["beta"]), int(sd["count"]), float(sd["q"]), float(sd["pow"])
-        self._m = None if sd["m"] is None else sd["m"].clone()
+        self._m = None if sd["m"] is None else [t.clone() for t in sd["m"]]
 
 
 __all__ = ["own_curvature", "field_measure", "step_direction", "NoiseRatio", "check_loss", "METHODS"]

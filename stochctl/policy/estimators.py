@@ -943,7 +943,7 @@ class LocalPolicy:
             status[mask] = res.status
         return u.reshape(shape), status.reshape(shape)
 
-    def _scalar(self, step, a, s2, gn, ready, eta):
+    def _scalar(self, step, a, s2, gn, ready, eta, field=None):
         """Scalar twin of :meth:`evaluate` in plain Python (same formulas and order)."""
         lstat = 0
         tau = y = math.nan
@@ -960,21 +960,34 @@ class LocalPolicy:
         if code == OK:
             tau = a * eta * (self.total_steps - step)
             y = gn / math.sqrt(a * eta * s2) if s2 > 0 else math.inf
-            coords = (tau, y) if self._tau_first else (y, tau)
-            u, lstat = self.table.lookup_point(coords, self.value)
+            if self.discrete:
+                u, lstat = self._point_discrete(a * eta, tau, y)
+            else:
+                coords = (tau, y) if self._tau_first else (y, tau)
+                u, lstat = self.table.lookup_point(coords, self.value)
         else:
             u = (self.nonconvex_multiplier if code == NONCONVEX else
                  self.warmup_multiplier if code == WARMUP else self.fallback)
+        if self.discrete:  # scalar twin of step_cap
+            m, apply = (abs(a), code == NONCONVEX) if field is None else (field, code in (OK, NONCONVEX))
+            if apply and m > 0 and math.isfinite(m):
+                u = min(u, 1.0 / (eta * m))
         return u, code, tau, y, lstat
+
+    def _point_discrete(self, h, tau, y):
+        """Discrete-time table value at one point (scalar twin of the discrete lookup)."""
+        u, lstat = self.table.lookup_point((self.u_max, h, tau, y), self.value)
+        return (u * self.h_max / h if h > self.h_max else u), lstat
 
     def __call__(self, step: int, stats, *, eta: float | None = None):
         """Multiplier u* for step ``step`` (0-based) given the estimates ``stats``."""
         st = stats if isinstance(stats, Estimate) else Estimate.from_mapping(stats)
         eta = self._eta(eta)
-        if not self.discrete and (all(type(v) is float for v in (st.a, st.s2, st.grad_norm)) or all(
-                isinstance(v, _SCALARS) and not isinstance(v, bool) for v in (st.a, st.s2, st.grad_norm))):
+        if (all(type(v) is float for v in (st.a, st.s2, st.grad_norm)) or all(
+                isinstance(v, _SCALARS) and not isinstance(v, bool) for v in (st.a, st.s2, st.grad_norm))) and (
+                st.field is None or isinstance(st.field, _SCALARS)):
             u, code, tau, y, lstat = self._scalar(step, float(st.a), float(st.s2), float(st.grad_norm),
-                                                  bool(st.ready), eta)
+                                                  bool(st.ready), eta, None if st.field is None else float(st.field))
             name = STATUS_NAMES[code]
             self.counts[name] += 1
             counts = {name: 1}
@@ -1085,6 +1098,10 @@ class OneStepPolicy(LocalPolicy):
         self.fallback = 0.0 if fallback is None else _in_range("fallback", fallback, 0.0, self.u_max)
         self.counts = {k: 0 for k in STATUS_NAMES + ("clamped", "nan")}
         self.last = None
+
+    def _point_discrete(self, h, tau, y):
+        y2 = y * y
+        return (min(self.u_max, 1.0 / (1.0 / y2 + h)) if y2 > 0 else 0.0), 0
 
     def lookup_fn(self, xp=np):
         u_max = self.u_max

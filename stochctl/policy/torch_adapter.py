@@ -58,7 +58,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from ..errors import InputError, require_extra
-from .curvature import METHODS, NoiseRatio, _measure, step_direction
+from .curvature import METHODS, NoiseRatio, _measure, _sumsq, step_direction
 from .estimators import STATUS_NAMES, Estimate, LocalPolicy, RegressionEstimator, reduce_multiplier
 
 torch = require_extra("torch", "torch")
@@ -190,8 +190,12 @@ class ControlledLR(LRScheduler):
             (d^T H d of the step about to be taken) or ``"field"`` (also the
             field measure |J[:, p] d| / |d| with the other player), measured
             through ``step(closure=...)`` (module docstring).
-        method: ``"hvp"`` (double backward) or ``"fd"`` (finite difference
-            of gradients); costs in :mod:`stochctl.policy.curvature`.
+        method: ``"fd"`` (default: difference of gradients, one-sided from
+            the gradient ``backward()`` computed, one gradient evaluation per
+            measurement; it sees the change of the gradient over a finite
+            step, ReLU kinks included) or ``"hvp"`` (double backward, exact
+            Hessian, about twice the cost); costs in
+            :mod:`stochctl.policy.curvature`.
         curvature_every: measure the curvature at steps 0, k, 2k, ... and
             reuse the last measurement in between (the noise ratio and the
             rate are updated at every step).
@@ -212,7 +216,7 @@ class ControlledLR(LRScheduler):
     """
 
     def __init__(self, optimizer, policy, *, estimator=None, eta: float | None = None, every: int = 1,
-                 last_epoch: int = -1, curvature: str | None = None, method: str = "hvp",
+                 last_epoch: int = -1, curvature: str | None = None, method: str = "fd",
                  curvature_every: int = 1, noise_beta: float = 0.9, other_params=None):
         if not isinstance(optimizer, torch.optim.Optimizer):
             raise InputError(f"optimizer must be a torch.optim.Optimizer; got {type(optimizer).__name__}")
@@ -353,22 +357,27 @@ class ControlledLR(LRScheduler):
         groups = self.optimizer.param_groups
         everything = [p for g in groups for p in g["params"]] + (self._other or [])
         saved = [None if p.grad is None else p.grad.detach().clone() for p in everything] if measure else None
+        copies = {} if saved is None else {id(p): c for p, c in zip(everything, saved)}
         lrs = []
         try:
             for i, (group, base) in enumerate(zip(groups, self.base_lrs)):
-                params = [p for p in group["params"] if p.requires_grad]
+                params = group["params"]
                 d, g = step_direction(self.optimizer, group)
-                d = [t for t, p in zip(d, group["params"]) if p.requires_grad]
-                g = [t for t, p in zip(g, group["params"]) if p.requires_grad]
+                if not all(p.requires_grad for p in params):
+                    keep = [p.requires_grad for p in params]
+                    params, d, g = ([t for t, k in zip(ts, keep) if k] for ts in (params, d, g))
                 self._noise[i].update(g)
-                gd = float(sum((x * y).sum() for x, y in zip(g, d)))
-                dd = float(sum((x * x).sum() for x in d))
+                dd = _sumsq(d)
+                gd = dd if d is g else float(sum(t.sum() for t in torch._foreach_mul(g, d)))
                 if measure or self._stored[i] is None:
                     if self.curvature == "own":
-                        own, fld = _measure([closure], [params], 0, d, self.method, None, field=False)
+                        # the gradient backward() computed, as saved before the closure could touch .grad
+                        known = [copies.get(id(p)) for p in params]
+                        known = [known] if all(t is not None for t in known) else None
+                        own, fld = _measure([closure], [params], 0, d, self.method, None, field=False, known=known)
                     else:
                         own, fld = _measure([closure, other_closure], [params, self._other], 0, d, self.method,
-                                            None, field=True)
+                                            None, field=True, known=[g, None])
                     self.curvature_measurements += 1
                     self.last_curvature[i] = (own, fld)
                     self._stored[i] = (own, fld)
