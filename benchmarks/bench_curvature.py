@@ -88,20 +88,17 @@ def _train(nets, draws, variant=None, every: int = 1) -> tuple[float, int]:
             else:
                 sd.step(closure=d_closure)
         opt_d.step()
-        if sg is not None and sg.curvature == "field":
-            g_loss = bce(D(fake), ones)  # the field needs the discriminator's parameters in the graph
-            opt_g.zero_grad()
-            g_loss.backward()
-            sg.step(closure=lambda: bce(D(G(z)), ones),
-                    other_closure=lambda: bce(D(x), ones) + bce(D(G(z)), zeros))
-            opt_g.step()
-            continue
         for p in d_params:
             p.requires_grad_(False)
         g_loss = bce(D(fake), ones)
         opt_g.zero_grad()
         g_loss.backward()
-        if sg is not None:
+        if sg is not None and sg.curvature == "field":
+            for p in d_params:  # the field differentiates the discriminator's loss in its own parameters
+                p.requires_grad_(True)
+            sg.step(closure=lambda: bce(D(G(z)), ones),
+                    other_closure=lambda: bce(D(x), ones) + bce(D(G(z)), zeros))
+        elif sg is not None:
             sg.step(closure=lambda: bce(D(G(z)), ones))
         opt_g.step()
         for p in d_params:

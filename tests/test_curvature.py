@@ -148,6 +148,13 @@ def test_field_measure_matches_hessians_of_a_small_gan():
             own, fld = field_measure([loss_g, loss_d], [gp, dp], p, d, method=method)
             assert own == pytest.approx(exact_own, rel=rtol, abs=1e-10)
             assert fld == pytest.approx(exact_field, rel=rtol)
+        # one-sided from this player's gradient at the current point (3 gradient evaluations)
+        mine = [loss_g, loss_d][p]
+        known = list(torch.autograd.grad(mine(), [gp, dp][p]))
+        grads = [known, None] if p == 0 else [None, known]
+        own, fld = field_measure([loss_g, loss_d], [gp, dp], p, d, method="fd", grads=grads)
+        assert own == pytest.approx(exact_own, rel=1e-5, abs=1e-7)
+        assert fld == pytest.approx(exact_field, rel=1e-5)
 
 
 def _quadratic_game(a, b, c):

@@ -28,8 +28,8 @@ Two methods, each on the batch the loss closures see:
   two players). One-sided from the gradient the caller already has (the one
   ``backward()`` just computed; error O(eps) + O(u |g| / eps),
   eps = sqrt(u) (1 + rms(x_p))): own 1 gradient evaluation, field 3 for two
-  players (the other player's gradient at the current point is not known).
-  :class:`~stochctl.policy.ControlledLR` uses the one-sided form.
+  players (the other player's gradient at the current point is evaluated
+  too). :class:`~stochctl.policy.ControlledLR` uses the one-sided form.
 
 Gradient noise: :class:`NoiseRatio` keeps bias-corrected exponential moving
 averages of a player's gradient g and of |g|^2 and reads
@@ -200,8 +200,11 @@ def _fd(closures, players, p, d, dd, eps, field, known=None):
     xp = players[p]
     norm = math.sqrt(dd)
     who = list(range(len(closures))) if field else [p]
-    known = known or [None] * len(closures)
-    one_sided = all(known[q] is not None for q in who)
+    known = list(known or [None] * len(closures))
+    one_sided = known[p] is not None
+    for q in who:  # one-sided once this player's gradient is known: evaluate the others' at x
+        if one_sided and known[q] is None:
+            known[q] = _grad(_call(closures[q], "other_closure"), players[q], what="other_closure")
     if eps is None:
         n = sum(x.numel() for x in xp)
         rms = math.sqrt(_sumsq([x.detach() for x in xp]) / max(n, 1))

@@ -371,13 +371,11 @@ class ControlledLR(LRScheduler):
                 gd = dd if d is g else float(sum(t.sum() for t in torch._foreach_mul(g, d)))
                 if measure or self._stored[i] is None:
                     if self.curvature == "own":
-                        # the gradient backward() computed, as saved before the closure could touch .grad
-                        known = [copies.get(id(p)) for p in params]
-                        known = [known] if all(t is not None for t in known) else None
-                        own, fld = _measure([closure], [params], 0, d, self.method, None, field=False, known=known)
+                        own, fld = _measure([closure], [params], 0, d, self.method, None, field=False,
+                                            known=[self._known(params, copies)])
                     else:
                         own, fld = _measure([closure, other_closure], [params, self._other], 0, d, self.method,
-                                            None, field=True, known=[g, None])
+                                            None, field=True, known=[self._known(params, copies), None])
                     self.curvature_measurements += 1
                     self.last_curvature[i] = (own, fld)
                     self._stored[i] = (own, fld)
@@ -404,6 +402,12 @@ class ControlledLR(LRScheduler):
             group["lr"] = lr
         self._last_lr = lrs
         self.last_epoch = k + 1
+
+    @staticmethod
+    def _known(params, copies):
+        """The gradient backward() computed (saved before a closure could touch .grad), or None if incomplete."""
+        known = [copies.get(id(p)) for p in params]
+        return known if all(t is not None for t in known) else None
 
     def get_lr(self) -> list[float]:
         """lr_g = eta_g * u*(k, estimate_g) for each group g, k = optimizer steps taken."""
