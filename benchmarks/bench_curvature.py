@@ -145,7 +145,7 @@ def main(argv=None) -> int:
         print("curvature: skipped (torch is not installed)")
         return 0
     print(f"load average before: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
-    res = bench(20 if args.quick else 100, 2 if args.quick else 3)
+    res = bench(20 if args.quick else 100, 2 if args.quick else 5)
     print(f"ring8 GAN, SGD, torch 1 thread: base step {res['base_ms_per_step']:.3f} ms (min over "
           f"{res['blocks']} blocks of {res['steps']} steps); curvature overhead in % of a base step")
     for r in res["configs"]:

@@ -308,18 +308,20 @@ class NoiseRatio:
         self._q = 0.0
         self._pow = 1.0
 
-    def update(self, grads: Sequence) -> None:
-        """Fold in the gradient (one tensor per parameter)."""
+    def update(self, grads: Sequence) -> float:
+        """Fold in the gradient (one tensor per parameter); returns its squared norm |g|^2."""
         b = self.beta
         self._pow *= b
         alpha = (1 - b) / (1 - self._pow)
         grads = [t.detach() for t in grads]
         if self._m is None:
             self._m = [torch.zeros_like(t) for t in grads]
+        gg = _sumsq(grads)
         if grads:
             torch._foreach_lerp_(self._m, grads, alpha)
-            self._q += alpha * (_sumsq(grads) - self._q)
+            self._q += alpha * (gg - self._q)
         self.count += 1
+        return gg
 
     def read(self) -> tuple[float, float]:
         """(signal |EMA g|^2, noise EMA|g|^2 - |EMA g|^2), NaN before the first observation."""

@@ -366,8 +366,8 @@ class ControlledLR(LRScheduler):
                 if not all(p.requires_grad for p in params):
                     keep = [p.requires_grad for p in params]
                     params, d, g = ([t for t, k in zip(ts, keep) if k] for ts in (params, d, g))
-                self._noise[i].update(g)
-                dd = _sumsq(d)
+                gg = self._noise[i].update(g)
+                dd = gg if d is g else _sumsq(d)
                 gd = dd if d is g else float(sum(t.sum() for t in torch._foreach_mul(g, d)))
                 if measure or self._stored[i] is None:
                     if self.curvature == "own":
