@@ -209,9 +209,9 @@ def test_one_step_policy_closed_form_and_trainer_variables():
 def _discrete_table(u_max_nodes=(1.0, 2.0, 4.0, 8.0)):
     """A synthetic table with the axes of local-discrete and the one-step closed form as values."""
     um = np.asarray(u_max_nodes)
-    h = np.geomspace(1e-3, 4.0, 25)
+    h = np.geomspace(1e-3, 4.0, 80)
     tau = np.linspace(0.0, 8.0, 5)
-    y = np.linspace(-6.0, 6.0, 121)
+    y = np.linspace(-6.0, 6.0, 241)
     U, H, _, Y = np.meshgrid(um, h, tau, y, indexing="ij")
     try:
         return PolicyTable.from_arrays(list(zip(DISCRETE_AXES, (um, h, tau, y))),
@@ -222,12 +222,19 @@ def _discrete_table(u_max_nodes=(1.0, 2.0, 4.0, 8.0)):
 
 def test_discrete_table_policy_agrees_with_the_closed_form():
     table = _discrete_table()
-    for u_max in (1.0, 3.0):
+    cases = [(2.0, 0.5, 1.0, 0.1), (1.0, 1.0, 0.3, 0.5), (3.0, 0.2, 2.0, 1.0), (0.5, 0.1, 0.2, 0.2)]
+    for u_max in (1.0, 4.0):  # at a node of the u_max axis: the closed form up to the (h, y) interpolation
         lp = LocalPolicy(table, total_steps=100, u_max=u_max)
         one = OneStepPolicy(u_max=u_max)
-        for a, s2, gn, eta in [(2.0, 0.5, 1.0, 0.1), (1.0, 1.0, 0.3, 0.5), (3.0, 0.2, 2.0, 1.0)]:
+        for a, s2, gn, eta in cases:
             st = Estimate(a, s2, gn)
             assert lp(0, st, eta=eta) == pytest.approx(one(0, st, eta=eta), abs=0.02)
+    # between nodes: linear in u_max between the slices 2 and 4
+    lp = LocalPolicy(table, total_steps=100, u_max=3.0)
+    for a, s2, gn, eta in cases:
+        st = Estimate(a, s2, gn)
+        mid = 0.5 * (OneStepPolicy(u_max=2.0)(0, st, eta=eta) + OneStepPolicy(u_max=4.0)(0, st, eta=eta))
+        assert lp(0, st, eta=eta) == pytest.approx(mid, abs=0.02)
     # beyond the last h node the step h u of that node is kept
     lp = LocalPolicy(table, total_steps=10, u_max=1.0)
     assert lp(0, Estimate(40.0, 1e-6, 100.0), eta=1.0) * 40.0 == pytest.approx(

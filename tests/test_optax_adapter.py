@@ -218,16 +218,17 @@ def test_invalid_configurations_are_refused():
 # measured curvature (curvature="own", the loss as the value_fn extra argument)
 
 
-def _quadratic_runs(lr, a=2.0, s=1.0, steps=60, opt="sgd"):
+def _quadratic_runs(lr, a=2.0, s=1.0, steps=60, opt="sgd", make_policy=None):
     """The same noisy 1-D quadratic under ControlledLR (torch) and scale_by_policy (optax), float64."""
     torch = pytest.importorskip("torch")
     torch.set_num_threads(1)
     from stochctl.policy import ControlledLR, OneStepPolicy
 
+    make_policy = make_policy or (lambda: OneStepPolicy(u_max=1.0))
     xis = np.random.default_rng(7).standard_normal(steps)
     x = torch.tensor([3.0], dtype=torch.float64, requires_grad=True)
     topt = torch.optim.SGD([x], lr=lr) if opt == "sgd" else torch.optim.Adam([x], lr=lr)
-    sched = ControlledLR(topt, OneStepPolicy(u_max=1.0), curvature="own")
+    sched = ControlledLR(topt, make_policy(), curvature="own", method="hvp")  # exact, as jax.jvp
     torch_path, torch_lr = [], []
     for xi in xis:
         closure = lambda: (a * x ** 2 / 2 - s * float(xi) * x).sum()  # noqa: E731
@@ -243,7 +244,7 @@ def _quadratic_runs(lr, a=2.0, s=1.0, steps=60, opt="sgd"):
 
     with jax.enable_x64(True):
         base = optax.identity() if opt == "sgd" else optax.scale_by_adam()
-        tx = optax.chain(base, scale_by_policy(OneStepPolicy(u_max=1.0), eta=lr, curvature="own"), optax.scale(-lr))
+        tx = optax.chain(base, scale_by_policy(make_policy(), eta=lr, curvature="own"), optax.scale(-lr))
         p = {"x": jnp.array([3.0], dtype=jnp.float64)}
         state = tx.init(p)
 
@@ -267,6 +268,22 @@ def test_measured_curvature_agrees_with_the_torch_scheduler(opt):
     np.testing.assert_allclose(jp, tp, rtol=1e-12, atol=1e-14)
     np.testing.assert_allclose(jlr, tlr, rtol=1e-12)
     assert np.all(np.abs(tp) < 4.0)
+
+
+def test_measured_curvature_with_a_discrete_table_agrees_with_torch():
+    from stochctl.policy.estimators import DISCRETE_AXES
+
+    um, h = np.array([1.0, 2.0, 4.0, 8.0]), np.geomspace(1e-3, 4.0, 40)
+    tau, y = np.linspace(0.0, 8.0, 5), np.linspace(-6.0, 6.0, 121)
+    U, H, _, Y = np.meshgrid(um, h, tau, y, indexing="ij")
+    try:
+        table = PolicyTable.from_arrays(list(zip(DISCRETE_AXES, (um, h, tau, y))),
+                                        {"u": np.minimum(U, Y ** 2 / (1 + H * Y ** 2))}, valid_range=(0.0, 8.0))
+    except InputError as exc:
+        pytest.skip(f"PolicyTable does not take the four axes of local-discrete yet: {exc}")
+    tp, jp, tlr, jlr = _quadratic_runs(1.5, make_policy=lambda: LocalPolicy(table, total_steps=60, u_max=3.0))
+    np.testing.assert_allclose(jp, tp, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(jlr, tlr, rtol=1e-10)
 
 
 def test_measured_curvature_bad_input():
