@@ -366,3 +366,34 @@ def test_scheduler_bad_input(method):
     with pytest.raises(InputError, match="does not depend on this player's parameters"):
         field.step(closure=lambda: (x ** 2).sum() * y.detach().sum(), other_closure=lambda: (x.detach() * y).sum())
     assert x.grad is not None and torch.equal(x.grad, 2 * x.detach())  # gradients restored after a failure
+
+
+def test_measured_scheduler_state_round_trip(tmp_path):
+    a, s = 2.0, 1.0
+
+    def make():
+        x = torch.tensor([3.0], dtype=F64, requires_grad=True)
+        opt = torch.optim.SGD([x], lr=1.5)
+        return x, opt, ControlledLR(opt, OneStepPolicy(u_max=1.0), curvature="own", curvature_every=3)
+
+    def run(x, opt, sched, xis):
+        for xi in xis:
+            closure = lambda: (a * x ** 2 / 2 - s * xi * x).sum()  # noqa: E731
+            opt.zero_grad()
+            closure().backward()
+            sched.step(closure=closure)
+            opt.step()
+        return x.item(), sched.get_last_lr()[0]
+
+    xis = [float(v) for v in np.random.default_rng(3).standard_normal(20)]
+    ref = run(*make(), xis)
+    x, opt, sched = make()
+    run(x, opt, sched, xis[:10])
+    torch.save({"x": x.detach(), "opt": opt.state_dict(), "sched": sched.state_dict()}, tmp_path / "s.pt")
+    saved = torch.load(tmp_path / "s.pt", weights_only=True)
+    x2, opt2, sched2 = make()
+    with torch.no_grad():
+        x2.copy_(saved["x"])
+    opt2.load_state_dict(saved["opt"])
+    sched2.load_state_dict(saved["sched"])
+    assert run(x2, opt2, sched2, xis[10:]) == ref
