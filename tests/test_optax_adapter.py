@@ -286,6 +286,27 @@ def test_measured_curvature_with_a_discrete_table_agrees_with_torch():
     np.testing.assert_allclose(jlr, tlr, rtol=1e-10)
 
 
+def test_field_measure_caps_the_coupled_step_as_in_torch():
+    # quadratic game g = a th^2/2 + b th om - c om^2/2: field sqrt(a^2 + b^2) for theta, sqrt(b^2 + c^2) for omega
+    from stochctl.policy import OneStepPolicy
+
+    a, b, c = 0.1, 2.0, 0.1
+    g = lambda th, om: jnp.sum(a * th ** 2 / 2 + b * th * om - c * om ** 2 / 2)  # noqa: E731
+    th, om = jnp.array([0.3]), jnp.array([-0.2])
+    results = {}
+    for name, mine, other, fn, ofn in (("theta", th, om, lambda p: g(p, om), lambda q, p: -g(p, q)),
+                                       ("omega", om, th, lambda p: -g(th, p), lambda q, p: g(q, p))):
+        tx = scale_by_policy(OneStepPolicy(u_max=1.0), eta=1.0, curvature="field")
+        state = tx.init(mine)
+        grad = jax.grad(fn)(mine)
+        up, state = tx.update(grad, state, mine, value_fn=fn, other_value_fn=ofn, other_params=other)
+        results[name] = (np.asarray(state.curvature), float(state.multiplier))
+    np.testing.assert_allclose(results["theta"][0], [a, np.hypot(a, b)], rtol=1e-6)
+    np.testing.assert_allclose(results["omega"][0], [c, np.hypot(b, c)], rtol=1e-6)
+    assert results["theta"][1] == pytest.approx(1 / np.hypot(a, b), rel=1e-6)  # eta u field = 1
+    assert results["omega"][1] == pytest.approx(1 / np.hypot(b, c), rel=1e-6)
+
+
 def test_measured_curvature_bad_input():
     from stochctl.policy import OneStepPolicy
 
@@ -296,7 +317,10 @@ def test_measured_curvature_bad_input():
         tx.update(params, state, params, value_fn=lambda p: p["x"] ** 2)
     with pytest.raises(InputError, match="needs the loss"):
         tx.update(params, state, params)
-    with pytest.raises(InputError, match="curvature must be None or 'own'"):
-        scale_by_policy(OneStepPolicy(), eta=0.1, curvature="field")
+    with pytest.raises(InputError, match="curvature must be None, 'own' or 'field'"):
+        scale_by_policy(OneStepPolicy(), eta=0.1, curvature="hessian")
+    field = scale_by_policy(OneStepPolicy(), eta=0.1, curvature="field")
+    with pytest.raises(InputError, match="needs the other player"):
+        field.update(params, field.init(params), params, value_fn=lambda p: jnp.sum(p["x"] ** 2))
     with pytest.raises(InputError, match="continuous-time table"):
         scale_by_policy(LocalPolicy(TABLE, total_steps=K), eta=0.1, curvature="own")

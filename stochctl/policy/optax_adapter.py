@@ -177,9 +177,13 @@ def scale_by_policy(policy: LocalPolicy, *, eta: float | None = None, estimator=
             the loss as the extra argument ``value_fn`` (optax's
             ``GradientTransformationExtraArgs`` convention, as its line search):
             ``value_fn(params, **kw)`` with ``kw`` the other extra arguments
-            whose names it accepts (the batch, say). The player-aware field
-            measure needs both players' losses and is offered by the PyTorch
-            scheduler only.
+            whose names it accepts (the batch, say). ``"field"``: also the
+            field measure |J[:, p] d| / |d| (the cap eta u field <= 1 of
+            :func:`~stochctl.policy.estimators.step_cap`), from one
+            ``jax.jvp`` of both players' gradients along d; ``update`` then
+            also needs ``other_params=`` (the other player's parameters) and
+            ``other_value_fn=`` (its loss as ``other_value_fn(other_params,
+            params, **kw)``, this player's parameters as the second argument).
         curvature_every: measure the curvature every k updates, reusing the
             last measurement in between.
         noise_beta: EMA decay of the noise ratio.
@@ -191,10 +195,10 @@ def scale_by_policy(policy: LocalPolicy, *, eta: float | None = None, estimator=
     """
     optax = require_extra("optax", "optax")
     jax, jnp, ravel_pytree = _jax()
-    if curvature not in (None, "own"):
-        raise InputError(f"curvature must be None or 'own' for optax; got {curvature!r}")
+    if curvature not in (None, "own", "field"):
+        raise InputError(f"curvature must be None, 'own' or 'field'; got {curvature!r}")
     if curvature is not None:
-        return _measured_transform(policy, eta, curvature_every, noise_beta)
+        return _measured_transform(policy, eta, curvature_every, noise_beta, curvature == "field")
     core = _Core(policy, eta, estimator)
 
     def init_fn(params):
@@ -224,7 +228,8 @@ class MeasuredState(NamedTuple):
     Attributes:
         count: updates done.
         mg, q, beta_pow: the noise ratio's EMA of g, EMA of |g|^2 and beta^count.
-        curvature: the last measured own curvature d^T H d / |d|^2.
+        curvature: the last measured (own curvature d^T H d / |d|^2, field
+            measure |J[:, p] d| / |d|; NaN without ``"field"``).
         multiplier: u* applied at the last update.
         counts: int32[6] as in :class:`PolicyState`.
     """
@@ -236,6 +241,17 @@ class MeasuredState(NamedTuple):
     curvature: Any
     multiplier: Any
     counts: Any
+
+
+def _scalar_fn(fn, args, name: str):
+    """``fn`` returning a 0-d loss, after checking (at trace time) that its value is one number."""
+    _, jnp, _ = _jax()
+    import jax
+
+    shape = jnp.shape(jax.eval_shape(fn, *args) if isinstance(args, tuple) else jax.eval_shape(fn, args))
+    if shape not in ((), (1,)):
+        raise InputError(f"{name} must return a scalar loss; got shape {shape}")
+    return lambda *a: jnp.reshape(fn(*a), ())
 
 
 def _kwargs_for(fn, extra: dict) -> dict:
@@ -253,7 +269,7 @@ def _kwargs_for(fn, extra: dict) -> dict:
     return {k: v for k, v in extra.items() if k in names}
 
 
-def _measured_transform(policy, eta, every, beta):
+def _measured_transform(policy, eta, every, beta, field=False):
     optax = require_extra("optax", "optax")
     jax, jnp, ravel_pytree = _jax()
     _check_policy(policy)
@@ -270,30 +286,42 @@ def _measured_transform(policy, eta, every, beta):
     def init_fn(params):
         x, _ = ravel_pytree(params)
         z = jnp.zeros([], x.dtype)
-        return MeasuredState(jnp.zeros([], jnp.int32), jnp.zeros_like(x), z, z + 1, z + jnp.nan,
+        return MeasuredState(jnp.zeros([], jnp.int32), jnp.zeros_like(x), z, z + 1, jnp.stack([z, z]) + jnp.nan,
                              z + policy.warmup_multiplier, jnp.zeros(len(COUNT_NAMES), jnp.int32))
 
-    def update_fn(updates, state, params=None, *, value_fn=None, **extra_args):
+    def update_fn(updates, state, params=None, *, value_fn=None, other_value_fn=None, other_params=None,
+                  **extra_args):
         if params is None:
             raise InputError("scale_by_policy needs the parameters: call update(updates, state, params, value_fn=...)")
         if value_fn is None or not callable(value_fn):
             raise InputError("curvature='own' needs the loss: call update(updates, state, params, "
                              f"value_fn=loss_fn); got value_fn={value_fn!r}")
-        kw = _kwargs_for(value_fn, {k: v for k, v in extra_args.items() if k != "grads"})
-        fn = lambda p: value_fn(p, **kw)  # noqa: E731
-        shape = jnp.shape(jax.eval_shape(fn, params))
-        if shape not in ((), (1,)):
-            raise InputError(f"value_fn must return a scalar loss; got shape {shape}")
+        extra = {k: v for k, v in extra_args.items() if k != "grads"}
+        fn = _scalar_fn(lambda p: value_fn(p, **_kwargs_for(value_fn, extra)), params, "value_fn")
+        if field:
+            if other_value_fn is None or not callable(other_value_fn) or other_params is None:
+                raise InputError("curvature='field' needs the other player: call update(..., value_fn=loss_fn, "
+                                 "other_value_fn=other_loss_fn, other_params=other_params)")
+            kw_o = _kwargs_for(other_value_fn, extra)
+            ofn = _scalar_fn(lambda q, p: other_value_fn(q, p, **kw_o), (other_params, params), "other_value_fn")
         grads = extra_args.get("grads", updates)
         d, unravel = ravel_pytree(updates)
         g, _ = ravel_pytree(grads)
         dd = jnp.sum(d * d)
 
-        def measure(_):
-            _, hd = jax.jvp(jax.grad(lambda p: jnp.reshape(fn(p), ())), (params,), (unravel(d),))
-            return (jnp.sum(ravel_pytree(hd)[0] * d) / dd).astype(state.curvature.dtype)
+        def both_gradients(p):
+            gp = jax.grad(fn)(p)
+            return (gp, jax.grad(ofn)(other_params, p)) if field else (gp,)
 
-        own = jax.lax.cond(state.count % every == 0, measure, lambda _: state.curvature, None)
+        def measure(_):
+            _, jd = jax.jvp(both_gradients, (params,), (unravel(d),))
+            hp = ravel_pytree(jd[0])[0]
+            sq = jnp.sum(hp * hp) + (jnp.sum(ravel_pytree(jd[1])[0] ** 2) if field else 0.0)
+            out = jnp.stack([jnp.sum(hp * d) / dd, jnp.sqrt(sq / dd)])
+            return out.astype(state.curvature.dtype)
+
+        measured = jax.lax.cond(state.count % every == 0, measure, lambda _: state.curvature, None)
+        own = measured[0]
         bp = state.beta_pow * beta
         alpha = (1 - beta) / (1 - bp)
         mg = state.mg + alpha * (g - state.mg)
@@ -301,12 +329,13 @@ def _measured_transform(policy, eta, every, beta):
         sig = jnp.sum(mg * mg)
         noise = jnp.maximum(q - sig, 0.0)
         gd = jnp.sum(g * d)
-        a = jnp.where(gd > 0, own * dd / jnp.where(gd > 0, gd, 1.0), jnp.nan)
-        u, code, _, _, lstat = policy.evaluate(state.count, a, noise, jnp.sqrt(sig), True, eta, lookup, jnp)
+        scale = jnp.where(gd > 0, dd / jnp.where(gd > 0, gd, 1.0), jnp.nan)  # curvature per unit of rate
+        u, code, _, _, lstat = policy.evaluate(state.count, own * scale, noise, jnp.sqrt(sig), True, eta, lookup, jnp,
+                                               field=measured[1] * scale if field else None)
         tally = jnp.stack([jnp.sum(code == i) for i in range(len(STATUS_NAMES))]
                           + [jnp.sum(lstat == 1), jnp.sum(lstat == 2)]).astype(jnp.int32)
         scaled = jax.tree.map(lambda t: (t * u).astype(t.dtype), updates)
-        return scaled, MeasuredState(state.count + 1, mg, q.astype(state.q.dtype), bp, own,
+        return scaled, MeasuredState(state.count + 1, mg, q.astype(state.q.dtype), bp, measured,
                                      jnp.asarray(u, state.multiplier.dtype), state.counts + tally)
 
     return optax.GradientTransformationExtraArgs(init_fn, update_fn)
