@@ -47,7 +47,8 @@ __all__ = [
     "PolicyTable", "TableAxis", "TableValue", "LookupResult", "LookupStats", "MULTIPLIER", "load_table",
     "Estimate", "RegressionEstimator", "SecantCurvature", "MicroBatchNoise", "CompositeEstimator",
     "LocalPolicy", "OneStepPolicy", "policy_inputs",
-    "ControlledLR", "directional_curvature", "own_curvature", "field_measure", "step_direction", "scale_by_policy", "PolicySchedule",
+    "ControlledLR", "directional_curvature", "own_curvature", "field_measure", "step_direction",
+    "scale_by_policy", "PolicySchedule",
 ]
 
 

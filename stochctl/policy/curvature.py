@@ -340,7 +340,8 @@ class NoiseRatio:
                 "q": self._q, "pow": self._pow}
 
     def load_state_dict(self, sd) -> None:
-        self.beta, self.count, self._q, self._pow = float(sd["beta"]), int(sd["count"]), float(sd["q"]), float(sd["pow"])
+        self.beta, self.count = float(sd["beta"]), int(sd["count"])
+        self._q, self._pow = float(sd["q"]), float(sd["pow"])
         self._m = None if sd["m"] is None else [t.clone() for t in sd["m"]]
 
 

@@ -398,4 +398,5 @@ class PolicySchedule:
         return self._core.advance(state, g, x, u, tally)
 
 
-__all__ = ["scale_by_policy", "PolicySchedule", "PolicyState", "MeasuredState", "jax_table_lookup", "counts_dict", "COUNT_NAMES"]
+__all__ = ["scale_by_policy", "PolicySchedule", "PolicyState", "MeasuredState", "jax_table_lookup", "counts_dict",
+           "COUNT_NAMES"]

@@ -13,7 +13,10 @@ parameters they were evaluated at, so the ordinary loop
     loss.backward(); optimizer.step(); scheduler.step()
 
 needs no change; the multiplier of step k uses the observations of steps
-0..k-1.
+0..k-1. With Adam (or any optimizer with an ``lr``) the multiplier scales
+that optimizer's learning rate. Extra measurements (a Hessian-vector
+curvature, a per-sample noise variance) enter through
+``scheduler.step(metrics={...})``.
 
 Measured curvature (``curvature="own"`` or ``"field"``, for the
 discrete-time policies :class:`~stochctl.policy.OneStepPolicy` and
@@ -28,17 +31,15 @@ gradient and the optimizer step:
 returns it with its graph (without calling ``backward()``). For each
 parameter group, with d its step direction and g its gradient, the local
 model's inputs are a = d^T H d / (g . d) (the curvature per unit of learning
-rate: d^T H d / |d|^2 for SGD, where d = g), the field measure in the same
-units, and the noise from :class:`~stochctl.policy.curvature.NoiseRatio`;
+rate: along x - t d the loss has slope -g . d and curvature d^T H d, so its
+linearised minimum is at t = 1 / a; for SGD, d = g and a = d^T H d / |d|^2),
+the field measure in the same units (|J[:, p] d| |d| / (g . d)), and the noise from :class:`~stochctl.policy.curvature.NoiseRatio`;
 h = eta a, y^2 = SNR / (h (1 - SNR)), tau_remaining = h (K - k). A step that
 does not descend (g . d <= 0, Adam's momentum against the gradient) gets the
 fallback multiplier. For a GAN, give each player's scheduler the other
 player's parameters (``other_params=``) and, at each step, the other
 player's loss closure (``other_closure=``), computed without detaching this
-player's output, so the field measure sees the coupling. With Adam (or any optimizer with an ``lr``) the multiplier scales
-that optimizer's learning rate. Extra measurements (a Hessian-vector
-curvature, a per-sample noise variance) enter through
-``scheduler.step(metrics={...})``.
+player's output, so the field measure sees the coupling.
 
 Cost: for CPU tensors of one floating type (float32 or float64) the
 regression estimator reads the parameters and gradients in place through
@@ -301,7 +302,8 @@ class ControlledLR(LRScheduler):
                 return est.estimate_parts(xs)
         return est.estimate(_flat(params, grads=False))
 
-    def step(self, *, metrics: Mapping | None = None, closure=None, other_closure=None) -> None:  # type: ignore[override]
+    def step(self, *, metrics: Mapping | None = None, closure=None,  # type: ignore[override]
+             other_closure=None) -> None:
         """Set the learning rates for the next optimizer step.
 
         Args:
