@@ -212,3 +212,115 @@ def test_invalid_configurations_are_refused():
     s2 = tx2.init(jnp.zeros(2))
     with pytest.raises(InputError, match="model_params=params"):
         tx2.update(jnp.ones(2), s2, jnp.zeros(2))
+
+
+# ---------------------------------------------------------------------------------------------
+# measured curvature (curvature="own", the loss as the value_fn extra argument)
+
+
+def _quadratic_runs(lr, a=2.0, s=1.0, steps=60, opt="sgd", make_policy=None):
+    """The same noisy 1-D quadratic under ControlledLR (torch) and scale_by_policy (optax), float64."""
+    torch = pytest.importorskip("torch")
+    torch.set_num_threads(1)
+    from stochctl.policy import ControlledLR, OneStepPolicy
+
+    make_policy = make_policy or (lambda: OneStepPolicy(u_max=1.0))
+    xis = np.random.default_rng(7).standard_normal(steps)
+    x = torch.tensor([3.0], dtype=torch.float64, requires_grad=True)
+    topt = torch.optim.SGD([x], lr=lr) if opt == "sgd" else torch.optim.Adam([x], lr=lr)
+    sched = ControlledLR(topt, make_policy(), curvature="own", method="hvp")  # exact, as jax.jvp
+    torch_path, torch_lr = [], []
+    for xi in xis:
+        closure = lambda: (a * x ** 2 / 2 - s * float(xi) * x).sum()  # noqa: E731
+        topt.zero_grad()
+        closure().backward()
+        sched.step(closure=closure)
+        topt.step()
+        torch_path.append(x.item())
+        torch_lr.append(sched.get_last_lr()[0])
+
+    def loss(p, xi):
+        return jnp.sum(a * p["x"] ** 2 / 2 - s * xi * p["x"])
+
+    with jax.enable_x64(True):
+        base = optax.identity() if opt == "sgd" else optax.scale_by_adam()
+        tx = optax.chain(base, scale_by_policy(make_policy(), eta=lr, curvature="own"), optax.scale(-lr))
+        p = {"x": jnp.array([3.0], dtype=jnp.float64)}
+        state = tx.init(p)
+
+        @jax.jit
+        def step(p, state, xi):
+            g = jax.grad(loss)(p, xi)
+            up, state = tx.update(g, state, p, value_fn=loss, xi=xi, grads=g)
+            return optax.apply_updates(p, up), state
+
+        jax_path, jax_lr = [], []
+        for xi in xis:
+            p, state = step(p, state, xi)
+            jax_path.append(float(p["x"][0]))
+            jax_lr.append(lr * float(state[1].multiplier))
+    return np.array(torch_path), np.array(jax_path), np.array(torch_lr), np.array(jax_lr)
+
+
+@pytest.mark.parametrize("opt", ["sgd", "adam"])
+def test_measured_curvature_agrees_with_the_torch_scheduler(opt):
+    tp, jp, tlr, jlr = _quadratic_runs(1.5, opt=opt)  # beyond SGD's explosion threshold 2 / a = 1
+    np.testing.assert_allclose(jp, tp, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(jlr, tlr, rtol=1e-12)
+    assert np.all(np.abs(tp) < 4.0)
+
+
+def test_measured_curvature_with_a_discrete_table_agrees_with_torch():
+    from stochctl.policy.estimators import DISCRETE_AXES
+
+    um, h = np.array([1.0, 2.0, 4.0, 8.0]), np.geomspace(1e-3, 4.0, 40)
+    tau, y = np.linspace(0.0, 8.0, 5), np.linspace(-6.0, 6.0, 121)
+    U, H, _, Y = np.meshgrid(um, h, tau, y, indexing="ij")
+    try:
+        table = PolicyTable.from_arrays(list(zip(DISCRETE_AXES, (um, h, tau, y))),
+                                        {"u": np.minimum(U, Y ** 2 / (1 + H * Y ** 2))}, valid_range=(0.0, 8.0))
+    except InputError as exc:
+        pytest.skip(f"PolicyTable does not take the four axes of local-discrete yet: {exc}")
+    tp, jp, tlr, jlr = _quadratic_runs(1.5, make_policy=lambda: LocalPolicy(table, total_steps=60, u_max=3.0))
+    np.testing.assert_allclose(jp, tp, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(jlr, tlr, rtol=1e-10)
+
+
+def test_field_measure_caps_the_coupled_step_as_in_torch():
+    # quadratic game g = a th^2/2 + b th om - c om^2/2: field sqrt(a^2 + b^2) for theta, sqrt(b^2 + c^2) for omega
+    from stochctl.policy import OneStepPolicy
+
+    a, b, c = 0.1, 2.0, 0.1
+    g = lambda th, om: jnp.sum(a * th ** 2 / 2 + b * th * om - c * om ** 2 / 2)  # noqa: E731
+    th, om = jnp.array([0.3]), jnp.array([-0.2])
+    results = {}
+    for name, mine, other, fn, ofn in (("theta", th, om, lambda p: g(p, om), lambda q, p: -g(p, q)),
+                                       ("omega", om, th, lambda p: -g(th, p), lambda q, p: g(q, p))):
+        tx = scale_by_policy(OneStepPolicy(u_max=1.0), eta=1.0, curvature="field")
+        state = tx.init(mine)
+        grad = jax.grad(fn)(mine)
+        up, state = tx.update(grad, state, mine, value_fn=fn, other_value_fn=ofn, other_params=other)
+        results[name] = (np.asarray(state.curvature), float(state.multiplier))
+    np.testing.assert_allclose(results["theta"][0], [a, np.hypot(a, b)], rtol=1e-6)
+    np.testing.assert_allclose(results["omega"][0], [c, np.hypot(b, c)], rtol=1e-6)
+    assert results["theta"][1] == pytest.approx(1 / np.hypot(a, b), rel=1e-6)  # eta u field = 1
+    assert results["omega"][1] == pytest.approx(1 / np.hypot(b, c), rel=1e-6)
+
+
+def test_measured_curvature_bad_input():
+    from stochctl.policy import OneStepPolicy
+
+    params = {"x": jnp.ones(3)}
+    tx = scale_by_policy(OneStepPolicy(), eta=0.1, curvature="own")
+    state = tx.init(params)
+    with pytest.raises(InputError, match=r"value_fn must return a scalar loss; got shape \(3,\)"):
+        tx.update(params, state, params, value_fn=lambda p: p["x"] ** 2)
+    with pytest.raises(InputError, match="needs the loss"):
+        tx.update(params, state, params)
+    with pytest.raises(InputError, match="curvature must be None, 'own' or 'field'"):
+        scale_by_policy(OneStepPolicy(), eta=0.1, curvature="hessian")
+    field = scale_by_policy(OneStepPolicy(), eta=0.1, curvature="field")
+    with pytest.raises(InputError, match="needs the other player"):
+        field.update(params, field.init(params), params, value_fn=lambda p: jnp.sum(p["x"] ** 2))
+    with pytest.raises(InputError, match="continuous-time table"):
+        scale_by_policy(LocalPolicy(TABLE, total_steps=K), eta=0.1, curvature="own")

@@ -3,7 +3,9 @@
 A :class:`PolicyTable` stores an optimal learning-rate multiplier on a grid and
 answers lookups; the estimators turn a training run's gradients into the
 table's inputs; :class:`LocalPolicy` combines both into
-``multiplier = policy(step, stats)``. The PyTorch scheduler
+``multiplier = policy(step, stats)``; :class:`OneStepPolicy` is the
+table-free one-step rule of the discrete local model. The curvature of the
+step about to be taken: :mod:`stochctl.policy.curvature`. The PyTorch scheduler
 (:class:`ControlledLR`) and the optax adapters (:func:`scale_by_policy`,
 :class:`PolicySchedule`) are loaded on first use, so importing this package
 never imports torch or jax. The packaged local-model table and how it is
@@ -19,6 +21,7 @@ from .estimators import CompositeEstimator as CompositeEstimator
 from .estimators import Estimate as Estimate
 from .estimators import LocalPolicy as LocalPolicy
 from .estimators import MicroBatchNoise as MicroBatchNoise
+from .estimators import OneStepPolicy as OneStepPolicy
 from .estimators import RegressionEstimator as RegressionEstimator
 from .estimators import SecantCurvature as SecantCurvature
 from .estimators import policy_inputs as policy_inputs
@@ -33,6 +36,9 @@ from .table import load_table as load_table
 _LAZY = {
     "ControlledLR": "torch_adapter",
     "directional_curvature": "torch_adapter",
+    "own_curvature": "curvature",
+    "field_measure": "curvature",
+    "step_direction": "curvature",
     "scale_by_policy": "optax_adapter",
     "PolicySchedule": "optax_adapter",
 }
@@ -40,8 +46,9 @@ _LAZY = {
 __all__ = [
     "PolicyTable", "TableAxis", "TableValue", "LookupResult", "LookupStats", "MULTIPLIER", "load_table",
     "Estimate", "RegressionEstimator", "SecantCurvature", "MicroBatchNoise", "CompositeEstimator",
-    "LocalPolicy", "policy_inputs",
-    "ControlledLR", "directional_curvature", "scale_by_policy", "PolicySchedule",
+    "LocalPolicy", "OneStepPolicy", "policy_inputs",
+    "ControlledLR", "directional_curvature", "own_curvature", "field_measure", "step_direction",
+    "scale_by_policy", "PolicySchedule",
 ]
 
 

@@ -112,7 +112,7 @@ def jax_table_lookup(table, value: str):
 def _check_policy(policy):
     if not isinstance(policy, LocalPolicy):
         raise InputError(f"policy must be a LocalPolicy; got {type(policy).__name__}")
-    for a in policy.table.axes:
+    for a in () if policy.table is None else policy.table.axes:
         if "error" in a.extrapolation:
             raise InputError(f"axis {a.name!r} has extrapolation {a.extrapolation}; a jitted update cannot "
                              "raise, so use a table whose axes clip")
@@ -128,14 +128,7 @@ class _Core:
         self.estimator = RegressionEstimator() if estimator is None else estimator.fresh()
         if not hasattr(self.estimator, "read"):
             raise InputError("the estimator must provide the functional API (init_state/next_state/read)")
-        base = jax_table_lookup(policy.table, policy.value)
-        order = policy._order
-
-        def lookup(tau, y, mask):
-            coords = (tau, y)
-            return base(*(coords[i] for i in order))
-
-        self.lookup = lookup
+        self.lookup = policy.lookup_fn(_jax()[1])
 
     def multiplier(self, state: PolicyState, x):
         _, jnp, _ = _jax()
@@ -161,17 +154,39 @@ class _Core:
                            state.counts + tally)
 
 
-def scale_by_policy(policy: LocalPolicy, *, eta: float | None = None, estimator=None):
+def scale_by_policy(policy: LocalPolicy, *, eta: float | None = None, estimator=None, curvature: str | None = None,
+                    curvature_every: int = 1, noise_beta: float = 0.9):
     """Gradient transformation multiplying the updates by the policy multiplier u*.
 
     Args:
-        policy: a :class:`~stochctl.policy.LocalPolicy` (its ``total_steps``
-            is K).
+        policy: a :class:`~stochctl.policy.LocalPolicy` or
+            :class:`~stochctl.policy.OneStepPolicy` (its ``total_steps`` is K).
         eta: base learning rate of the local-model mapping (default: the
             policy's ``eta``).
         estimator: estimator template (default
             :class:`~stochctl.policy.RegressionEstimator`); in coordinate mode
             every coordinate is scaled by its own u*.
+        curvature: None (the estimator's curvature) or ``"own"``: the
+            curvature of the step about to be taken, d^T H d / (g . d) with d
+            the incoming updates (the step is x <- x - eta u d, so the
+            transformation sits before the final ``optax.scale(-eta)``) and g
+            the gradient (``grads=``, default the updates), by ``jax.jvp`` of
+            ``jax.grad(value_fn)`` (about 2 gradient evaluations); the noise
+            ratio from bias-corrected EMAs of g and |g|^2, as
+            :class:`~stochctl.policy.ControlledLR` does. ``update`` then needs
+            the loss as the extra argument ``value_fn`` (optax's
+            ``GradientTransformationExtraArgs`` convention, as its line search):
+            ``value_fn(params, **kw)`` with ``kw`` the other extra arguments
+            whose names it accepts (the batch, say). ``"field"``: also the
+            field measure |J[:, p] d| / |d| (the cap eta u field <= 1 of
+            :func:`~stochctl.policy.estimators.step_cap`), from one
+            ``jax.jvp`` of both players' gradients along d; ``update`` then
+            also needs ``other_params=`` (the other player's parameters) and
+            ``other_value_fn=`` (its loss as ``other_value_fn(other_params,
+            params, **kw)``, this player's parameters as the second argument).
+        curvature_every: measure the curvature every k updates, reusing the
+            last measurement in between.
+        noise_beta: EMA decay of the noise ratio.
 
     Returns:
         ``optax.GradientTransformationExtraArgs``; ``update`` needs ``params``
@@ -180,6 +195,10 @@ def scale_by_policy(policy: LocalPolicy, *, eta: float | None = None, estimator=
     """
     optax = require_extra("optax", "optax")
     jax, jnp, ravel_pytree = _jax()
+    if curvature not in (None, "own", "field"):
+        raise InputError(f"curvature must be None, 'own' or 'field'; got {curvature!r}")
+    if curvature is not None:
+        return _measured_transform(policy, eta, curvature_every, noise_beta, curvature == "field")
     core = _Core(policy, eta, estimator)
 
     def init_fn(params):
@@ -199,6 +218,125 @@ def scale_by_policy(policy: LocalPolicy, *, eta: float | None = None, estimator=
             flat, unravel = ravel_pytree(updates)
             scaled = unravel((flat * u).astype(flat.dtype))
         return scaled, core.advance(state, g, x, u, tally)
+
+    return optax.GradientTransformationExtraArgs(init_fn, update_fn)
+
+
+class MeasuredState(NamedTuple):
+    """State of :func:`scale_by_policy` with ``curvature="own"``.
+
+    Attributes:
+        count: updates done.
+        mg, q, beta_pow: the noise ratio's EMA of g, EMA of |g|^2 and beta^count.
+        curvature: the last measured (own curvature d^T H d / |d|^2, field
+            measure |J[:, p] d| / |d|; NaN without ``"field"``).
+        multiplier: u* applied at the last update.
+        counts: int32[6] as in :class:`PolicyState`.
+    """
+
+    count: Any
+    mg: Any
+    q: Any
+    beta_pow: Any
+    curvature: Any
+    multiplier: Any
+    counts: Any
+
+
+def _scalar_fn(fn, args, name: str):
+    """``fn`` returning a 0-d loss, after checking (at trace time) that its value is one number."""
+    _, jnp, _ = _jax()
+    import jax
+
+    shape = jnp.shape(jax.eval_shape(fn, *args) if isinstance(args, tuple) else jax.eval_shape(fn, args))
+    if shape not in ((), (1,)):
+        raise InputError(f"{name} must return a scalar loss; got shape {shape}")
+    return lambda *a: jnp.reshape(fn(*a), ())
+
+
+def _kwargs_for(fn, extra: dict) -> dict:
+    """The entries of ``extra`` that ``fn`` accepts by name (all of them if it takes ``**kwargs``)."""
+    import inspect
+
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return {}
+    ps = sig.parameters.values()
+    if any(p.kind is p.VAR_KEYWORD for p in ps):
+        return dict(extra)
+    names = {p.name for p in ps if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)}
+    return {k: v for k, v in extra.items() if k in names}
+
+
+def _measured_transform(policy, eta, every, beta, field=False):
+    optax = require_extra("optax", "optax")
+    jax, jnp, ravel_pytree = _jax()
+    _check_policy(policy)
+    if not policy.discrete:
+        raise InputError("curvature='own' sets the rate of the discrete-time policies (OneStepPolicy, a "
+                         "discrete-time LocalPolicy table); this policy reads a continuous-time table")
+    if not isinstance(every, int) or isinstance(every, bool) or every < 1:
+        raise InputError(f"curvature_every must be a positive integer; got {every!r}")
+    if not isinstance(beta, (int, float)) or isinstance(beta, bool) or not 0.0 <= beta < 1.0:
+        raise InputError(f"noise_beta must be a number in [0, 1); got {beta!r}")
+    eta = policy._eta(eta)
+    lookup = policy.lookup_fn(jnp)
+
+    def init_fn(params):
+        x, _ = ravel_pytree(params)
+        z = jnp.zeros([], x.dtype)
+        return MeasuredState(jnp.zeros([], jnp.int32), jnp.zeros_like(x), z, z + 1, jnp.stack([z, z]) + jnp.nan,
+                             z + policy.warmup_multiplier, jnp.zeros(len(COUNT_NAMES), jnp.int32))
+
+    def update_fn(updates, state, params=None, *, value_fn=None, other_value_fn=None, other_params=None,
+                  **extra_args):
+        if params is None:
+            raise InputError("scale_by_policy needs the parameters: call update(updates, state, params, value_fn=...)")
+        if value_fn is None or not callable(value_fn):
+            raise InputError("curvature='own' needs the loss: call update(updates, state, params, "
+                             f"value_fn=loss_fn); got value_fn={value_fn!r}")
+        extra = {k: v for k, v in extra_args.items() if k != "grads"}
+        fn = _scalar_fn(lambda p: value_fn(p, **_kwargs_for(value_fn, extra)), params, "value_fn")
+        if field:
+            if other_value_fn is None or not callable(other_value_fn) or other_params is None:
+                raise InputError("curvature='field' needs the other player: call update(..., value_fn=loss_fn, "
+                                 "other_value_fn=other_loss_fn, other_params=other_params)")
+            kw_o = _kwargs_for(other_value_fn, extra)
+            ofn = _scalar_fn(lambda q, p: other_value_fn(q, p, **kw_o), (other_params, params), "other_value_fn")
+        grads = extra_args.get("grads", updates)
+        d, unravel = ravel_pytree(updates)
+        g, _ = ravel_pytree(grads)
+        dd = jnp.sum(d * d)
+
+        def both_gradients(p):
+            gp = jax.grad(fn)(p)
+            return (gp, jax.grad(ofn)(other_params, p)) if field else (gp,)
+
+        def measure(_):
+            _, jd = jax.jvp(both_gradients, (params,), (unravel(d),))
+            hp = ravel_pytree(jd[0])[0]
+            sq = jnp.sum(hp * hp) + (jnp.sum(ravel_pytree(jd[1])[0] ** 2) if field else 0.0)
+            out = jnp.stack([jnp.sum(hp * d) / dd, jnp.sqrt(sq / dd)])
+            return out.astype(state.curvature.dtype)
+
+        measured = jax.lax.cond(state.count % every == 0, measure, lambda _: state.curvature, None)
+        own = measured[0]
+        bp = state.beta_pow * beta
+        alpha = (1 - beta) / (1 - bp)
+        mg = state.mg + alpha * (g - state.mg)
+        q = state.q + alpha * (jnp.sum(g * g) - state.q)
+        sig = jnp.sum(mg * mg)
+        noise = jnp.maximum(q - sig, 0.0)
+        gd = jnp.sum(g * d)
+        scale = jnp.where(gd > 0, dd / jnp.where(gd > 0, gd, 1.0), jnp.nan)  # curvature per unit of rate
+        u, code, _, _, lstat = policy.evaluate(state.count, own * scale, noise, jnp.sqrt(sig), True, eta, lookup, jnp,
+                                               field=measured[1] * scale if field else None)
+        tally = jnp.stack([jnp.sum(code == i) for i in range(len(STATUS_NAMES))]
+                          + [jnp.sum(lstat == 1), jnp.sum(lstat == 2)]).astype(jnp.int32)
+        scaled = jax.tree.map(lambda t: (t * u).astype(t.dtype), updates)
+        return scaled, MeasuredState(state.count + 1, mg, q.astype(state.q.dtype), bp, measured,
+                                     jnp.asarray(u, state.multiplier.dtype), state.counts + tally)
 
     return optax.GradientTransformationExtraArgs(init_fn, update_fn)
 
@@ -260,4 +398,5 @@ class PolicySchedule:
         return self._core.advance(state, g, x, u, tally)
 
 
-__all__ = ["scale_by_policy", "PolicySchedule", "PolicyState", "jax_table_lookup", "counts_dict", "COUNT_NAMES"]
+__all__ = ["scale_by_policy", "PolicySchedule", "PolicyState", "MeasuredState", "jax_table_lookup", "counts_dict",
+           "COUNT_NAMES"]

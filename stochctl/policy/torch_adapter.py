@@ -18,6 +18,29 @@ that optimizer's learning rate. Extra measurements (a Hessian-vector
 curvature, a per-sample noise variance) enter through
 ``scheduler.step(metrics={...})``.
 
+Measured curvature (``curvature="own"`` or ``"field"``, for the
+discrete-time policies :class:`~stochctl.policy.OneStepPolicy` and
+``LocalPolicy("local-discrete", ...)``): the rate of the step about to be
+taken is set from the curvature of that step on the current batch
+(:mod:`stochctl.policy.curvature`), so the scheduler steps between the
+gradient and the optimizer step:
+
+    loss = closure(); loss.backward(); scheduler.step(closure=closure); optimizer.step()
+
+``closure()`` recomputes this optimizer's loss on the current batch and
+returns it with its graph (without calling ``backward()``). For each
+parameter group, with d its step direction and g its gradient, the local
+model's inputs are a = d^T H d / (g . d) (the curvature per unit of learning
+rate: along x - t d the loss has slope -g . d and curvature d^T H d, so its
+linearised minimum is at t = 1 / a; for SGD, d = g and a = d^T H d / |d|^2),
+the field measure in the same units (|J[:, p] d| |d| / (g . d)), and the noise from :class:`~stochctl.policy.curvature.NoiseRatio`;
+h = eta a, y^2 = SNR / (h (1 - SNR)), tau_remaining = h (K - k). A step that
+does not descend (g . d <= 0, Adam's momentum against the gradient) gets the
+fallback multiplier. For a GAN, give each player's scheduler the other
+player's parameters (``other_params=``) and, at each step, the other
+player's loss closure (``other_closure=``), computed without detaching this
+player's output, so the field measure sees the coupling.
+
 Cost: for CPU tensors of one floating type (float32 or float64) the
 regression estimator reads the parameters and gradients in place through
 numpy views of the tensors (kept while the parameters' storage stays the
@@ -36,13 +59,16 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from ..errors import InputError, require_extra
-from .estimators import STATUS_NAMES, LocalPolicy, RegressionEstimator, reduce_multiplier
+from .curvature import METHODS, NoiseRatio, _measure, _sumsq, step_direction
+from .estimators import STATUS_NAMES, Estimate, LocalPolicy, RegressionEstimator, reduce_multiplier
 
 torch = require_extra("torch", "torch")
 from torch.optim.lr_scheduler import LRScheduler  # noqa: E402
 
 METRIC_KEYS = ("a", "s2", "grad_norm")
-_TRANSIENT = ("optimizer", "policy", "estimators", "_hook", "_metrics", "last_estimates", "_views")
+_TRANSIENT = ("optimizer", "policy", "estimators", "_hook", "_metrics", "last_estimates", "_views", "_noise",
+              "_other", "_init")
+CURVATURES = (None, "own", "field")
 _VIEW_DTYPES = (torch.float32, torch.float64)
 
 
@@ -161,6 +187,22 @@ class ControlledLR(LRScheduler):
             k = 0, every, 2 every, ... (the rates are held in between); a
             larger value divides the overhead.
         last_epoch: as in ``LRScheduler`` (-1 for a fresh start).
+        curvature: None (the estimator's curvature, as above), ``"own"``
+            (d^T H d of the step about to be taken) or ``"field"`` (also the
+            field measure |J[:, p] d| / |d| with the other player), measured
+            through ``step(closure=...)`` (module docstring).
+        method: ``"fd"`` (default: difference of gradients, one-sided from
+            the gradient ``backward()`` computed, one gradient evaluation per
+            measurement; it sees the change of the gradient over a finite
+            step, ReLU kinks included) or ``"hvp"`` (double backward, exact
+            Hessian, about twice the cost); costs in
+            :mod:`stochctl.policy.curvature`.
+        curvature_every: measure the curvature at steps 0, k, 2k, ... and
+            reuse the last measurement in between (the noise ratio and the
+            rate are updated at every step).
+        noise_beta: EMA decay of the noise ratio.
+        other_params: the other player's parameters (tensors, a module's
+            ``parameters()``, or its optimizer); needed by ``"field"``.
 
     Attributes:
         estimators: one estimator per parameter group.
@@ -169,16 +211,38 @@ class ControlledLR(LRScheduler):
         counts: how often each policy case occurred (``ok``, ``warmup``,
             ``nonconvex``, ``fallback``, table lookups ``clamped``/``nan``),
             summed over groups and steps.
+        last_curvature: per group, the last measured (own curvature
+            d^T H d / |d|^2, field measure |J[:, p] d| / |d|) (curvature modes).
+        curvature_measurements: how many curvature measurements were made.
     """
 
     def __init__(self, optimizer, policy, *, estimator=None, eta: float | None = None, every: int = 1,
-                 last_epoch: int = -1):
+                 last_epoch: int = -1, curvature: str | None = None, method: str = "fd",
+                 curvature_every: int = 1, noise_beta: float = 0.9, other_params=None):
         if not isinstance(optimizer, torch.optim.Optimizer):
             raise InputError(f"optimizer must be a torch.optim.Optimizer; got {type(optimizer).__name__}")
         if not callable(policy):
             raise InputError(f"policy must be a LocalPolicy or a callable policy(step, stats); got {policy!r}")
         self.policy = policy
         n = len(optimizer.param_groups)
+        if curvature not in CURVATURES:
+            raise InputError(f"curvature must be one of {CURVATURES}; got {curvature!r}")
+        if method not in METHODS:
+            raise InputError(f"method must be one of {METHODS}; got {method!r}")
+        if not isinstance(curvature_every, int) or isinstance(curvature_every, bool) or curvature_every < 1:
+            raise InputError(f"curvature_every must be a positive integer; got {curvature_every!r}")
+        self.curvature, self.method, self.curvature_every = curvature, method, curvature_every
+        if isinstance(other_params, torch.optim.Optimizer):
+            other_params = [p for g in other_params.param_groups for p in g["params"]]
+        self._other = None if other_params is None else [p for p in other_params if p.requires_grad]
+        if curvature == "field" and not self._other:
+            raise InputError("curvature='field' needs the other player's parameters: pass other_params= "
+                             "(its module's parameters() or its optimizer)")
+        self._noise = [NoiseRatio(noise_beta) for _ in range(n)]
+        self.last_curvature = [(math.nan, math.nan)] * n
+        self._stored = [None] * n
+        self.curvature_measurements = 0
+        self._init = True
         if estimator is None:
             estimator = RegressionEstimator()
         if isinstance(estimator, Sequence):
@@ -206,12 +270,14 @@ class ControlledLR(LRScheduler):
             if sched is not None:
                 sched._observe()
 
-        self._hook = optimizer.register_step_pre_hook(hook)
+        self._hook = optimizer.register_step_pre_hook(hook) if curvature is None else None
         super().__init__(optimizer, last_epoch)
+        self._init = False
 
     def remove_hook(self) -> None:
         """Stop observing the optimizer (the learning rates stay as they are)."""
-        self._hook.remove()
+        if self._hook is not None:
+            self._hook.remove()
 
     def _observe(self) -> None:
         """Fold each group's gradient, at the parameters it was evaluated at, into its estimator."""
@@ -236,14 +302,28 @@ class ControlledLR(LRScheduler):
                 return est.estimate_parts(xs)
         return est.estimate(_flat(params, grads=False))
 
-    def step(self, *, metrics: Mapping | None = None) -> None:  # type: ignore[override]
+    def step(self, *, metrics: Mapping | None = None, closure=None,  # type: ignore[override]
+             other_closure=None) -> None:
         """Set the learning rates for the next optimizer step.
 
         Args:
             metrics: optional measurements overriding the estimator for this
                 step: ``a``, ``s2``, ``grad_norm``, each a number (all groups)
                 or a sequence with one number per group.
+            closure: curvature modes: ``closure()`` returns this optimizer's
+                loss on the current batch (scalar tensor with its graph); call
+                ``step`` after ``backward()`` and before ``optimizer.step()``.
+            other_closure: ``curvature="field"``: the other player's loss on
+                the current batch, computed without detaching this player's
+                output.
         """
+        if self.curvature is not None and not self._init:
+            if metrics is not None:
+                raise InputError("metrics= is for curvature=None; this scheduler measures the curvature itself")
+            self._measured_step(closure, other_closure)
+            return
+        if closure is not None or other_closure is not None:
+            raise InputError("closure= needs a scheduler with curvature='own' or 'field'; this one has curvature=None")
         if metrics is not None:
             if not isinstance(metrics, Mapping):
                 raise InputError(f"metrics must be a mapping; got {type(metrics).__name__}")
@@ -266,9 +346,76 @@ class ControlledLR(LRScheduler):
             v = v.item()
         return float(v)
 
+    def _measured_step(self, closure, other_closure) -> None:
+        """Curvature modes: measure the step about to be taken and set the rates (class docstring)."""
+        if closure is None or not callable(closure):
+            raise InputError(f"curvature={self.curvature!r} needs scheduler.step(closure=loss_closure) with a "
+                             f"callable closure; got {closure!r}")
+        if self.curvature == "field" and (other_closure is None or not callable(other_closure)):
+            raise InputError("curvature='field' needs the other player's loss: scheduler.step(closure=..., "
+                             f"other_closure=...); got other_closure={other_closure!r}")
+        k = self.last_epoch
+        measure = k % self.curvature_every == 0
+        groups = self.optimizer.param_groups
+        everything = [p for g in groups for p in g["params"]] + (self._other or [])
+        saved = [None if p.grad is None else p.grad.detach().clone() for p in everything] if measure else None
+        copies = {} if saved is None else {id(p): c for p, c in zip(everything, saved)}
+        lrs = []
+        try:
+            for i, (group, base) in enumerate(zip(groups, self.base_lrs)):
+                params = group["params"]
+                d, g = step_direction(self.optimizer, group)
+                if not all(p.requires_grad for p in params):
+                    keep = [p.requires_grad for p in params]
+                    params, d, g = ([t for t, k in zip(ts, keep) if k] for ts in (params, d, g))
+                gg = self._noise[i].update(g)
+                dd = gg if d is g else _sumsq(d)
+                gd = dd if d is g else float(sum(t.sum() for t in torch._foreach_mul(g, d)))
+                if measure or self._stored[i] is None:
+                    if self.curvature == "own":
+                        own, fld = _measure([closure], [params], 0, d, self.method, None, field=False,
+                                            known=[self._known(params, copies)])
+                    else:
+                        own, fld = _measure([closure, other_closure], [params, self._other], 0, d, self.method,
+                                            None, field=True, known=[self._known(params, copies), None])
+                    self.curvature_measurements += 1
+                    self.last_curvature[i] = (own, fld)
+                    self._stored[i] = (own, fld)
+                own, fld = self._stored[i]
+                scale = dd / gd if gd > 0 else math.nan  # curvature per unit of learning rate
+                sig, noise = self._noise[i].read()
+                stats = Estimate(own * scale, noise, math.sqrt(sig), self._noise[i].count, True,
+                                 field=None if self.curvature == "own" else fld * scale)
+                base = float(self.eta if self.eta is not None else base)
+                if isinstance(self.policy, LocalPolicy):
+                    u = float(self.policy(k, stats, eta=base))
+                    for key, v in self.policy.last["counts"].items():
+                        self.counts[key] = self.counts.get(key, 0) + v
+                else:
+                    u = float(self.policy(k, stats))
+                self.last_estimates[i] = stats
+                self.last_multipliers[i] = u
+                lrs.append(float(self.base_lrs[i]) * u)
+        finally:
+            if saved is not None:
+                for p, gr in zip(everything, saved):
+                    p.grad = gr
+        for group, lr in zip(groups, lrs):
+            group["lr"] = lr
+        self._last_lr = lrs
+        self.last_epoch = k + 1
+
+    @staticmethod
+    def _known(params, copies):
+        """The gradient backward() computed (saved before a closure could touch .grad), or None if incomplete."""
+        known = [copies.get(id(p)) for p in params]
+        return known if all(t is not None for t in known) else None
+
     def get_lr(self) -> list[float]:
         """lr_g = eta_g * u*(k, estimate_g) for each group g, k = optimizer steps taken."""
         k = max(self.last_epoch, 0)
+        if self.curvature is not None:  # only the initial step comes here
+            return [group["lr"] for group in self.optimizer.param_groups]
         if k % self.every and not self._metrics:
             return [group["lr"] for group in self.optimizer.param_groups]
         lrs = []
@@ -296,6 +443,7 @@ class ControlledLR(LRScheduler):
         """Scheduler state, including each estimator's moving averages (``torch.load``-safe)."""
         sd = {k: v for k, v in self.__dict__.items() if k not in _TRANSIENT}
         sd["estimators"] = [_to_torch(e.state_dict()) for e in self.estimators]
+        sd["noise"] = [n.state_dict() for n in self._noise]
         if isinstance(self.policy, LocalPolicy):
             sd["policy"] = self.policy.config()
         return sd
@@ -303,6 +451,10 @@ class ControlledLR(LRScheduler):
     def load_state_dict(self, state_dict: Mapping) -> None:
         sd = dict(state_dict)
         ests = sd.pop("estimators", None)
+        noise = sd.pop("noise", None)
+        if noise is not None:
+            for n, st in zip(self._noise, noise):
+                n.load_state_dict(st)
         pol = sd.pop("policy", None)
         if ests is None or len(ests) != len(self.estimators):
             raise InputError(f"scheduler state has {None if ests is None else len(ests)} estimator states; "

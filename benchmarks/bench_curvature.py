@@ -1,0 +1,163 @@
+"""Benchmark: cost of measuring the curvature of the step about to be taken, against a base training step.
+
+    python benchmarks/bench_curvature.py [--quick] [--json FILE]
+
+Measured on the ``ring8`` GAN of the study (:mod:`stochctl.study.tasks`: MLP
+generator and discriminator, two hidden layers of 128 ReLU units, batch 256)
+with the training step of :mod:`stochctl.study.runner` (data and latent draws,
+discriminator step on BCE(D(x), 1) + BCE(D(G(z)), 0), generator step on
+BCE(D(G(z)), 1) with the updated discriminator), SGD at rate 0.01, one torch
+thread, CPU time of the thread (``time.thread_time``), minimum over
+alternating blocks.
+
+- base: the study's step;
+- controlled: the same step with a :class:`~stochctl.policy.ControlledLR`
+  per player (the one-step policy), ``scheduler.step(closure=...)`` between
+  each player's ``backward()`` and ``optimizer.step()``: the step direction,
+  the noise ratio and the rate at every step, the curvature every k steps.
+
+The figure is the overhead (controlled - base) / base, in percent of a base
+step, for ``curvature_every`` k = 1, 5, 10, all measured in the same run. The
+default measurement is ``curvature="own"`` with the scheduler's default
+``method="fd"`` (one-sided difference from the gradient ``backward()`` just
+computed: one gradient evaluation per player); the double-backward
+``"hvp"`` and the player-aware ``"field"`` measure (which also
+differentiates the other player's loss) are printed alongside. Target for the
+default: at most 30%.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import time
+
+LR = 0.01
+EVERY = (1, 5, 10)
+VARIANTS = (("own", "fd"), ("own", "hvp"), ("field", "fd"), ("field", "hvp"))
+DEFAULT = ("own", "fd")
+
+
+def _setup(steps: int):
+    import torch
+
+    from stochctl.study.tasks import get_task
+
+    task = get_task("ring8")
+    torch.manual_seed(1000)
+    G, D = task.networks()
+    gen = torch.Generator().manual_seed(2000)
+    draws = [(task.sample_real(task.batch_size, gen), task.sample_latent(task.batch_size, gen))
+             for _ in range(steps)]
+    return task, (G, D), draws
+
+
+def _train(nets, draws, variant=None, every: int = 1) -> tuple[float, int]:
+    """Train a copy of (G, D) on the draws; returns (thread seconds, curvature measurements)."""
+    import torch
+
+    from stochctl.policy import ControlledLR, OneStepPolicy
+
+    bce = torch.nn.functional.binary_cross_entropy_with_logits
+    G, D = (copy.deepcopy(n) for n in nets)
+    batch = draws[0][0].shape[0]
+    ones, zeros = torch.ones(batch, 1), torch.zeros(batch, 1)
+    opt_g = torch.optim.SGD(G.parameters(), lr=LR)
+    opt_d = torch.optim.SGD(D.parameters(), lr=LR)
+    d_params = list(D.parameters())
+    sg = sd = None
+    if variant is not None:
+        mode, method = variant
+        kw = dict(curvature=mode, method=method, curvature_every=every)
+        sg = ControlledLR(opt_g, OneStepPolicy(u_max=1.0), other_params=d_params if mode == "field" else None, **kw)
+        sd = ControlledLR(opt_d, OneStepPolicy(u_max=1.0), other_params=opt_g if mode == "field" else None, **kw)
+    t = time.thread_time()
+    for x, z in draws:
+        fake = G(z)
+        d_loss = bce(D(x), ones) + bce(D(fake.detach()), zeros)
+        opt_d.zero_grad()
+        d_loss.backward()
+        if sd is not None:
+            fixed = fake.detach()  # the generator does not move during the discriminator's step
+            d_closure = lambda: bce(D(x), ones) + bce(D(fixed), zeros)  # noqa: E731
+            g_closure = lambda: bce(D(G(z)), ones)  # noqa: E731
+            if sd.curvature == "field":
+                sd.step(closure=d_closure, other_closure=g_closure)
+            else:
+                sd.step(closure=d_closure)
+        opt_d.step()
+        for p in d_params:
+            p.requires_grad_(False)
+        g_loss = bce(D(fake), ones)
+        opt_g.zero_grad()
+        g_loss.backward()
+        if sg is not None and sg.curvature == "field":
+            for p in d_params:  # the field differentiates the discriminator's loss in its own parameters
+                p.requires_grad_(True)
+            sg.step(closure=lambda: bce(D(G(z)), ones),
+                    other_closure=lambda: bce(D(x), ones) + bce(D(G(z)), zeros))
+        elif sg is not None:
+            sg.step(closure=lambda: bce(D(G(z)), ones))
+        opt_g.step()
+        for p in d_params:
+            p.requires_grad_(True)
+    elapsed = time.thread_time() - t
+    if not all(bool(torch.isfinite(p).all()) for p in list(G.parameters()) + d_params):
+        raise SystemExit("training produced non-finite parameters")
+    return elapsed, 0 if sg is None else sg.curvature_measurements + sd.curvature_measurements
+
+
+def bench(steps: int, blocks: int, variants=VARIANTS, everys=EVERY) -> dict:
+    import torch
+
+    torch.set_num_threads(1)
+    _, nets, draws = _setup(steps)
+    configs = [None] + [(v, k) for v in variants for k in everys]
+    for c in configs:  # warm-up
+        _train(nets, draws[:5], *(c or (None,)))
+    best = {c: float("inf") for c in configs}
+    measurements = {}
+    for _ in range(blocks):
+        for c in configs:
+            t, n = _train(nets, draws, *(c or (None,)))
+            best[c] = min(best[c], t)
+            measurements[c] = n
+    base = best[None]
+    out = {"base_ms_per_step": 1e3 * base / steps, "steps": steps, "blocks": blocks, "configs": []}
+    for (variant, k) in configs[1:]:
+        out["configs"].append({"curvature": variant[0], "method": variant[1], "curvature_every": k,
+                               "ms_per_step": 1e3 * best[variant, k] / steps,
+                               "overhead_percent": 100.0 * (best[variant, k] - base) / base,
+                               "measurements_per_step": measurements[variant, k] / steps})
+    return out
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer steps and blocks (a smoke run)")
+    parser.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
+    args = parser.parse_args(argv)
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        print("curvature: skipped (torch is not installed)")
+        return 0
+    print(f"load average before: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
+    res = bench(20 if args.quick else 100, 2 if args.quick else 5)
+    print(f"ring8 GAN, SGD, torch 1 thread: base step {res['base_ms_per_step']:.3f} ms (min over "
+          f"{res['blocks']} blocks of {res['steps']} steps); curvature overhead in % of a base step")
+    for r in res["configs"]:
+        tag = " (default)" if (r["curvature"], r["method"]) == DEFAULT else ""
+        print(f"  curvature={r['curvature']:<5} method={r['method']:<3} every {r['curvature_every']:2d}: "
+              f"{r['ms_per_step']:.3f} ms/step, overhead {r['overhead_percent']:6.1f}%{tag}")
+    print(f"load average after: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(res, fh, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
