@@ -15,7 +15,10 @@ multiplier (``null``).
 from __future__ import annotations
 
 
+import numpy as np
+
 from ..errors import InputError
+from ..solvers.solution import interpolate
 from ._common import dump_json, parse_assignments, parse_number
 
 
@@ -74,6 +77,11 @@ def query(solution, points: list[dict], method: str = "linear") -> list[dict]:
         x = [point[s] for s in solution.state_names]
         row = dict(point)
         row["value"] = solution.value_at(x, t=t, method=method)
+        lower = solution.diagnostics.get("lower_values")
+        if isinstance(lower, np.ndarray):  # a simultaneous-move game: the lower value too
+            j = int(np.searchsorted(solution.stored, int(round(t))))
+            if j < len(solution.stored) and solution.stored[j] == int(round(t)):
+                row["lower_value"] = float(interpolate(solution.grid, lower[j], np.array([x]))[0])
         last = point.get(STEPS_LEFT) == 0  # no step is left to take: no multiplier
         for name in solution.control_names:
             row[name] = None if last else solution.control_at(name, x, t=t, method=method)

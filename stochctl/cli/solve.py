@@ -49,6 +49,9 @@ def register(subparsers) -> None:
     p.add_argument("--steps", type=int, metavar="N",
                    help="solve the discrete-time Bellman recursion of N training steps instead of the HJB "
                         "equation (the default for local-discrete, with 20 steps)")
+    p.add_argument("--moves", choices=("simultaneous", "alternating"),
+                   help="two-player models with --steps: simultaneous moves (upper and lower values, the "
+                        "default) or alternating moves (the first player moves first)")
     p.add_argument("--threads", type=int, metavar="N", help="threads of the parallel kernels")
     p.add_argument("--out", metavar="FILE", help="write the solution to this .npz file")
     p.add_argument("--quiet", action="store_true", help="no progress bar and no summary")
@@ -76,6 +79,7 @@ DISCRETE_MODELS = ("local-discrete",)
 def run_discrete(args, problem, grid, steps, store_every) -> int:
     """``--steps N``: the discrete-time Bellman solve (:func:`stochctl.solvers.bellman.solve_discrete`)."""
     from ..solvers.bellman import discrete_grid, solve_discrete
+    from ..solvers.bellman_game import solve_discrete_game
 
     for flag, value in (("--scheme", args.scheme), ("--dt", args.dt), ("--boundary", args.boundary),
                         ("--check-boundary", args.check_boundary or None)):
@@ -84,10 +88,20 @@ def run_discrete(args, problem, grid, steps, store_every) -> int:
                              f"{flag.lstrip('-')}")
     if steps is None:
         steps = int(problem.horizon)
-    if grid is not None:
-        grid = discrete_grid(problem, points=grid.points[0] if grid.ndim == 1 else None)
-    solution = solve_discrete(problem, grid, steps=steps, store_every=store_every or 1,
-                              progress=False if args.quiet else None, num_threads=args.threads)
+    options = dict(steps=steps, store_every=store_every or 1, progress=False if args.quiet else None,
+                   num_threads=args.threads)
+    if len(problem.players) == 2:
+        if grid is not None:
+            from ..solvers.grid import Grid
+
+            grid = Grid.from_domain({s: problem.model.domain[s] for s in problem.model.state_names}, grid.points)
+        solution = solve_discrete_game(problem, grid, moves=args.moves or "simultaneous", **options)
+    else:
+        if args.moves is not None:
+            raise InputError(f"--moves applies to two-player models; {problem.model.name!r} has one player")
+        if grid is not None:
+            grid = discrete_grid(problem, points=grid.points[0] if grid.ndim == 1 else None)
+        solution = solve_discrete(problem, grid, **options)
     if args.out:
         solution.save(args.out)
     if not args.quiet:
@@ -102,16 +116,25 @@ def discrete_summary(solution) -> str:
     params = ", ".join(f"{k}={v:g}" for k, v in solution.metadata.get("parameters", {}).items())
     grid = solution.grid.describe().split(" (boundary")[0]
     lines = [f"{solution.problem}" + (f" ({params})" if params else "") + f": {grid} "
-             "(beyond the grid: quadratic fit + linear extension)",
-             f"{d['steps']} Bellman steps (bracket of {d['u_bracket']} points + Brent, exact expectation), "
-             f"{d['wall_time']:.3g} s"]
+             "(beyond the grid: quadratic fit + linear extension)"]
+    if "moves" in d:
+        lines.append(f"{d['steps']} Bellman steps, {d['moves']} moves, {d['u_points']} multipliers per player "
+                     f"(exact expectation), {d['wall_time']:.3g} s")
+    else:
+        lines.append(f"{d['steps']} Bellman steps (bracket of {d['u_bracket']} points + Newton, exact "
+                     f"expectation), {d['wall_time']:.3g} s")
     for p in solution.players:
         lo, hi = solution.u_bounds[p]
         lines.append(f"player {p}: u in [{lo:g}, {hi:g}], interior optimum on "
                      f"{100 * solution.convex_fraction(p):.1f}% of the grid with {d['steps']} steps left")
     V0 = solution.values[0]
-    lines.append(f"value with {d['steps']} steps left: min {V0.min():.6g}, max {V0.max():.6g}; "
-                 f"largest mass leaving the grid from its inner half {d['mass_outside']:.2g}")
+    line = f"value with {d['steps']} steps left: min {V0.min():.6g}, max {V0.max():.6g}"
+    if "value_gap" in d:
+        line += (f"; upper and lower values differ by up to {d['value_gap']:.3g} on "
+                 f"{100 * d['gap_fraction']:.1f}% of the nodes")
+    else:
+        line += f"; largest mass leaving the grid from its inner half {d['mass_outside']:.2g}"
+    lines.append(line)
     return "\n".join(lines)
 
 

@@ -3,6 +3,7 @@
     stochctl table info (TABLE.npz | local-quadratic) [--json]
     stochctl table lookup (TABLE.npz | local-quadratic) --at "tau_remaining=1,y=0.5" [--at ...] [--json]
     stochctl table build-local [--out PATH] [--quick] [--no-refine]
+    stochctl table build-local --discrete [--out PATH] [--quick] [--no-refine] [--workers N]
 
 A packaged table is named by its name. ``info`` loads the file with full
 validation (a damaged file is an error naming the problem) and prints axes,
@@ -39,10 +40,17 @@ def register(subparsers) -> None:
                       help='a query point, e.g. "tau_remaining=1,y=0.5" (repeatable)')
     look.add_argument("--json", action="store_true", help="print JSON")
     build = sub.add_parser("build-local", help="rebuild the packaged local-model table from the solver")
-    build.add_argument("--out", metavar="PATH", help="output file (default: the packaged table file)")
+    build.add_argument("--out", metavar="PATH",
+                       help="output file (default: the packaged table file; with --discrete: "
+                            "./local_discrete_table.npz)")
     build.add_argument("--quick", action="store_true", help="coarse solve (seconds), for a smoke test")
     build.add_argument("--no-refine", action="store_true",
-                       help="skip the finer solve that estimates the refinement error")
+                       help="skip the finer solve that estimates the refinement error (with --discrete: the "
+                            "interpolation-error and continuous-agreement checks)")
+    build.add_argument("--discrete", action="store_true",
+                       help="build the discrete local model's table local-discrete (Bellman solves; axes u_max, "
+                            "h, tau_remaining, y)")
+    build.add_argument("--workers", type=int, metavar="N", help="processes of the --discrete build (default: cores)")
     p.set_defaults(func=run)
 
 
@@ -60,6 +68,17 @@ def run(args) -> int:
     from ..policy.table import load_table
 
     if args.table_command == "build-local":
+        if args.discrete:
+            from ..policy.shipped_discrete import write_discrete_table
+
+            if args.workers is not None and args.workers < 1:
+                raise InputError(f"--workers must be an integer >= 1; got {args.workers}")
+            path, table = write_discrete_table(args.out, quick=args.quick, check=not args.no_refine,
+                                               workers=args.workers)
+            print(f"wrote {path} ({path.stat().st_size / 1024:.0f} KiB), checksum {table.checksum}")
+            return 0
+        if args.workers is not None:
+            raise InputError("--workers applies to the --discrete build only")
         from ..policy.shipped import write_local_table
 
         path, table = write_local_table(args.out, quick=args.quick, refine=not args.no_refine)

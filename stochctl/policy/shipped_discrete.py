@@ -1,0 +1,295 @@
+"""The packaged table of the discrete local model (design section 4b), and how it is built.
+
+The discrete local model is the training iteration along the gradient direction in its
+dimensionless variables,
+
+    Y_{k+1} = (1 - h u_k) Y_k - u_k sqrt(h) xi_k,   u in [0, u_max],   cost E[Y_K^2],
+
+with h = eta a (the step in curvature units). Its Bellman recursion is solved by
+:func:`stochctl.solvers.bellman.solve_discrete` for every u_max and h node, and the optimal
+multiplier is tabulated on the axes ``u_max``, ``h``, ``tau_remaining``, ``y`` (value ``u``).
+
+Axes:
+
+- ``u_max`` in {1, 2, 4, 8}: a trainer picks the node it runs with. Between nodes the lookup
+  interpolates linearly, which is not the policy of an intermediate bound (metadata
+  ``interpolation_error.between_u_max_nodes``).
+- ``h``: powers of two 2^-10 (about 1e-3) to 2^-4 with ratio 2, where the policy is close to the
+  continuous one and varies slowly in h; ratio 2^(1/8) from 2^-4 to 1 and 2^(1/4) from 1 to 4,
+  where the policy follows the landing step u ~ 1/h and linear interpolation needs dense nodes.
+- ``tau_remaining`` = n h in [0, 8]: a lookup at n h gives the policy with n steps left. The
+  value at a node tau is the policy at n = tau / h steps, linear in n between whole steps; for
+  n < 1 (the last step and past it) it is the one-step policy u = min(u_max, y^2 / (1 + h y^2)).
+  Beyond 8 lookups clamp.
+- ``y`` in [-6, 6], even (step 0.05 to 2, 0.1 to 3, 0.25 to 6); beyond 6 lookups clamp.
+
+Below the smallest h (eta a < 2^-10) the continuous table ``local-quadratic`` applies; the two
+are compared where they meet (metadata ``continuous_agreement``). Built by
+``stochctl table build-local --discrete``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import NumericalError
+from .table import MULTIPLIER, SHIPPED_TABLES, PolicyTable, TableAxis, TableValue
+
+MODEL = "local-discrete"
+TABLE_NAME = "local-discrete"
+U_MAX_NODES = (1.0, 2.0, 4.0, 8.0)
+TAU_MAX = 8.0
+Y_MAX = 6.0
+SOLVE_POINTS = 601
+"""Nodes of the Bellman solves on [-6, 6] (spacing 0.02)."""
+QUICK_POINTS = 121
+
+
+def h_axis(quick: bool = False) -> np.ndarray:
+    """Breakpoints of h (module docstring); ``quick``: a coarse axis for smoke tests."""
+    if quick:
+        return 2.0 ** np.arange(-4, 3, 2, dtype=float)
+    small = 2.0 ** np.arange(-10, -4, dtype=float)
+    middle = 2.0 ** (-4 + np.arange(0, 33) / 8.0)
+    large = 2.0 ** (np.arange(1, 9) / 4.0)
+    return np.concatenate([small, middle, large])
+
+
+def tau_axis(quick: bool = False) -> np.ndarray:
+    """tau_remaining breakpoints: step 1/16 on [0, 1], 1/4 on [1, 8]."""
+    if quick:
+        return np.linspace(0.0, TAU_MAX, 9)
+    return np.concatenate([np.arange(17) / 16.0, 1.0 + np.arange(1, 29) / 4.0])
+
+
+def y_axis(quick: bool = False) -> np.ndarray:
+    """y breakpoints: step 0.05 on [0, 2], 0.1 to 3, 0.25 to 6; mirrored."""
+    if quick:
+        ypos = np.linspace(0.5, Y_MAX, 12)
+    else:
+        ypos = np.round(np.concatenate([np.arange(1, 41) * 0.05, 2.0 + np.arange(1, 11) * 0.1,
+                                        3.0 + np.arange(1, 13) * 0.25]), 12)
+    return np.concatenate([-ypos[::-1], [0.0], ypos])
+
+
+def solve_slice(u_max: float, h: float, points: int = SOLVE_POINTS, tau_max: float = TAU_MAX):
+    """Bellman solve of the discrete local model for one (u_max, h) with tau_max / h steps (at least 1)."""
+    from ..models import get_model
+    from ..solvers.bellman import solve_discrete
+    from ..solvers.grid import Grid
+    from ..symbolic.problem import ControlProblem
+
+    problem = ControlProblem.from_model(get_model(MODEL, h=h), u_max=u_max)
+    grid = Grid.from_domain({"y": (-Y_MAX, Y_MAX)}, points, "linear")
+    steps = max(1, math.ceil(tau_max / h - 1e-9))
+    return solve_discrete(problem, grid, steps=steps, progress=False, num_threads=1)
+
+
+def policy_at(solution, n: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """u*(n steps left, y) of a discrete solution: linear in n between whole steps, n < 1 -> n = 1."""
+    N = solution.n_steps
+    nodes = solution.grid.axes[0]
+    by_n = solution.controls[f"u_{solution.players[0]}"][::-1]  # row n - 1: n steps left
+    n = np.clip(np.asarray(n, dtype=float), 1.0, N)
+    lo = np.minimum(np.floor(n).astype(int), N - 1)
+    w = n - lo
+    rows_lo = by_n[lo - 1]
+    rows_hi = by_n[np.minimum(lo, N - 1)]
+    u_lo = np.array([np.interp(y, nodes, r) for r in rows_lo])
+    u_hi = np.array([np.interp(y, nodes, r) for r in rows_hi])
+    return (1 - w)[:, None] * u_lo + w[:, None] * u_hi
+
+
+def _slice_job(args):
+    u_max, h, points, tau, y = args
+    t0 = time.perf_counter()
+    sol = solve_slice(u_max, h, points)
+    u = policy_at(sol, tau / h, y)
+    d = sol.diagnostics
+    return u_max, h, u, {"steps": int(d["steps"]), "seconds": time.perf_counter() - t0,
+                         "mass_outside": float(d["mass_outside"])}
+
+
+def _run(jobs, workers: int, say):
+    out = []
+    if workers <= 1:
+        for j in jobs:
+            out.append(_slice_job(j))
+        return out
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        for i, res in enumerate(pool.map(_slice_job, jobs), 1):
+            out.append(res)
+            if i % 20 == 0:
+                say(f"  {i}/{len(jobs)} slices")
+    return out
+
+
+def _cost(job) -> float:
+    u_max, h = job[0], job[1]
+    return (TAU_MAX / h) * (1.0 + u_max * math.sqrt(h))
+
+
+def interpolation_error(table: PolicyTable, *, points: int = SOLVE_POINTS, quick: bool = False,
+                        seed: int = 20261203) -> dict:
+    """Table lookups against direct Bellman solves at h between the table's nodes.
+
+    At each u_max node and at geometric midpoints of h cells, n steps left with n h in (0, 8] and
+    y in [-5, 5] drawn at random: |u_table - u_bellman|. ``interior`` excludes the cells holding
+    the policy's fronts (where u* changes by more than 0.25 between neighbouring y breakpoints).
+    """
+    rng = np.random.default_rng(seed)
+    hs = table.axis("h").breakpoints
+    mids = np.sqrt(hs[:-1] * hs[1:])
+    pick = mids[mids >= (0.05 if not quick else 0.0)]
+    pick = pick[:: max(1, len(pick) // 8)]
+    errors, interior = [], []
+    y_bp = table.axis("y").breakpoints
+    for u_max in table.axis("u_max").breakpoints:
+        for h in pick:
+            sol = solve_slice(float(u_max), float(h), points)
+            n = rng.integers(1, sol.n_steps + 1, size=200)
+            y = rng.uniform(-5.0, 5.0, size=200)
+            ref = np.array([policy_at(sol, np.array([k]), np.array([v]))[0, 0] for k, v in zip(n, y)])
+            got = table.lookup(u_max=np.full(200, u_max), h=np.full(200, h), tau_remaining=n * h, y=y)["u"]
+            err = np.abs(np.asarray(got) - ref)
+            # front cells: neighbouring y breakpoints differ by more than 0.25 in the reference
+            j = np.clip(np.searchsorted(y_bp, y) - 1, 0, y_bp.size - 2)
+            lo = np.array([policy_at(sol, np.array([k]), np.array([y_bp[i]]))[0, 0] for k, i in zip(n, j)])
+            hi = np.array([policy_at(sol, np.array([k]), np.array([y_bp[i + 1]]))[0, 0] for k, i in zip(n, j)])
+            smooth = np.abs(hi - lo) <= 0.25
+            errors.append(err)
+            interior.append(err[smooth])
+    errors = np.concatenate(errors)
+    inner = np.concatenate(interior)
+    return {
+        "points": int(errors.size),
+        "h_checked": [float(v) for v in pick],
+        "u_max_abs": float(errors.max()),
+        "u_p99_abs": float(np.quantile(errors, 0.99)),
+        "u_mean_abs": float(errors.mean()),
+        "interior_points": int(inner.size),
+        "interior_u_max_abs": float(inner.max()) if inner.size else float("nan"),
+        "evaluation": "u_max nodes x h at geometric midpoints of h cells x 200 random (n steps left, y in [-5, 5]); "
+                      "interior: cells where u* changes by at most 0.25 between neighbouring y breakpoints",
+    }
+
+
+def continuous_agreement(table: PolicyTable) -> dict:
+    """The u_max = 1 slice at the smallest h against the continuous table ``local-quadratic``."""
+    from .table import load_table
+
+    cont = load_table("local-quadratic")
+    tau = table.axis("tau_remaining").breakpoints
+    y = table.axis("y").breakpoints
+    h0 = float(table.axis("h").breakpoints[0])
+    T, Y = np.meshgrid(tau, y, indexing="ij")
+    disc = np.asarray(table.lookup(u_max=np.ones_like(T), h=np.full_like(T, h0), tau_remaining=T, y=Y)["u"])
+    ref = np.asarray(cont.lookup(tau_remaining=T, y=Y)["u"])
+    du = np.abs(disc - ref)
+    far = np.abs(Y) >= 0.5
+    return {"h": h0, "u_max": 1.0, "u_max_abs": float(du.max()), "u_mean_abs": float(du.mean()),
+            "u_max_abs_y_ge_0.5": float(du[far].max()),
+            "note": "max over the table's (tau_remaining, y) breakpoints; the largest differences sit at the "
+                    "policy's front near y = 0, where both tables resolve it only to their breakpoints"}
+
+
+def build_discrete_table(*, quick: bool = False, workers: int | None = None, check: bool = True,
+                         log=None) -> PolicyTable:
+    """Solve every (u_max, h) slice and tabulate u* on the module's axes.
+
+    Args:
+        quick: coarse axes and grid (seconds), for smoke tests.
+        workers: processes (default: the machine's cores).
+        check: measure the interpolation error against direct solves between h nodes and the
+            agreement with the continuous table, and store both in the metadata.
+        log: callable receiving progress lines.
+    """
+    say = log or (lambda msg: None)
+    workers = workers or os.cpu_count() or 1
+    u_nodes = np.array(U_MAX_NODES)
+    hs, tau, y = h_axis(quick), tau_axis(quick), y_axis(quick)
+    points = QUICK_POINTS if quick else SOLVE_POINTS
+    jobs = sorted(((float(um), float(h), points, tau, y) for um in u_nodes for h in hs), key=_cost, reverse=True)
+    t0 = time.perf_counter()
+    say(f"solving {len(jobs)} (u_max, h) slices on {points} nodes with {workers} worker(s)")
+    results = _run(jobs, workers, say)
+    U = np.empty((u_nodes.size, hs.size, tau.size, y.size))
+    seconds, mass = 0.0, 0.0
+    for u_max, h, u, diag in results:
+        U[int(np.flatnonzero(u_nodes == u_max)[0]), int(np.flatnonzero(hs == h)[0])] = u
+        seconds += diag["seconds"]
+        mass = max(mass, diag["mass_outside"])
+    wall = time.perf_counter() - t0
+    say(f"solved in {wall:.1f} s ({seconds:.1f} s of solver time)")
+    if not np.all(np.isfinite(U)):
+        raise NumericalError("the discrete table has non-finite entries")
+    U = np.clip(U, 0.0, u_nodes[-1])
+    axes = [
+        TableAxis("u_max", u_nodes, units=MULTIPLIER, estimator="the trainer's bound on the multiplier",
+                  long_name="upper bound of the learning-rate multiplier; lookups between nodes interpolate "
+                            "linearly (not the policy of an intermediate bound)"),
+        TableAxis("h", hs, units="1", estimator="eta*a",
+                  long_name="step in curvature units eta*a; below the first node the continuous table "
+                            "local-quadratic applies, beyond 4 lookups clamp"),
+        TableAxis("tau_remaining", tau, units="1", estimator="eta*a*(K-k)",
+                  long_name="dimensionless time to go n*h with n steps left; beyond 8 lookups clamp"),
+        TableAxis("y", y, units="1", estimator="sqrt(SNR / (h (1 - SNR)))",
+                  long_name="distance to the minimum in noise units |x| sqrt(a / (eta s^2)); even; beyond 6 "
+                            "lookups clamp"),
+    ]
+    values = [TableValue("u", U, units=MULTIPLIER, valid_range=(0.0, float(u_nodes[-1])),
+                         long_name="optimal learning-rate multiplier of the discrete local model")]
+    meta = {
+        "problem": MODEL,
+        "equation": "Y_{k+1} = (1 - h u_k) Y_k - u_k sqrt(h) xi_k, u in [0, u_max], cost E[Y_K^2]",
+        "parameters": {},
+        "eta": 1.0,
+        "horizon": TAU_MAX,
+        "scheme": "bellman",
+        "solver": {"method": "discrete-time Bellman recursion; V = quadratic + piecewise-linear interpolant, "
+                             "expectation exact; u by bracket + Brent", "points": points,
+                   "domain": [-Y_MAX, Y_MAX], "solver_seconds": seconds, "wall_seconds": wall,
+                   "workers": workers, "max_mass_outside": mass},
+        "grid": {"y": [-Y_MAX, Y_MAX], "points": points},
+        "tau_rule": "node tau holds the policy with n = tau/h steps left, linear in n between whole steps; "
+                    "n < 1 uses n = 1",
+        "refinement_error": None,
+        "build_command": "stochctl table build-local --discrete",
+    }
+    table = PolicyTable.from_arrays(axes, values, metadata=meta,
+                                    history=f"built from Bellman solves of {MODEL} on {points} nodes")
+    if not check:
+        return table
+    t0 = time.perf_counter()
+    meta["interpolation_error"] = interpolation_error(table, points=points, quick=quick)
+    meta["continuous_agreement"] = continuous_agreement(table)
+    say(f"checks in {time.perf_counter() - t0:.1f} s: interpolation error (interior) "
+        f"{meta['interpolation_error']['interior_u_max_abs']:.3g}, continuous agreement (mean) "
+        f"{meta['continuous_agreement']['u_mean_abs']:.3g}")
+    return PolicyTable.from_arrays(axes, values, metadata=meta,
+                                   history=f"built from Bellman solves of {MODEL} on {points} nodes; "
+                                           "interpolation error and continuous agreement measured")
+
+
+def default_path() -> Path:
+    """``stochctl/data/local_discrete_table.npz``."""
+    return Path(__file__).resolve().parent.parent / "data" / SHIPPED_TABLES[TABLE_NAME]
+
+
+def write_discrete_table(out=None, *, quick: bool = False, check: bool = True, workers: int | None = None,
+                         log=print) -> tuple[Path, PolicyTable]:
+    """Build the table (:func:`build_discrete_table`) and save it to ``out``.
+
+    The default is ``local_discrete_table.npz`` in the current folder, never the packaged file:
+    to replace that, pass :func:`default_path` explicitly.
+    """
+    table = build_discrete_table(quick=quick, check=check, workers=workers, log=log)
+    path = Path(out) if out is not None else Path(SHIPPED_TABLES[TABLE_NAME])
+    table.save(path)
+    return path, table
