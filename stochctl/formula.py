@@ -176,3 +176,28 @@ class _Walker:
                 self.refuse(node, f"{name}() with {len(node.args)} arguments (expected 1)")
             return FUNCTIONS[name](self.visit(node.args[0], depth + 1))
         self.refuse(node, _TOKEN_NAMES.get(type(node), f"the construct {type(node).__name__}"))
+
+
+def check_exponents(expr: sp.Expr, values: Mapping[sp.Symbol, float], *, where: str = "formula") -> None:
+    """Refuse a power whose exponent, once the parameter ``values`` are put in, exceeds the literal limit.
+
+    :func:`parse_formula` bounds literal exponents by :data:`MAX_CONSTANT_EXPONENT`;
+    an exponent written with parameters (``x**n``) is held to the same bound for
+    the values it actually takes.
+
+    Raises:
+        FormulaError: naming the power and the value of its exponent.
+    """
+    for power in sp.sympify(expr).atoms(sp.Pow):
+        exponent = power.exp
+        if exponent.is_number or not (exponent.free_symbols & set(values)):
+            continue
+        value = exponent.subs(values)
+        if value.is_number and value.is_finite is not False:
+            try:
+                number = abs(complex(value))
+            except TypeError:
+                continue
+            if number > MAX_CONSTANT_EXPONENT:
+                raise FormulaError(f"{where}: the exponent {sp.sstr(exponent)} of {sp.sstr(power)} is {number:g} "
+                                   f"with these parameters; at most {MAX_CONSTANT_EXPONENT} in absolute value")

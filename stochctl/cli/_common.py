@@ -21,6 +21,23 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
                         help="override a model parameter (repeatable, or comma-separated)")
 
 
+def check_model_spec(spec: str, option: str = "MODEL") -> None:
+    """Refuse a MODEL argument that names neither a canonical model nor a TOML file, before any work."""
+    from pathlib import Path
+
+    from ..models import MODEL_NAMES
+
+    if spec in MODEL_NAMES:
+        return
+    path = Path(spec)
+    if path.is_dir():
+        raise InputError(f"{option} {spec!r} is a folder; expected a canonical model "
+                         f"({', '.join(MODEL_NAMES)}) or a model .toml file")
+    if not path.exists():
+        raise InputError(f"{option}: unknown model {spec!r}; valid models: {', '.join(MODEL_NAMES)}, "
+                         "or a path to a .toml file")
+
+
 def load_model_from_args(args):
     """The :class:`~stochctl.models.ModelConfig` named by ``args.model`` and ``args.param``."""
     from ..models import load_model, parse_params

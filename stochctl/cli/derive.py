@@ -12,6 +12,7 @@ import math
 import sys
 
 from ..errors import InputError
+from ._paths import check_output_dir
 
 FORMATS = ("markdown", "latex", "json")
 NOISES = ("independent", "shared")
@@ -44,7 +45,7 @@ def register(subparsers) -> None:
                    help="make the batch size a control in [B_MIN, B_MAX] with compute cost KAPPA per sample")
     p.add_argument("--all", action="store_true",
                    help="write derivations/<model>.md for every canonical model (default options)")
-    p.add_argument("--out", default="derivations", metavar="DIR", help="output directory for --all")
+    p.add_argument("--out", default=None, metavar="DIR", help="output directory for --all (default: derivations)")
     p.set_defaults(func=run)
 
 
@@ -108,11 +109,13 @@ def run(args) -> int:
             raise InputError(f"--all writes Markdown documents; got --format {args.format}")
         from ..symbolic.render import write_derivations
 
-        for path in write_derivations(args.out):
+        for path in write_derivations(check_output_dir(args.out or "derivations", "--out")):
             print(path)
         return 0
     if args.model is None:
         raise InputError("MODEL is required (a canonical model name or a .toml file), or use --all")
+    if args.out is not None:
+        raise InputError(f"--out {args.out!r} is used only with --all; a single derivation goes to stdout")
     from ..symbolic.derive import derive
 
     d = derive(build_problem(args))

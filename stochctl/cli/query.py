@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from ..errors import InputError
 from ._common import dump_json, parse_assignments, parse_number
+from ._paths import check_npz_input
 
 
 def register(subparsers) -> None:
@@ -64,6 +65,7 @@ def query(solution, points: list[dict], method: str = "linear") -> list[dict]:
 def run(args) -> int:
     from ..solvers import Solution
 
+    check_npz_input(args.solution, "solution file")
     solution = Solution.load(args.solution)
     points = [parse_point(a, solution.time_name, solution.state_names) for a in args.at]
     rows = query(solution, points, args.method)

@@ -16,7 +16,8 @@ from __future__ import annotations
 import argparse
 
 from ..errors import InputError
-from ._common import add_model_arguments
+from ._common import add_model_arguments, check_model_spec
+from ._paths import check_output_file, replaced_note
 
 CONTROL_PARAMS = ("u_min", "u_max")
 
@@ -71,6 +72,11 @@ def run(args) -> int:
     from ..solvers import solve
     from ..solvers.api import default_grid, problem_from_config, solver_options_from_config
 
+    check_model_spec(args.model)
+    existed = False
+    if args.out:
+        out = check_output_file(args.out, "--out", suffix=".npz", what="a solution", inputs=[args.model])
+        existed = out.exists()
     params, control = split_control_params(args.model, args.param)
     config = load_model(args.model, params)
     table = solver_options_from_config(config)
@@ -107,5 +113,5 @@ def run(args) -> int:
         print(solution.summary())
         V0 = solution.values[0]
         print(f"value at {solution.time_name}=0: min {V0.min():.6g}, max {V0.max():.6g}")
-        print(f"saved to {args.out}" if args.out else "not saved (use --out FILE)")
+        print(f"saved to {args.out}{replaced_note(existed)}" if args.out else "not saved (use --out FILE)")
     return 0

@@ -24,6 +24,7 @@ import numpy as np
 import sympy as sp
 
 from ..errors import InputError
+from ..formula import check_exponents
 from .quadrature import expectation
 
 SENSES = ("min", "max")
@@ -163,6 +164,10 @@ class Model:
         for p in self.parameters:
             p.check(full[p.name])
         object.__setattr__(self, "values", full)
+        values = {p.symbol: full[p.name] for p in self.parameters}
+        check_exponents(self.loss, values, where=f"model {self.name!r} loss")
+        if self.terminal is not None:
+            check_exponents(self.terminal, values, where=f"model {self.name!r} terminal cost")
         dom = {}
         for s in states:
             lo, hi = dict(self.domain).get(s.name, (-1.0, 1.0))

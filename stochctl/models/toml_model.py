@@ -45,6 +45,7 @@ from ..formula import parse_formula
 from ._model import CONSTRAINTS, Model, Parameter, Player
 
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+MAX_FILE_BYTES = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -83,10 +84,25 @@ def _symbol_name(name, where):
 def load_model_toml(path: str | Path) -> ModelConfig:
     """Read a model from a TOML file (format in the module docstring)."""
     path = Path(path)
+    if path.is_dir():
+        raise InputError(f"model file {str(path)!r} is a folder; expected a .toml file")
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        raw = path.read_bytes()
     except FileNotFoundError:
         raise InputError(f"model file {str(path)!r} does not exist") from None
+    except OSError as exc:
+        raise InputError(f"model file {str(path)!r} cannot be read ({exc.strerror or exc})") from None
+    if len(raw) > MAX_FILE_BYTES:
+        raise InputError(f"model file {str(path)!r} has {len(raw):,} bytes; a model file has at most "
+                         f"{MAX_FILE_BYTES:,}")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InputError(f"model file {str(path)!r} is binary data, not a UTF-8 TOML text file") from None
+    if "\x00" in text:
+        raise InputError(f"model file {str(path)!r} is binary data, not a TOML text file")
+    try:
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise InputError(f"{path}: not valid TOML: {exc}") from None
     return model_from_dict(data, source=str(path))

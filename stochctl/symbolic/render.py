@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import sympy as sp
 
+from .._io import write_text_atomic
 from ..errors import InputError
 from .derive import exact
 
@@ -728,6 +729,6 @@ def write_derivations(out_dir, names=None) -> list[Path]:
     paths = []
     for name in (names or MODEL_NAMES):
         path = out / f"{name}.md"
-        path.write_text(derivation_document(name), encoding="utf-8")
+        write_text_atomic(path, derivation_document(name))
         paths.append(path)
     return paths
