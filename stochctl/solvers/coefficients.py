@@ -101,30 +101,9 @@ def _evaluate(model, expr, mesh, what: str, grid: Grid, check: bool = True) -> n
         out = np.asarray(model.lambdify(expr)(*mesh), dtype=float)
     out = np.broadcast_to(out, grid.shape).astype(float, copy=True)
     bad = ~np.isfinite(out)
-    if bad.any():
-        _fill_removable(model, expr, mesh, grid, out, bad)
     if check and bad.any():
         raise NumericalError(f"{what} is not finite at {_location(grid, bad)}")
     return out
-
-
-def _fill_removable(model, expr, mesh, grid: Grid, out: np.ndarray, bad: np.ndarray) -> None:
-    """Re-evaluate non-finite nodes with powers combined (removable 0/0 such as n x**n / x at x = 0).
-
-    Differentiating x**n with a symbolic n gives n x**n / x; combining the
-    powers gives n x**(n-1), finite at 0 for n >= 1. Updates ``out`` and
-    ``bad`` in place; nodes that stay non-finite remain marked.
-    """
-    import sympy as sp
-
-    simpler = sp.powsimp(sp.expand_power_base(sp.sympify(expr), force=True), force=True)
-    if simpler == expr:
-        return
-    points = [np.broadcast_to(m, grid.shape)[bad] for m in mesh]
-    with np.errstate(all="ignore"):
-        fixed = np.broadcast_to(np.asarray(model.lambdify(simpler)(*points), dtype=float), points[0].shape)
-    out[bad] = fixed
-    bad[bad] = ~np.isfinite(fixed)
 
 
 def check_diagonal(problem, grid: Grid, mesh=None) -> None:
