@@ -2,7 +2,7 @@
 
 1. derive the Isaacs equation of the Dirac GAN and its optimal learning rates,
 2. analyse its convexity and the well-posedness of its minimax problem,
-3. solve the dimensionless local model (design section 4) on a grid,
+3. solve the dimensionless local model (docs/DESIGN.md, section 4) on a grid,
 4. export its optimal policy as a lookup table (``.npz`` and CSV),
 5. draw every figure (quick versions).
 

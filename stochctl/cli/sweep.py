@@ -35,7 +35,7 @@ MAX_SWEEP_POINTS = 10_000
 DASK_TIMEOUT = 10.0
 """Seconds allowed to reach a Dask scheduler."""
 
-_ADDRESS = re.compile(r"^(?:(tcp|tls|inproc|ucx|ws|wss)://)?[A-Za-z0-9_.\-\[\]:]+:\d{1,5}$")
+_ADDRESS = re.compile(r"^(?:(?:tcp|tls|inproc|ucx|ws|wss)://[^\s:/][^\s]*|[A-Za-z0-9_.\-]+:\d{1,5})$")
 
 
 def register(subparsers) -> None:
