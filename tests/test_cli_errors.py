@@ -58,6 +58,7 @@ def work(tmp_path, monkeypatch, solution_file):
     (tmp_path / "bin.toml").write_bytes(bytes(range(256)))
     (tmp_path / "array.npz").write_bytes(b"\x93NUMPY\x01\x00" + b"\x00" * 64)
     (tmp_path / "m.toml").write_text(QUARTIC)
+    (tmp_path / "big.toml").write_text(QUARTIC.replace("horizon = 0.25", "horizon = 0.25\nquadrature_order = 10000"))
     shutil.copy(solution_file, tmp_path / "sol.npz")
     monkeypatch.chdir(tmp_path)
     return tmp_path
@@ -110,6 +111,11 @@ CASES = [
     ("sweep local-quadratic --param u_max=0.5:1:100000000 --grid 21", "at most 10,000"),
     ("sweep local-quadratic --param u_max=0.5:1:1000,u_min=0:0.1:1000", "1,000,000 sweep points"),
     ("sweep local-quadratic --param u_max=1 --workers 0", "--workers"),
+    ("sweep local-quadratic --param u_max=1 --grid 100000000 --workers 1", "nodes per axis fit"),
+    ("sweep local-quadratic --param u_max=1 --grid 2 --workers 1", "--grid: need at least 3 nodes"),
+    ("sweep dirac-gan --param c=1 --grid 21 21 21", "--grid: expected 1 or 2 numbers"),
+    ("sweep local-quadratic --param u_max=1 --store-every 0", "--store-every must be an integer >= 1"),
+    ("sweep local-quadratic --param u_max=1 --dt -1", "--dt must be a positive finite number"),
     ("study --quick --steps 1000000000000", "at most 1,000,000 training steps"),
     ("study --quick --seeds 100000", "at most 1,000 seeds"),
     ("study --quick --workers 1000000", "fit in this machine's memory"),
@@ -127,6 +133,11 @@ CASES = [
     ("solve m.toml --param n=4 --param n=5", "--param n: given twice"),
     ("derive m.toml --param n=4,n=5", "--param n: given twice"),
     ("derive m.toml --param n=nan", "--param n: expected a finite number"),
+    ("derive big.toml", "quadrature_order: expected an integer in [1, 200]"),
+    # usage errors are one line too
+    ("figures --only nope", "invalid choice: 'nope'"),
+    ("solve local-quadratic --grid a", "invalid int value: 'a'"),
+    ("table lookup local-quadratic", "required: --at"),
     # (5) files: a folder or text where an npz is expected
     ("export text.npz --out t.npz", "'text.npz' is a text file (it starts with 'hello world')"),
     ("export adir.npz --out t.npz", "'adir.npz' is a folder"),
@@ -146,12 +157,16 @@ def test_bad_input_is_one_line_and_writes_nothing(work, capsys, command, needle)
     if "/proc" in command and not UNWRITABLE.is_dir():
         pytest.skip("needs /proc")
     before = snapshot(work)
-    rc = main(command.split())
+    try:
+        rc = main(command.split())
+    except SystemExit as exc:  # usage errors exit from the argument parser
+        rc = exc.code
     captured = capsys.readouterr()
     lines = captured.err.strip().splitlines()
     assert rc == 2, captured.err
     assert len(lines) == 1, captured.err
-    assert lines[0].startswith(f"stochctl {command.split()[0]}: error: ")
+    assert lines[0].startswith(f"stochctl {command.split()[0]}")
+    assert ": error: " in lines[0]
     assert needle in lines[0]
     assert "Traceback" not in captured.err and "pickle" not in captured.err
     assert snapshot(work) == before

@@ -20,10 +20,17 @@ COMMANDS = ("demo", "derive", "analyze", "solve", "query", "export", "table", "s
             "figures", "study")
 
 
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one line on stderr (exit code 2), like every other error."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .. import __version__
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="stochctl",
         description="Learning rate (and batch size) of SGD/GAN training as a stochastic control.",
     )

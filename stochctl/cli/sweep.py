@@ -83,6 +83,28 @@ def check_sweep_size(items) -> None:
                          f"{MAX_SWEEP_POINTS:,} per sweep")
 
 
+def check_solve_options(args) -> None:
+    """Refuse solver options that would fail every task (bad values, a grid that does not fit), before any task."""
+    from ..models import load_model
+    from ..solvers._limits import check_grid_size
+
+    for option, value in (("--horizon", args.horizon), ("--dt", args.dt)):
+        if value is not None and not (math.isfinite(value) and value > 0):
+            raise InputError(f"{option} must be a positive finite number; got {value!r}")
+    if args.store_every is not None and args.store_every < 1:
+        raise InputError(f"--store-every must be an integer >= 1; got {args.store_every}")
+    if args.grid is not None:
+        bad = [n for n in args.grid if n < 3]
+        if bad:
+            raise InputError(f"--grid: need at least 3 nodes per axis; got {bad[0]}")
+        model = load_model(args.config).model
+        dims = len(model.state_names)
+        if len(args.grid) not in (1, dims):
+            raise InputError(f"--grid: expected 1 or {dims} numbers (axes {', '.join(model.state_names)}); "
+                             f"got {len(args.grid)}")
+        check_grid_size(args.grid * dims if len(args.grid) == 1 else args.grid, len(model.players))
+
+
 def connect_dask(address: str):
     """A dask.distributed Client for ``address``, or one line saying why not within :data:`DASK_TIMEOUT` s."""
     from ..errors import require_extra
@@ -116,6 +138,7 @@ def run(args) -> int:
                                        ("boundary", args.boundary)) if v is not None}
     check_model_spec(args.config, "CONFIG")
     check_sweep_size(args.param)
+    check_solve_options(args)
     if args.workers is not None and args.workers < 1:
         raise InputError(f"--workers must be an integer >= 1; got {args.workers}")
     out = check_output_dir(args.out or f"{Path(args.config).stem}-sweep", "--out")

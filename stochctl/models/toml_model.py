@@ -9,7 +9,7 @@ Format (every formula goes through :func:`stochctl.formula.parse_formula`)::
     noises = ["zeta"]                               # independent N(0, 1) noises
     eta = 0.1                                       # optional, default 0.1
     batch_size = 1                                  # optional, default 1
-    quadrature_order = 32                           # optional
+    quadrature_order = 32                           # optional, 1 to 200
     terminal = "x**2"                               # optional, default: the mean objective
     horizon = 1.0                                   # optional
 
@@ -23,7 +23,7 @@ Format (every formula goes through :func:`stochctl.formula.parse_formula`)::
     x0 = 0.5                                        # shorthand: default only
     sigma = { default = 1.0, constraint = "nonnegative" }
 
-    [domain]
+    [domain]                                        # optional; a state not listed has [-1, 1]
     x = [-3.0, 3.0]
 
     [control]                                       # optional, read by solve/sweep
@@ -46,6 +46,8 @@ from ._model import CONSTRAINTS, Model, Parameter, Player
 
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 MAX_FILE_BYTES = 1_000_000
+MAX_QUADRATURE_ORDER = 200
+MAX_BATCH_SIZE = 10**9
 
 
 @dataclass(frozen=True)
@@ -180,6 +182,9 @@ def model_from_dict(data: dict, source: str = "<dict>") -> ModelConfig:
                       ("horizon", (int, float)), ("description", str)):
         if key in m:
             options[key] = _need(m, key, kind, where)
+    for key, lo, hi in (("quadrature_order", 1, MAX_QUADRATURE_ORDER), ("batch_size", 1, MAX_BATCH_SIZE)):
+        if key in options and not lo <= options[key] <= hi:
+            raise InputError(f"{where}.{key}: expected an integer in [{lo}, {hi:,}]; got {options[key]!r}")
     unknown = set(m) - {"name", "loss", "noises", "terminal", "eta", "batch_size", "quadrature_order",
                         "horizon", "description"}
     if unknown:
