@@ -266,3 +266,14 @@ def test_help_texts_have_no_rest_markup(capsys):
             main([*command, "--help"])
         text = capsys.readouterr().out
         assert "``" not in text and ":func:" not in text and ":class:" not in text, command
+
+
+def test_monte_carlo_path_count_is_checked_before_allocation():
+    from stochctl.errors import InputError
+    from stochctl.models import get_model
+    from stochctl.solvers.montecarlo import simulate_constant
+    from stochctl.symbolic import ControlProblem
+
+    problem = ControlProblem.from_model(get_model("quadratic"))
+    with pytest.raises(InputError, match=r"at most [\d,]+ paths fit"):
+        simulate_constant(problem, 0.5, [1.0], paths=10**10)

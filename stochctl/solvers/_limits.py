@@ -52,3 +52,13 @@ def check_steps(horizon: float, dt: float, steps: float) -> None:
                          f"(about {gib(24 * steps)} for the time grid alone); at most {MAX_STEPS:,} steps: "
                          f"a time step of at least {horizon / MAX_STEPS:.3g}, or a horizon of at most "
                          f"{MAX_STEPS * dt:.3g}")
+
+
+def check_paths(paths: int, dims: int, keep_paths: int = 0, steps: int = 1) -> None:
+    """Refuse a Monte Carlo run whose path arrays (and kept trajectories) exceed :data:`MAX_WORK_BYTES`."""
+    per_path = 8 * (4 * dims + 4)
+    need = paths * per_path + 8 * keep_paths * dims * (steps + 1)
+    if need > MAX_WORK_BYTES:
+        largest = int(MAX_WORK_BYTES // per_path)
+        raise InputError(f"{paths:,} Monte Carlo paths (keeping {keep_paths:,}) need about {gib(need)}, more "
+                         f"than the {gib(MAX_WORK_BYTES)} allowed; at most {largest:,} paths fit")
