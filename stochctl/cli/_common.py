@@ -101,3 +101,13 @@ def parse_number(what: str, name: str, text: str) -> float:
     if not math.isfinite(value):
         raise InputError(f"{what} {name} must be a finite number; got {text!r}")
     return value
+
+
+def grid_points(points, state_names) -> tuple[int, ...]:
+    """``--grid`` numbers as one count per axis: one number for every axis, or one per axis."""
+    n = len(state_names)
+    if len(points) == 1:
+        return tuple(points) * n
+    if len(points) != n:
+        raise InputError(f"--grid: expected 1 or {n} numbers (axes {', '.join(state_names)}); got {len(points)}")
+    return tuple(points)

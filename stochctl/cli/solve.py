@@ -15,8 +15,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..errors import InputError
-from ._common import add_model_arguments, check_model_spec
+from ._common import add_model_arguments, check_model_spec, grid_points
 from ._paths import check_output_file, replaced_note
 
 CONTROL_PARAMS = ("u_min", "u_max")
@@ -89,12 +88,7 @@ def run(args) -> int:
     grid = None
     if points is not None or boundary is not None:
         if isinstance(points, (list, tuple)):
-            n = len(problem.model.state_names)
-            if len(points) == 1:
-                points = points[0]
-            elif len(points) != n:
-                raise InputError(f"--grid: expected 1 or {n} numbers (axes {', '.join(problem.model.state_names)}); "
-                                 f"got {len(points)}")
+            points = grid_points(points, problem.model.state_names)
         grid = default_grid(problem, points=points, boundary=boundary)
 
     def pick(name, cli):

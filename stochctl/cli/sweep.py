@@ -26,7 +26,7 @@ import sys
 from pathlib import Path
 
 from ..errors import InputError
-from ._common import check_model_spec, dump_json
+from ._common import check_model_spec, dump_json, grid_points
 from ._paths import check_output_dir
 
 MAX_SWEEP_POINTS = 10_000
@@ -98,11 +98,7 @@ def check_solve_options(args) -> None:
         if bad:
             raise InputError(f"--grid: need at least 3 nodes per axis; got {bad[0]}")
         model = load_model(args.config).model
-        dims = len(model.state_names)
-        if len(args.grid) not in (1, dims):
-            raise InputError(f"--grid: expected 1 or {dims} numbers (axes {', '.join(model.state_names)}); "
-                             f"got {len(args.grid)}")
-        check_grid_size(args.grid * dims if len(args.grid) == 1 else args.grid, len(model.players))
+        check_grid_size(grid_points(args.grid, model.state_names), len(model.players))
 
 
 def connect_dask(address: str):
