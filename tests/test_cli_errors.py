@@ -58,6 +58,8 @@ def work(tmp_path, monkeypatch, solution_file):
     (tmp_path / "bin.toml").write_bytes(bytes(range(256)))
     (tmp_path / "array.npz").write_bytes(b"\x93NUMPY\x01\x00" + b"\x00" * 64)
     (tmp_path / "m.toml").write_text(QUARTIC)
+    (tmp_path / "biggrid.toml").write_text(QUARTIC + "\n[solver]\ngrid = 100000000\n")
+    (tmp_path / "wide.toml").write_text(QUARTIC.replace("x = [-1.0, 1.0]", "x = [-1e308, 1e308]"))
     (tmp_path / "big.toml").write_text(QUARTIC.replace("horizon = 0.25", "horizon = 0.25\nquadrature_order = 10000"))
     shutil.copy(solution_file, tmp_path / "sol.npz")
     monkeypatch.chdir(tmp_path)
@@ -116,6 +118,8 @@ CASES = [
     ("sweep dirac-gan --param c=1 --grid 21 21 21", "--grid: expected 1 or 2 numbers"),
     ("sweep local-quadratic --param u_max=1 --store-every 0", "--store-every must be an integer >= 1"),
     ("sweep local-quadratic --param u_max=1 --dt -1", "--dt must be a positive finite number"),
+    ("sweep biggrid.toml --param a=1", "nodes per axis fit"),
+    ("sweep local-quadratic --param u_max=1 --dt 1e-12", "at most 50,000,000 steps"),
     ("study --quick --steps 1000000000000", "at most 1,000,000 training steps"),
     ("study --quick --seeds 100000", "at most 1,000 seeds"),
     ("study --quick --workers 1000000", "fit in this machine's memory"),
@@ -134,6 +138,7 @@ CASES = [
     ("derive m.toml --param n=4,n=5", "--param n: given twice"),
     ("derive m.toml --param n=nan", "--param n: expected a finite number"),
     ("derive big.toml", "quadrature_order: expected an integer in [1, 200]"),
+    ("solve wide.toml", "bounds must lie within +-1e+12"),
     # usage errors are one line too
     ("figures --only nope", "invalid choice: 'nope'"),
     ("solve local-quadratic --grid a", "invalid int value: 'a'"),

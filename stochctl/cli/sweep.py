@@ -84,21 +84,38 @@ def check_sweep_size(items) -> None:
 
 
 def check_solve_options(args) -> None:
-    """Refuse solver options that would fail every task (bad values, a grid that does not fit), before any task."""
+    """Refuse solver options that would fail every task, before any task: bad values, a grid or a step
+    count that does not fit; the options given here and the config's [solver] table are both checked."""
     from ..models import load_model
-    from ..solvers._limits import check_grid_size
+    from ..solvers._limits import check_grid_size, check_steps
+    from ..solvers.api import solver_options_from_config
 
-    for option, value in (("--horizon", args.horizon), ("--dt", args.dt)):
-        if value is not None and not (math.isfinite(value) and value > 0):
-            raise InputError(f"{option} must be a positive finite number; got {value!r}")
-    if args.store_every is not None and args.store_every < 1:
-        raise InputError(f"--store-every must be an integer >= 1; got {args.store_every}")
-    if args.grid is not None:
-        bad = [n for n in args.grid if n < 3]
+    config = load_model(args.config)
+    table = solver_options_from_config(config)
+    given = {"grid": args.grid, "horizon": args.horizon, "dt": args.dt, "store_every": args.store_every}
+    opts = {k: v if v is not None else table.get(k) for k, v in given.items()}
+
+    def label(key):
+        return "--" + key.replace("_", "-") if given[key] is not None else f"{config.source} [solver].{key}"
+
+    for key in ("horizon", "dt"):
+        value = opts[key]
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                  or not (math.isfinite(value) and value > 0)):
+            raise InputError(f"{label(key)} must be a positive finite number; got {value!r}")
+    every = opts["store_every"]
+    if every is not None and (isinstance(every, bool) or not isinstance(every, int) or every < 1):
+        raise InputError(f"{label('store_every')} must be an integer >= 1; got {every!r}")
+    grid = opts["grid"]
+    if grid is not None:
+        grid = list(grid) if isinstance(grid, (list, tuple)) else [grid]
+        bad = [n for n in grid if isinstance(n, bool) or not isinstance(n, int) or n < 3]
         if bad:
-            raise InputError(f"--grid: need at least 3 nodes per axis; got {bad[0]}")
-        model = load_model(args.config).model
-        check_grid_size(grid_points(args.grid, model.state_names), len(model.players))
+            raise InputError(f"{label('grid')}: need an integer of at least 3 nodes per axis; got {bad[0]!r}")
+        check_grid_size(grid_points(grid, config.model.state_names), len(config.model.players))
+    if opts["dt"] is not None:
+        horizon = opts["horizon"] if opts["horizon"] is not None else config.model.horizon
+        check_steps(horizon, opts["dt"], horizon / opts["dt"])
 
 
 def connect_dask(address: str):

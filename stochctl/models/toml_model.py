@@ -48,6 +48,7 @@ _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 MAX_FILE_BYTES = 1_000_000
 MAX_QUADRATURE_ORDER = 200
 MAX_BATCH_SIZE = 10**9
+MAX_DOMAIN = 1e12
 
 
 @dataclass(frozen=True)
@@ -175,6 +176,8 @@ def model_from_dict(data: dict, source: str = "<dict>") -> ModelConfig:
             raise InputError(f"{source} [domain]: {sname!r} is not a state symbol")
         if not (isinstance(box, list) and len(box) == 2 and all(isinstance(v, (int, float)) for v in box)):
             raise InputError(f"{source} [domain].{sname}: expected [lo, hi]; got {box!r}")
+        if not all(abs(v) <= MAX_DOMAIN for v in box):
+            raise InputError(f"{source} [domain].{sname}: bounds must lie within +-{MAX_DOMAIN:g}; got {box!r}")
         domain[sname] = (float(box[0]), float(box[1]))
 
     options = {}

@@ -22,8 +22,10 @@ MAX_STEPS = 50_000_000
 
 def gib(nbytes: float) -> str:
     """``nbytes`` as a short human-readable size."""
+    if nbytes >= 2**50:
+        return f"{nbytes / 2**30:.3g} GiB"
     if nbytes >= 2**30:
-        return f"{nbytes / 2**30:.1f} GiB"
+        return f"{nbytes / 2**30:,.1f} GiB"
     return f"{nbytes / 2**20:.0f} MiB"
 
 
