@@ -114,7 +114,7 @@ CASES = [
     ("sweep local-quadratic --param u_max=0.5:1:1000,u_min=0:0.1:1000", "1,000,000 sweep points"),
     ("sweep local-quadratic --param u_max=1 --workers 0", "--workers"),
     ("sweep local-quadratic --param u_max=1 --grid 100000000 --workers 1", "nodes per axis fit"),
-    ("sweep local-quadratic --param u_max=1 --grid 2 --workers 1", "--grid: need at least 3 nodes"),
+    ("sweep local-quadratic --param u_max=1 --grid 2 --workers 1", "--grid: need an integer of at least 3 nodes"),
     ("sweep dirac-gan --param c=1 --grid 21 21 21", "--grid: expected 1 or 2 numbers"),
     ("sweep local-quadratic --param u_max=1 --store-every 0", "--store-every must be an integer >= 1"),
     ("sweep local-quadratic --param u_max=1 --dt -1", "--dt must be a positive finite number"),
