@@ -121,6 +121,10 @@ CASES = [
     ("sweep biggrid.toml --param a=1", "nodes per axis fit"),
     ("sweep local-quadratic --param u_max=1 --dt 1e-12", "at most 50,000,000 steps"),
     ("study --quick --steps 1000000000000", "at most 1,000,000 training steps"),
+    ("analyze dirac-gan --box theta=-1e308:1e308", "bounds must lie within +-1e+12"),
+    ("explode dirac-gan --at theta=1,omega=0 --u 1e308", "expected a multiplier in [0, 1e+06]"),
+    ("explode dirac-gan --at theta=1,omega=0 --u theta=nan", "--u theta must be a finite number"),
+    ("explode dirac-gan --at theta=1,omega=0 --eta-max 1e308", "at most 1e+06"),
     ("study --quick --seeds 100000", "at most 1,000 seeds"),
     ("study --quick --workers 1000000", "fit in this machine's memory"),
     # (4) models
