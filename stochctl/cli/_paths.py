@@ -70,9 +70,9 @@ def check_output_file(path, option: str, *, suffix: str, what: str, inputs=()) -
     Returns:
         The path.
     """
+    text = os.fspath(path)
     path = Path(path)
-    text = str(path)
-    if not path.name or text.endswith(os.sep):
+    if not path.name or text.endswith(("/", os.sep)):
         raise InputError(f"{option} {text!r}: expected a file name; got a folder")
     if path.suffix.lower() != suffix:
         raise InputError(f"{option} {text!r}: {what} is written as {suffix}; "
