@@ -286,3 +286,12 @@ def test_monte_carlo_path_count_is_checked_before_allocation():
     problem = ControlProblem.from_model(get_model("quadratic"))
     with pytest.raises(InputError, match=r"at most [\d,]+ paths fit"):
         simulate_constant(problem, 0.5, [1.0], paths=10**10)
+
+
+def test_output_folder_commands_say_how_many_files_they_replaced(work, capsys):
+    argv = ["sweep", "local-quadratic", "--param", "u_max=0.5:1:2", "--grid", "21", "--dt", "0.05",
+            "--horizon", "0.2", "--out", "sw", "--workers", "1", "--quiet"]
+    assert main(argv) == 0
+    assert "replaced" not in capsys.readouterr().out
+    assert main(argv) == 0
+    assert "(replaced 4 existing files)" in capsys.readouterr().out

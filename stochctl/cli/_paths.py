@@ -20,12 +20,13 @@ from __future__ import annotations
 
 import os
 import tempfile
+import time
 from pathlib import Path
 
 from ..errors import InputError
 
 __all__ = ["check_output_file", "check_output_dir", "check_input_file", "check_npz_input", "same_file",
-           "replaced_note"]
+           "replaced_note", "ReplacedFiles"]
 
 
 def _writable(folder: Path) -> bool:
@@ -161,3 +162,23 @@ def check_npz_input(path, what: str) -> Path:
             first = text.strip().splitlines()[0][:40] if text.strip() else ""
             kind = f"a text file (it starts with {first!r}), not an .npz archive"
     raise InputError(f"{what} {str(path)!r} is {kind}")
+
+
+class ReplacedFiles:
+    """Counts the files of an output folder that a command rewrote.
+
+    Create it before the command writes (it lists the files already there);
+    :meth:`note` afterwards says how many of them were rewritten, or nothing.
+    """
+
+    def __init__(self, folder):
+        folder = Path(folder)
+        self.start = time.time() - 1.0  # file systems with coarse timestamps
+        self.before = [p for p in folder.rglob("*") if p.is_file()] if folder.is_dir() else []
+
+    def count(self) -> int:
+        return sum(1 for p in self.before if p.is_file() and p.stat().st_mtime >= self.start)
+
+    def note(self) -> str:
+        n = self.count()
+        return f" (replaced {n} existing file{'s' if n != 1 else ''})" if n else ""

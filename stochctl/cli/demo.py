@@ -15,7 +15,7 @@ import time
 
 from .._io import write_text_atomic
 from ._common import check_model_spec
-from ._paths import check_output_dir
+from ._paths import ReplacedFiles, check_output_dir
 
 
 def register(subparsers) -> None:
@@ -54,9 +54,9 @@ def run(args) -> int:
     out = check_output_dir(args.out, "--out")
     check_model_spec(args.model, "--model")
     model = load_model(args.model).model
-    before = {p for p in out.rglob("*") if p.is_file()} if out.is_dir() else set()
+    replaced = ReplacedFiles(out)
     out.mkdir(parents=True, exist_ok=True)
-    total, start_wall = time.perf_counter(), time.time() - 1.0
+    total = time.perf_counter()
     problem = ControlProblem.from_model(model)
 
     t = _step(1, f"derive: {model.summary()}")
@@ -118,7 +118,5 @@ def run(args) -> int:
         paths = generate(out / "figures", quick=True, progress=not args.quiet)
         print(f"      {len(paths)} figures -> {out / 'figures'}")
         _done(t)
-    replaced = sum(p.exists() and p.stat().st_mtime >= start_wall for p in before)
-    print(f"\ndone in {time.perf_counter() - total:.1f} s; everything is in {out}/"
-          + (f" (replaced {replaced} existing file(s))" if replaced else ""))
+    print(f"\ndone in {time.perf_counter() - total:.1f} s; everything is in {out}/{replaced.note()}")
     return 0

@@ -12,7 +12,7 @@ import math
 import sys
 
 from ..errors import InputError
-from ._paths import check_output_dir
+from ._paths import check_output_dir, replaced_note
 
 FORMATS = ("markdown", "latex", "json")
 NOISES = ("independent", "shared")
@@ -107,10 +107,13 @@ def run(args) -> int:
             raise InputError(f"--all writes every canonical model with default options; drop {', '.join(extra)}")
         if args.format != "markdown":
             raise InputError(f"--all writes Markdown documents; got --format {args.format}")
+        from ..models import MODEL_NAMES
         from ..symbolic.render import write_derivations
 
-        for path in write_derivations(check_output_dir(args.out or "derivations", "--out")):
-            print(path)
+        out = check_output_dir(args.out or "derivations", "--out")
+        existed = {name: (out / f"{name}.md").exists() for name in MODEL_NAMES}
+        for name, path in zip(MODEL_NAMES, write_derivations(out, MODEL_NAMES)):
+            print(f"{path}{replaced_note(existed[name])}")
         return 0
     if args.model is None:
         raise InputError("MODEL is required (a canonical model name or a .toml file), or use --all")

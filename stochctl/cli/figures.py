@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 import time
 
-from ._paths import check_output_dir
+from ._paths import ReplacedFiles, check_output_dir
 
 
 def register(subparsers) -> None:
@@ -30,11 +30,10 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from ..figures import FIGURES, generate, get_spec
+    from ..figures import generate
 
     out = check_output_dir(args.out or ("figures-quick" if args.quick else "figures"), "--out")
-    names = args.only or [s.name for s in FIGURES]
-    replaced = sum((out / get_spec(n).filename).exists() for n in names) + (out / "README.md").exists()
+    replaced = ReplacedFiles(out)
     timings = []
     start = time.perf_counter()
     paths = generate(out, quick=args.quick, names=args.only, progress=not args.no_progress,
@@ -42,5 +41,5 @@ def run(args) -> int:
     for (name, sec), path in zip(timings, paths):
         print(f"{path}  ({sec:.1f} s)")
     print(f"{len(paths)} figures in {time.perf_counter() - start:.1f} s; captions in {out / 'README.md'}"
-          + (f"; replaced {replaced} existing file(s)" if replaced else ""), file=sys.stdout)
+          f"{replaced.note()}", file=sys.stdout)
     return 0

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from ..errors import InputError
 from ._common import check_model_spec, dump_json, grid_points
-from ._paths import check_output_dir
+from ._paths import ReplacedFiles, check_output_dir
 
 MAX_SWEEP_POINTS = 10_000
 """Most parameter combinations of one sweep (each is a solve, and every table is kept in memory)."""
@@ -161,6 +161,7 @@ def run(args) -> int:
             at = ", ".join(f"{k}={v:g}" for k, v in params.items())
             print(f"[{done}/{total}] {at}" + (f": FAILED {error}" if error else ""), file=sys.stderr, flush=True)
 
+    replaced = ReplacedFiles(out)
     client = connect_dask(args.dask_scheduler) if args.dask_scheduler else None
     try:
         result = sweep(args.config, args.param, client.get_executor() if client is not None else None,
@@ -174,7 +175,7 @@ def run(args) -> int:
         print(dump_json(read_index(result.index)))
     else:
         print(f"wrote {len(result.points) - result.failed} tables and {result.index} "
-              f"({result.index.with_suffix('.csv').name})")
+              f"({result.index.with_suffix('.csv').name}){replaced.note()}")
     if result.failed:
         print(f"{result.failed} of {len(result.points)} tasks failed (see the index)", file=sys.stderr)
         return 1
