@@ -93,8 +93,6 @@ def check_output_file(path, option: str, *, suffix: str, what: str, inputs=()) -
         raise InputError(f"{option} {text!r}: {str(parent)!r} is a file, not a folder")
     if not _writable(parent):
         raise InputError(f"{option} {text!r}: the folder {str(parent)!r} is not writable")
-    if path.exists() and not os.access(path, os.W_OK) and not _writable(parent):
-        raise InputError(f"{option} {text!r}: the existing file cannot be replaced")
     return path
 
 
