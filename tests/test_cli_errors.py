@@ -143,6 +143,14 @@ CASES = [
     ("derive m.toml --param n=nan", "--param n: expected a finite number"),
     ("derive big.toml", "quadrature_order: expected an integer in [1, 200]"),
     ("solve wide.toml", "bounds must lie within +-1e+12"),
+    # an empty name is not the current folder
+    ("figures --quick --out=", "--out: expected a path; got an empty name"),
+    ("table build-local --quick --out=", "--out: expected a path; got an empty name"),
+    ("export sol.npz --out=", "--out: expected a path; got an empty name"),
+    ("derive --all --out=", "--out: expected a path; got an empty name"),
+    ("sweep local-quadratic --param u_max=1 --out=", "--out: expected a path; got an empty name"),
+    ("study --quick --out=", "--out: expected a path; got an empty name"),
+    ("demo --no-figures --out=", "--out: expected a path; got an empty name"),
     # usage errors are one line too
     ("figures --only nope", "invalid choice: 'nope'"),
     ("solve local-quadratic --grid a", "invalid int value: 'a'"),
@@ -295,3 +303,13 @@ def test_output_folder_commands_say_how_many_files_they_replaced(work, capsys):
     assert "replaced" not in capsys.readouterr().out
     assert main(argv) == 0
     assert "(replaced 4 existing files)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv", [["solve", ""], ["derive", ""], ["analyze", ""], ["export", "", "--out", "t.npz"],
+                                  ["table", "info", ""]])
+def test_an_empty_name_is_refused(work, capsys, argv):
+    before = snapshot(work)
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "empty name" in err[0]
+    assert snapshot(work) == before

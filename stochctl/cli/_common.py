@@ -29,6 +29,9 @@ def check_model_spec(spec: str, option: str = "MODEL") -> None:
 
     if spec in MODEL_NAMES:
         return
+    if not spec.strip():
+        raise InputError(f"{option}: expected a canonical model ({', '.join(MODEL_NAMES)}) or a model .toml file; "
+                         f"got an empty name")
     path = Path(spec)
     if path.is_dir():
         raise InputError(f"{option} {spec!r} is a folder; expected a canonical model "
@@ -42,6 +45,7 @@ def load_model_from_args(args):
     """The :class:`~stochctl.models.ModelConfig` named by ``args.model`` and ``args.param``."""
     from ..models import load_model, parse_params
 
+    check_model_spec(args.model)
     return load_model(args.model, parse_params(args.param))
 
 

@@ -29,6 +29,11 @@ __all__ = ["check_output_file", "check_output_dir", "check_input_file", "check_n
            "replaced_note", "ReplacedFiles"]
 
 
+def _not_empty(text: str, what: str) -> None:
+    if not text.strip():
+        raise InputError(f"{what}: expected a path; got an empty name {text!r}")
+
+
 def _writable(folder: Path) -> bool:
     """Whether a file can be created in ``folder`` (tried for real: permissions, read-only mounts)."""
     try:
@@ -72,6 +77,7 @@ def check_output_file(path, option: str, *, suffix: str, what: str, inputs=()) -
         The path.
     """
     text = os.fspath(path)
+    _not_empty(text, option)
     path = Path(path)
     if not path.name or text.endswith(("/", os.sep)):
         raise InputError(f"{option} {text!r}: expected a file name; got a folder")
@@ -102,8 +108,9 @@ def check_output_dir(path, option: str) -> Path:
     The folder itself is not created here (a refused command leaves nothing
     behind); the writer creates it.
     """
+    text = os.fspath(path)
+    _not_empty(text, option)
     path = Path(path)
-    text = str(path)
     if path.exists():
         if not path.is_dir():
             raise InputError(f"{option} {text!r} is a file; expected a folder")
@@ -121,6 +128,7 @@ def check_output_dir(path, option: str) -> Path:
 
 def check_input_file(path, what: str) -> Path:
     """Refuse an input that does not exist, is a folder or cannot be read."""
+    _not_empty(os.fspath(path), what)
     path = Path(path)
     if path.is_dir():
         raise InputError(f"{what} {str(path)!r} is a folder; expected a file")

@@ -110,7 +110,7 @@ def run(args) -> int:
         from ..models import MODEL_NAMES
         from ..symbolic.render import write_derivations
 
-        out = check_output_dir(args.out or "derivations", "--out")
+        out = check_output_dir(args.out if args.out is not None else "derivations", "--out")
         existed = {name: (out / f"{name}.md").exists() for name in MODEL_NAMES}
         for name, path in zip(MODEL_NAMES, write_derivations(out, MODEL_NAMES)):
             print(f"{path}{replaced_note(existed[name])}")

@@ -32,7 +32,7 @@ def register(subparsers) -> None:
 def run(args) -> int:
     from ..figures import generate
 
-    out = check_output_dir(args.out or ("figures-quick" if args.quick else "figures"), "--out")
+    out = check_output_dir(args.out if args.out is not None else "figures-quick" if args.quick else "figures", "--out")
     replaced = ReplacedFiles(out)
     timings = []
     start = time.perf_counter()

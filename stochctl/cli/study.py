@@ -108,7 +108,7 @@ def run(args) -> int:
 
     check_study_size(args)
     name = "custom" if args.steps is not None else "quick" if args.quick else "full"
-    out = check_output_dir(args.out or f"study-{name}", "--out")
+    out = check_output_dir(args.out if args.out is not None else f"study-{name}", "--out")
     config = quick_config() if args.quick else full_config()
     config = config.select(tasks=args.tasks, methods=args.methods,
                            seeds=None if args.seeds is None else range(args.seeds), steps=args.steps)

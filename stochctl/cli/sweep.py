@@ -154,7 +154,7 @@ def run(args) -> int:
     check_solve_options(args)
     if args.workers is not None and args.workers < 1:
         raise InputError(f"--workers must be an integer >= 1; got {args.workers}")
-    out = check_output_dir(args.out or f"{Path(args.config).stem}-sweep", "--out")
+    out = check_output_dir(args.out if args.out is not None else f"{Path(args.config).stem}-sweep", "--out")
 
     def progress(done, total, params, error):
         if not args.quiet:

@@ -67,7 +67,7 @@ def run(args) -> int:
         from ..policy.shipped import default_path, write_local_table
 
         # the default is a file in the current folder: the packaged table is replaced only when named
-        out = check_output_file(args.out or default_path().name, "--out", suffix=".npz", what="a policy table")
+        out = check_output_file(args.out if args.out is not None else default_path().name, "--out", suffix=".npz", what="a policy table")
         existed = out.exists()
         path, table = write_local_table(out, quick=args.quick, refine=not args.no_refine)
         print(f"wrote {path}{replaced_note(existed)} ({path.stat().st_size / 1024:.0f} KiB), "
