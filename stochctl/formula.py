@@ -176,3 +176,55 @@ class _Walker:
                 self.refuse(node, f"{name}() with {len(node.args)} arguments (expected 1)")
             return FUNCTIONS[name](self.visit(node.args[0], depth + 1))
         self.refuse(node, _TOKEN_NAMES.get(type(node), f"the construct {type(node).__name__}"))
+
+
+def check_exponents(expr: sp.Expr, values: Mapping[sp.Symbol, float], *, where: str = "formula") -> None:
+    """Refuse a power whose exponent, once the parameter ``values`` are put in, exceeds the literal limit.
+
+    :func:`parse_formula` bounds literal exponents by :data:`MAX_CONSTANT_EXPONENT`;
+    an exponent written with parameters (``x**n``) is held to the same bound for
+    the values it actually takes.
+
+    Raises:
+        FormulaError: naming the power and the value of its exponent.
+    """
+    for power in sp.sympify(expr).atoms(sp.Pow):
+        exponent = power.exp
+        if exponent.is_number or not (exponent.free_symbols & set(values)):
+            continue
+        value = exponent.subs(values)
+        if value.is_number and value.is_finite is not False:
+            try:
+                number = abs(complex(value))
+            except TypeError:
+                continue
+            if number > MAX_CONSTANT_EXPONENT:
+                raise FormulaError(f"{where}: the exponent {sp.sstr(exponent)} of {sp.sstr(power)} is {number:g} "
+                                   f"with these parameters; at most {MAX_CONSTANT_EXPONENT} in absolute value")
+
+
+def combine_symbolic_powers(expr: sp.Expr) -> sp.Expr:
+    """Combine powers of one base whose exponents are not all numbers: ``n*x**n/x -> n*x**(n - 1)``.
+
+    Differentiating ``x**n`` with a parameter ``n`` gives ``n*x**n/x``, a 0/0 at
+    x = 0 that is removable for n >= 1; after combining, the derivative is
+    finite wherever the function is smooth. Powers with numeric exponents and
+    exponentials are left as they are.
+    """
+    def combine(mul):
+        groups: dict = {}
+        for factor in mul.args:
+            base, exp = factor.as_base_exp()
+            groups.setdefault(base, []).append(exp)
+        if not any(len(exps) > 1 and base != sp.E and not all(e.is_number for e in exps)
+                   for base, exps in groups.items()):
+            return mul
+        factors = []
+        for base, exps in groups.items():
+            if len(exps) > 1 and base != sp.E and not all(e.is_number for e in exps):
+                factors.append(sp.Pow(base, sp.Add(*exps)))
+            else:
+                factors.extend(sp.Pow(base, e) for e in exps)
+        return sp.Mul(*factors)
+
+    return sp.sympify(expr).replace(lambda e: e.is_Mul, combine)

@@ -105,4 +105,4 @@ def test_query_errors(tmp_path, capsys):
     bad = tmp_path / "bad.npz"
     bad.write_bytes(b"junk")
     assert main(["query", str(bad), "--at", "x=0"]) == 2
-    assert "not a readable .npz" in capsys.readouterr().err
+    assert "is a text file (it starts with 'junk'), not an .npz archive" in capsys.readouterr().err

@@ -435,7 +435,7 @@ def test_cli_info_and_lookup(tmp_path, capsys):
     bad = tmp_path / "bad.npz"
     bad.write_bytes(b"garbage")
     assert cli_main(["table", "info", str(bad)]) == 2
-    assert "unreadable table file" in capsys.readouterr().err
+    assert "is a text file (it starts with 'garbage'), not an .npz archive" in capsys.readouterr().err
 
 
 def test_cli_packaged_table_name():

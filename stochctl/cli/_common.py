@@ -21,10 +21,31 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
                         help="override a model parameter (repeatable, or comma-separated)")
 
 
+def check_model_spec(spec: str, option: str = "MODEL") -> None:
+    """Refuse a MODEL argument that names neither a canonical model nor a TOML file, before any work."""
+    from pathlib import Path
+
+    from ..models import MODEL_NAMES
+
+    if spec in MODEL_NAMES:
+        return
+    if not spec.strip():
+        raise InputError(f"{option}: expected a canonical model ({', '.join(MODEL_NAMES)}) or a model .toml file; "
+                         f"got an empty name")
+    path = Path(spec)
+    if path.is_dir():
+        raise InputError(f"{option} {spec!r} is a folder; expected a canonical model "
+                         f"({', '.join(MODEL_NAMES)}) or a model .toml file")
+    if not path.exists():
+        raise InputError(f"{option}: unknown model {spec!r}; valid models: {', '.join(MODEL_NAMES)}, "
+                         "or a path to a .toml file")
+
+
 def load_model_from_args(args):
     """The :class:`~stochctl.models.ModelConfig` named by ``args.model`` and ``args.param``."""
     from ..models import load_model, parse_params
 
+    check_model_spec(args.model)
     return load_model(args.model, parse_params(args.param))
 
 
@@ -84,3 +105,13 @@ def parse_number(what: str, name: str, text: str) -> float:
     if not math.isfinite(value):
         raise InputError(f"{what} {name} must be a finite number; got {text!r}")
     return value
+
+
+def grid_points(points, state_names) -> tuple[int, ...]:
+    """``--grid`` numbers as one count per axis: one number for every axis, or one per axis."""
+    n = len(state_names)
+    if len(points) == 1:
+        return tuple(points) * n
+    if len(points) != n:
+        raise InputError(f"--grid: expected 1 or {n} numbers (axes {', '.join(state_names)}); got {len(points)}")
+    return tuple(points)

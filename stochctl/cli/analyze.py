@@ -10,6 +10,9 @@ from ..errors import InputError
 from ._common import add_model_arguments, dump_json, load_model_from_args, parse_assignments
 
 
+MAX_BOX = 1e12
+"""Largest magnitude of a --box bound (wider boxes overflow the grid spacing)."""
+
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "analyze",
@@ -44,6 +47,8 @@ def parse_box(items, model=None) -> dict[str, tuple[float, float]]:
             raise InputError(f"--box {name}: expected numbers LO:HI; got {span!r}") from None
         if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
             raise InputError(f"--box {name}: expected finite LO < HI; got {span!r}")
+        if max(abs(lo), abs(hi)) > MAX_BOX:
+            raise InputError(f"--box {name}: bounds must lie within +-{MAX_BOX:g}; got {span!r}")
         out[name] = (lo, hi)
     if model is not None:
         for name in out:

@@ -2,7 +2,7 @@
 
 1. derive the Isaacs equation of the Dirac GAN and its optimal learning rates,
 2. analyse its convexity and the well-posedness of its minimax problem,
-3. solve the dimensionless local model (design section 4) on a grid,
+3. solve the dimensionless local model (docs/DESIGN.md, section 4) on a grid,
 4. export its optimal policy as a lookup table (``.npz`` and CSV),
 5. draw every figure (quick versions).
 
@@ -12,7 +12,10 @@ Everything lands in one output folder (default ``stochctl-demo``).
 from __future__ import annotations
 
 import time
-from pathlib import Path
+
+from .._io import write_text_atomic
+from ._common import check_model_spec
+from ._paths import ReplacedFiles, check_output_dir
 
 
 def register(subparsers) -> None:
@@ -23,7 +26,8 @@ def register(subparsers) -> None:
     )
     p.add_argument("--out", default="stochctl-demo", metavar="DIR", help="output folder (default: stochctl-demo)")
     p.add_argument("--model", default="dirac-gan", metavar="MODEL",
-                   help="model derived and analysed in steps 1-2 (default: dirac-gan)")
+                   help="model derived and analysed in steps 1-2: a canonical name or a model .toml file "
+                        "(default: dirac-gan)")
     p.add_argument("--no-figures", action="store_true", help="skip step 5")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
@@ -42,15 +46,17 @@ def run(args) -> int:
     import sympy as sp
 
     from ..analysis import analyze_convexity, analyze_wellposedness
-    from ..models import get_model
+    from ..models import get_model, load_model
     from ..policy import PolicyTable
     from ..solvers import Grid, solve
     from ..symbolic import ControlProblem, derive
 
-    out = Path(args.out)
+    out = check_output_dir(args.out, "--out")
+    check_model_spec(args.model, "--model")
+    model = load_model(args.model).model
+    replaced = ReplacedFiles(out)
     out.mkdir(parents=True, exist_ok=True)
     total = time.perf_counter()
-    model = get_model(args.model)
     problem = ControlProblem.from_model(model)
 
     t = _step(1, f"derive: {model.summary()}")
@@ -61,7 +67,7 @@ def run(args) -> int:
     verdict = d.isaacs.reason if d.isaacs.applicable else "one player: plain HJB equation"
     print(f"      Isaacs condition: {verdict}")
     path = out / f"derivation-{model.name}.md"
-    path.write_text(d.to_markdown(), encoding="utf-8")
+    write_text_atomic(path, d.to_markdown())
     print(f"      -> {path}")
     _done(t)
 
@@ -112,5 +118,5 @@ def run(args) -> int:
         paths = generate(out / "figures", quick=True, progress=not args.quiet)
         print(f"      {len(paths)} figures -> {out / 'figures'}")
         _done(t)
-    print(f"\ndone in {time.perf_counter() - total:.1f} s; everything is in {out}/")
+    print(f"\ndone in {time.perf_counter() - total:.1f} s; everything is in {out}/{replaced.note()}")
     return 0

@@ -16,6 +16,7 @@ import math
 import sys
 
 from ..errors import InputError
+from ._paths import check_output_dir, replaced_note
 
 FORMATS = ("markdown", "latex", "json")
 NOISES = ("independent", "shared")
@@ -52,7 +53,7 @@ def register(subparsers) -> None:
                         "the default for local-discrete")
     p.add_argument("--all", action="store_true",
                    help="write derivations/<model>.md for every canonical model (default options)")
-    p.add_argument("--out", default="derivations", metavar="DIR", help="output directory for --all")
+    p.add_argument("--out", default=None, metavar="DIR", help="output directory for --all (default: derivations)")
     p.set_defaults(func=run)
 
 
@@ -116,13 +117,18 @@ def run(args) -> int:
             raise InputError(f"--all writes every canonical model with default options; drop {', '.join(extra)}")
         if args.format != "markdown":
             raise InputError(f"--all writes Markdown documents; got --format {args.format}")
+        from ..models import MODEL_NAMES
         from ..symbolic.render import write_derivations
 
-        for path in write_derivations(args.out):
-            print(path)
+        out = check_output_dir(args.out if args.out is not None else "derivations", "--out")
+        existed = {name: (out / f"{name}.md").exists() for name in MODEL_NAMES}
+        for name, path in zip(MODEL_NAMES, write_derivations(out, MODEL_NAMES)):
+            print(f"{path}{replaced_note(existed[name])}")
         return 0
     if args.model is None:
         raise InputError("MODEL is required (a canonical model name or a .toml file), or use --all")
+    if args.out is not None:
+        raise InputError(f"--out {args.out!r} is used only with --all; a single derivation goes to stdout")
     from ..symbolic.discrete import DISCRETE_MODELS, derive_discrete
 
     problem = build_problem(args)

@@ -8,6 +8,12 @@ from ..errors import InputError
 from ._common import add_model_arguments, dump_json, load_model_from_args, parse_assignments, parse_number
 
 
+MAX_MULTIPLIER = 1e6
+"""Largest learning-rate multiplier accepted by --u (beyond it the iteration matrices overflow)."""
+
+MAX_ETA = 1e6
+"""Largest --eta-max."""
+
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "explode",
@@ -52,17 +58,24 @@ def parse_multipliers(items, model):
         return None
     if len(items) == 1 and "=" not in items[0]:
         try:
-            return float(items[0])
+            u = float(items[0])
         except ValueError:
             raise InputError(f"--u: expected a number or PLAYER=U; got {items[0]!r}") from None
+        return _multiplier("--u", u)
     raw = parse_assignments(items, "--u")
     out = {}
     players = [p.name for p in model.players]
     for name, text in raw.items():
         if name not in players:
             raise InputError(f"--u: unknown player {name!r}; players: {', '.join(players)}")
-        out[name] = parse_number("--u", name, text)
+        out[name] = _multiplier(f"--u {name}", parse_number("--u", name, text))
     return out
+
+
+def _multiplier(option: str, u: float) -> float:
+    if not (math.isfinite(u) and 0 <= u <= MAX_MULTIPLIER):
+        raise InputError(f"{option}: expected a multiplier in [0, {MAX_MULTIPLIER:g}]; got {u!r}")
+    return u
 
 
 def run(args) -> int:
@@ -73,8 +86,8 @@ def run(args) -> int:
     multipliers = parse_multipliers(args.u, model)
     if args.batch_size is not None and args.batch_size < 1:
         raise InputError(f"--batch-size must be an integer >= 1; got {args.batch_size}")
-    if args.eta_max is not None and not (math.isfinite(args.eta_max) and args.eta_max > 0):
-        raise InputError(f"--eta-max must be a positive number; got {args.eta_max}")
+    if args.eta_max is not None and not (math.isfinite(args.eta_max) and 0 < args.eta_max <= MAX_ETA):
+        raise InputError(f"--eta-max must be a positive number of at most {MAX_ETA:g}; got {args.eta_max}")
     result = explosion_thresholds(model, point, multipliers=multipliers, batch_size=args.batch_size,
                                   eta_max=args.eta_max)
     print(dump_json(result.as_dict()) if args.json else result.summary())

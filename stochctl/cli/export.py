@@ -18,6 +18,7 @@ import argparse
 from pathlib import Path
 
 from ._common import dump_json
+from ._paths import check_npz_input, check_output_file, replaced_note
 
 
 def register(subparsers) -> None:
@@ -41,14 +42,19 @@ def run(args) -> int:
     from ..policy import PolicyTable
     from ..solvers import Solution
 
+    check_npz_input(args.solution, "solution file")
+    out = check_output_file(args.out, "--out", suffix=".npz", what="a policy table", inputs=[args.solution])
+    csv_path = None
+    if args.csv is not None:
+        csv_path = Path(args.csv) if args.csv else out.with_suffix(".csv")
+        check_output_file(csv_path, "--csv", suffix=".csv", what="the CSV table", inputs=[args.solution])
+    existed = {p: p.exists() for p in (out, csv_path) if p is not None}
     solution = Solution.load(args.solution)
     table = PolicyTable.from_solution(solution, controls=args.control, time_axis=args.time_axis,
                                       include_value=args.value, include_convex=args.convex,
                                       metadata={"source": str(args.solution)})
-    out = table.save(args.out)
-    csv = None
-    if args.csv is not None:
-        csv = table.to_csv(Path(args.csv) if args.csv else out.with_suffix(".csv"))
+    out = table.save(out)
+    csv = None if csv_path is None else table.to_csv(csv_path)
     summary = {"table": str(out), "csv": None if csv is None else str(csv), "checksum": table.checksum,
                "axes": {a.name: int(a.breakpoints.size) for a in table.axes},
                "values": list(table.value_names)}
@@ -56,7 +62,8 @@ def run(args) -> int:
         print(dump_json(summary))
     else:
         axes = " x ".join(f"{n}[{k}]" for n, k in summary["axes"].items())
-        print(f"wrote {out}: {', '.join(table.value_names)} on {axes}; {table.checksum}")
+        print(f"wrote {out}{replaced_note(existed[out])}: {', '.join(table.value_names)} on {axes}; "
+              f"{table.checksum}")
         if csv is not None:
-            print(f"wrote {csv}")
+            print(f"wrote {csv}{replaced_note(existed[csv_path])}")
     return 0

@@ -5,6 +5,8 @@ from __future__ import annotations
 import sys
 import time
 
+from ._paths import ReplacedFiles, check_output_dir
+
 
 def register(subparsers) -> None:
     from ..figures import FIGURES
@@ -16,7 +18,9 @@ def register(subparsers) -> None:
         description="Build every figure of the package into a folder, with a progress bar, and write "
                     "their captions to README.md there. Figures: " + ", ".join(names) + ".",
     )
-    parser.add_argument("--out", default="figures", metavar="DIR", help="output folder (default: figures)")
+    parser.add_argument("--out", default=None, metavar="DIR",
+                        help="output folder (default: figures, or figures-quick with --quick, so that quick "
+                             "versions never replace the full ones)")
     parser.add_argument("--quick", action="store_true",
                         help="coarse grids and few Monte Carlo paths (for tests; well under two minutes)")
     parser.add_argument("--only", action="append", choices=names, metavar="NAME",
@@ -28,12 +32,14 @@ def register(subparsers) -> None:
 def run(args) -> int:
     from ..figures import generate
 
+    out = check_output_dir(args.out if args.out is not None else "figures-quick" if args.quick else "figures", "--out")
+    replaced = ReplacedFiles(out)
     timings = []
     start = time.perf_counter()
-    paths = generate(args.out, quick=args.quick, names=args.only, progress=not args.no_progress,
+    paths = generate(out, quick=args.quick, names=args.only, progress=not args.no_progress,
                      callback=lambda spec, sec: timings.append((spec.name, sec)))
     for (name, sec), path in zip(timings, paths):
         print(f"{path}  ({sec:.1f} s)")
-    print(f"{len(paths)} figures in {time.perf_counter() - start:.1f} s; captions in "
-          f"{paths[0].parent / 'README.md' if paths else args.out}", file=sys.stdout)
+    print(f"{len(paths)} figures in {time.perf_counter() - start:.1f} s; captions in {out / 'README.md'}"
+          f"{replaced.note()}", file=sys.stdout)
     return 0

@@ -20,6 +20,7 @@ import numpy as np
 from ..errors import InputError
 from ..solvers.solution import interpolate
 from ._common import dump_json, parse_assignments, parse_number
+from ._paths import check_npz_input
 
 
 def register(subparsers) -> None:
@@ -94,6 +95,7 @@ def query(solution, points: list[dict], method: str = "linear") -> list[dict]:
 def run(args) -> int:
     from ..solvers import Solution
 
+    check_npz_input(args.solution, "solution file")
     solution = Solution.load(args.solution)
     steps = solution.n_steps if solution.metadata.get("discrete") else None
     points = [parse_point(a, solution.time_name, solution.state_names, steps) for a in args.at]

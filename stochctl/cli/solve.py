@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import argparse
 
-from ..errors import InputError
-from ._common import add_model_arguments
+from ._common import add_model_arguments, check_model_spec, grid_points
+from ._paths import check_output_file, replaced_note
 
 CONTROL_PARAMS = ("u_min", "u_max")
 
@@ -143,6 +143,11 @@ def run(args) -> int:
     from ..solvers import solve
     from ..solvers.api import default_grid, problem_from_config, solver_options_from_config
 
+    check_model_spec(args.model)
+    existed = False
+    if args.out:
+        out = check_output_file(args.out, "--out", suffix=".npz", what="a solution", inputs=[args.model])
+        existed = out.exists()
     params, control = split_control_params(args.model, args.param)
     config = load_model(args.model, params)
     table = solver_options_from_config(config)
@@ -155,12 +160,7 @@ def run(args) -> int:
     grid = None
     if points is not None or boundary is not None:
         if isinstance(points, (list, tuple)):
-            n = len(problem.model.state_names)
-            if len(points) == 1:
-                points = points[0]
-            elif len(points) != n:
-                raise InputError(f"--grid: expected 1 or {n} numbers (axes {', '.join(problem.model.state_names)}); "
-                                 f"got {len(points)}")
+            points = grid_points(points, problem.model.state_names)
         grid = default_grid(problem, points=points, boundary=boundary)
 
     def pick(name, cli):
@@ -182,5 +182,5 @@ def run(args) -> int:
         print(solution.summary())
         V0 = solution.values[0]
         print(f"value at {solution.time_name}=0: min {V0.min():.6g}, max {V0.max():.6g}")
-        print(f"saved to {args.out}" if args.out else "not saved (use --out FILE)")
+        print(f"saved to {args.out}{replaced_note(existed)}" if args.out else "not saved (use --out FILE)")
     return 0

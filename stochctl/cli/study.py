@@ -12,6 +12,18 @@ import argparse
 import os
 import shlex
 
+from ..errors import InputError
+from ._paths import check_output_dir
+
+MAX_STEPS = 1_000_000
+"""Most training steps per run."""
+
+MAX_SEEDS = 1_000
+"""Most seeds of a study."""
+
+WORKER_BYTES = 2**30
+"""Memory of one worker process (torch, numba, the task's data), measured at about 1 GiB."""
+
 
 def _names(text: str) -> list[str]:
     return [s.strip() for s in text.split(",") if s.strip()]
@@ -67,15 +79,39 @@ def register(subparsers) -> None:
     p.set_defaults(func=run)
 
 
+def check_study_size(args) -> None:
+    """Refuse step budgets, seed counts and worker counts that would not fit, before any run starts."""
+    if args.steps is not None and args.steps > MAX_STEPS:
+        raise InputError(f"--steps {args.steps:,}: at most {MAX_STEPS:,} training steps per run "
+                         f"(the full protocol uses 2000 to 3000)")
+    if args.seeds is not None and args.seeds > MAX_SEEDS:
+        raise InputError(f"--seeds {args.seeds:,}: at most {MAX_SEEDS:,} seeds (the full protocol uses 10)")
+    if args.workers is not None:
+        fit = max(1, int(_memory_bytes() // WORKER_BYTES))
+        if args.workers > fit:
+            raise InputError(f"--workers {args.workers:,}: each worker process needs about "
+                             f"{WORKER_BYTES / 2**30:.0f} GiB ({args.workers * WORKER_BYTES / 2**30:,.0f} GiB "
+                             f"in all); at most {fit} fit in this machine's memory")
+
+
+def _memory_bytes() -> int:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - non-POSIX
+        return 16 * 2**30
+
+
 def run(args) -> int:
     from ..study.protocol import full_config, quick_config
     from ..study.report import write_report
     from ..study.runner import run_study
 
+    check_study_size(args)
+    name = "custom" if args.steps is not None else "quick" if args.quick else "full"
+    out = check_output_dir(args.out if args.out is not None else f"study-{name}", "--out")
     config = quick_config() if args.quick else full_config()
     config = config.select(tasks=args.tasks, methods=args.methods,
                            seeds=None if args.seeds is None else range(args.seeds), steps=args.steps)
-    out = args.out or f"study-{config.name}"
     command = _command(args)
     if not args.report_only:
         workers = args.workers or os.cpu_count() or 1

@@ -11,7 +11,9 @@ values, metadata and the verified checksum. ``lookup`` interpolates every
 tabulated value at each ``--at`` point; points outside the grid are clamped
 and reported as such. ``build-local`` regenerates the packaged local-model
 table from the solver (about half a minute; the arrays are deterministic, only
-the creation time changes), by default in place inside the package.
+the creation time changes) into local_quadratic_table.npz in the current
+folder, or --out PATH; the table inside the installed package is replaced
+only when --out names it.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import argparse
 
 from ..errors import InputError
 from ._common import dump_json, parse_assignments, parse_number
+from ._paths import check_npz_input, check_output_file, replaced_note
 
 STATUS = {0: "inside", 1: "clamped", 2: "nan"}
 
@@ -41,8 +44,8 @@ def register(subparsers) -> None:
     look.add_argument("--json", action="store_true", help="print JSON")
     build = sub.add_parser("build-local", help="rebuild the packaged local-model table from the solver")
     build.add_argument("--out", metavar="PATH",
-                       help="output file (default: the packaged table file; with --discrete: "
-                            "./local_discrete_table.npz)")
+                       help="output .npz file (default: local_quadratic_table.npz, with --discrete "
+                            "local_discrete_table.npz, in the current folder)")
     build.add_argument("--quick", action="store_true", help="coarse solve (seconds), for a smoke test")
     build.add_argument("--no-refine", action="store_true",
                        help="skip the finer solve that estimates the refinement error (with --discrete: the "
@@ -68,22 +71,30 @@ def run(args) -> int:
     from ..policy.table import load_table
 
     if args.table_command == "build-local":
-        if args.discrete:
-            from ..policy.shipped_discrete import write_discrete_table
-
-            if args.workers is not None and args.workers < 1:
-                raise InputError(f"--workers must be an integer >= 1; got {args.workers}")
-            path, table = write_discrete_table(args.out, quick=args.quick, check=not args.no_refine,
-                                               workers=args.workers)
-            print(f"wrote {path} ({path.stat().st_size / 1024:.0f} KiB), checksum {table.checksum}")
-            return 0
-        if args.workers is not None:
+        if args.workers is not None and not args.discrete:
             raise InputError("--workers applies to the --discrete build only")
-        from ..policy.shipped import write_local_table
+        if args.workers is not None and args.workers < 1:
+            raise InputError(f"--workers must be an integer >= 1; got {args.workers}")
+        from ..policy.shipped import default_path, write_local_table
+        from ..policy.shipped_discrete import default_path as discrete_path
+        from ..policy.shipped_discrete import write_discrete_table
 
-        path, table = write_local_table(args.out, quick=args.quick, refine=not args.no_refine)
-        print(f"wrote {path} ({path.stat().st_size / 1024:.0f} KiB), checksum {table.checksum}")
+        # the default is a file in the current folder: the packaged table is replaced only when named
+        default = (discrete_path() if args.discrete else default_path()).name
+        out = check_output_file(args.out if args.out is not None else default, "--out", suffix=".npz",
+                                what="a policy table")
+        existed = out.exists()
+        if args.discrete:
+            path, table = write_discrete_table(out, quick=args.quick, check=not args.no_refine, workers=args.workers)
+        else:
+            path, table = write_local_table(out, quick=args.quick, refine=not args.no_refine)
+        print(f"wrote {path}{replaced_note(existed)} ({path.stat().st_size / 1024:.0f} KiB), "
+              f"checksum {table.checksum}")
         return 0
+    from ..policy.table import SHIPPED_TABLES
+
+    if args.table not in SHIPPED_TABLES:
+        check_npz_input(args.table, "table file")
     table = load_table(args.table)
     if args.table_command == "info":
         summary = table.summary()

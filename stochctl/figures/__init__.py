@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from .._io import atomic_path, write_text_atomic
 from ..errors import InputError
 
 DPI = 150
@@ -218,8 +219,8 @@ def save_figure(fig, path: Path, spec: FigureSpec) -> Path:
     from . import _style
 
     fig.set_size_inches(*spec.size)
-    with _style.style():
-        fig.savefig(path, dpi=DPI, format="png")
+    with _style.style(), atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=DPI, format="png")
     return path
 
 
@@ -271,5 +272,5 @@ def generate(out: str | Path = "figures", *, quick: bool = False, names: Iterabl
         if callback is not None:
             callback(spec, time.perf_counter() - start)
     if readme:
-        (out / "README.md").write_text(readme_text(FIGURES))
+        write_text_atomic(out / "README.md", readme_text(FIGURES))
     return written

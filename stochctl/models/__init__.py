@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 from ..errors import InputError
@@ -50,8 +51,14 @@ def parse_params(items) -> dict[str, float]:
             if "=" not in part:
                 raise InputError(f"--param {part!r}: expected NAME=VALUE")
             k, v = (s.strip() for s in part.split("=", 1))
+            if not k:
+                raise InputError(f"--param {part.strip()!r}: expected NAME=VALUE")
+            if k in out:
+                raise InputError(f"--param {k}: given twice ({out[k]:g} and {v}); give each parameter once")
             try:
                 out[k] = float(v)
             except ValueError:
                 raise InputError(f"--param {k}: expected a number; got {v!r}") from None
+            if not math.isfinite(out[k]):
+                raise InputError(f"--param {k}: expected a finite number; got {v!r}")
     return out

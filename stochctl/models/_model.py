@@ -24,6 +24,7 @@ import numpy as np
 import sympy as sp
 
 from ..errors import InputError
+from ..formula import check_exponents, combine_symbolic_powers
 from .quadrature import expectation
 
 SENSES = ("min", "max")
@@ -163,6 +164,10 @@ class Model:
         for p in self.parameters:
             p.check(full[p.name])
         object.__setattr__(self, "values", full)
+        values = {p.symbol: full[p.name] for p in self.parameters}
+        check_exponents(self.loss, values, where=f"model {self.name!r} loss")
+        if self.terminal is not None:
+            check_exponents(self.terminal, values, where=f"model {self.name!r} terminal cost")
         dom = {}
         for s in states:
             lo, hi = dict(self.domain).get(s.name, (-1.0, 1.0))
@@ -236,7 +241,7 @@ class Model:
     @functools.cached_property
     def sample_gradient(self) -> sp.Matrix:
         """Per-sample gradient grad_x l(x; xi)."""
-        return sp.Matrix([sp.diff(self.loss, s) for s in self.state_symbols])
+        return sp.Matrix([combine_symbolic_powers(sp.diff(self.loss, s)) for s in self.state_symbols])
 
     @functools.cached_property
     def gradient(self) -> sp.Matrix:
@@ -247,7 +252,8 @@ class Model:
     def hessian(self) -> sp.Matrix:
         """D2 g(x)."""
         grad = self.gradient
-        return sp.Matrix([[sp.diff(grad[i], s) for s in self.state_symbols] for i in range(len(grad))])
+        return sp.Matrix([[combine_symbolic_powers(sp.diff(grad[i], s)) for s in self.state_symbols]
+                          for i in range(len(grad))])
 
     @functools.cached_property
     def gradient_covariance(self) -> sp.Matrix:

@@ -9,7 +9,7 @@ Format (every formula goes through :func:`stochctl.formula.parse_formula`)::
     noises = ["zeta"]                               # independent N(0, 1) noises
     eta = 0.1                                       # optional, default 0.1
     batch_size = 1                                  # optional, default 1
-    quadrature_order = 32                           # optional
+    quadrature_order = 32                           # optional, 1 to 200
     terminal = "x**2"                               # optional, default: the mean objective
     horizon = 1.0                                   # optional
 
@@ -23,7 +23,7 @@ Format (every formula goes through :func:`stochctl.formula.parse_formula`)::
     x0 = 0.5                                        # shorthand: default only
     sigma = { default = 1.0, constraint = "nonnegative" }
 
-    [domain]
+    [domain]                                        # optional; a state not listed has [-1, 1]
     x = [-3.0, 3.0]
 
     [control]                                       # optional, read by solve/sweep
@@ -45,6 +45,10 @@ from ..formula import parse_formula
 from ._model import CONSTRAINTS, Model, Parameter, Player
 
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+MAX_FILE_BYTES = 1_000_000
+MAX_QUADRATURE_ORDER = 200
+MAX_BATCH_SIZE = 10**9
+MAX_DOMAIN = 1e12
 
 
 @dataclass(frozen=True)
@@ -83,10 +87,25 @@ def _symbol_name(name, where):
 def load_model_toml(path: str | Path) -> ModelConfig:
     """Read a model from a TOML file (format in the module docstring)."""
     path = Path(path)
+    if path.is_dir():
+        raise InputError(f"model file {str(path)!r} is a folder; expected a .toml file")
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        raw = path.read_bytes()
     except FileNotFoundError:
         raise InputError(f"model file {str(path)!r} does not exist") from None
+    except OSError as exc:
+        raise InputError(f"model file {str(path)!r} cannot be read ({exc.strerror or exc})") from None
+    if len(raw) > MAX_FILE_BYTES:
+        raise InputError(f"model file {str(path)!r} has {len(raw):,} bytes; a model file has at most "
+                         f"{MAX_FILE_BYTES:,}")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InputError(f"model file {str(path)!r} is binary data, not a UTF-8 TOML text file") from None
+    if "\x00" in text:
+        raise InputError(f"model file {str(path)!r} is binary data, not a TOML text file")
+    try:
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise InputError(f"{path}: not valid TOML: {exc}") from None
     return model_from_dict(data, source=str(path))
@@ -157,6 +176,8 @@ def model_from_dict(data: dict, source: str = "<dict>") -> ModelConfig:
             raise InputError(f"{source} [domain]: {sname!r} is not a state symbol")
         if not (isinstance(box, list) and len(box) == 2 and all(isinstance(v, (int, float)) for v in box)):
             raise InputError(f"{source} [domain].{sname}: expected [lo, hi]; got {box!r}")
+        if not all(abs(v) <= MAX_DOMAIN for v in box):
+            raise InputError(f"{source} [domain].{sname}: bounds must lie within +-{MAX_DOMAIN:g}; got {box!r}")
         domain[sname] = (float(box[0]), float(box[1]))
 
     options = {}
@@ -164,6 +185,9 @@ def model_from_dict(data: dict, source: str = "<dict>") -> ModelConfig:
                       ("horizon", (int, float)), ("description", str)):
         if key in m:
             options[key] = _need(m, key, kind, where)
+    for key, lo, hi in (("quadrature_order", 1, MAX_QUADRATURE_ORDER), ("batch_size", 1, MAX_BATCH_SIZE)):
+        if key in options and not lo <= options[key] <= hi:
+            raise InputError(f"{where}.{key}: expected an integer in [{lo}, {hi:,}]; got {options[key]!r}")
     unknown = set(m) - {"name", "loss", "noises", "terminal", "eta", "batch_size", "quadrature_order",
                         "horizon", "description"}
     if unknown:

@@ -38,6 +38,7 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
+from .._io import write_text_atomic
 from ..errors import InputError, StochctlError, require_extra
 from .table import PolicyTable
 
@@ -373,14 +374,14 @@ def write_sweep(result: SweepResult, out, *, source: str = "") -> SweepResult:
              "swept": {k: v.tolist() for k, v in result.grid.items() if v.size > 1},
              "fixed": {k: float(v[0]) for k, v in result.grid.items() if v.size == 1},
              "entries": entries}
-    (out / "index.json").write_text(json.dumps(index, indent=2) + "\n", encoding="utf-8")
+    write_text_atomic(out / "index.json", json.dumps(index, indent=2) + "\n")
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(["file", *names, "checksum", "error"])
     for e in entries:
         writer.writerow([e["file"] or "", *(repr(e["parameters"][k]) for k in names), e["checksum"] or "",
                          e["error"] or ""])
-    (out / "index.csv").write_text(buf.getvalue(), encoding="utf-8")
+    write_text_atomic(out / "index.csv", buf.getvalue())
     return replace(result, files=tuple(files), index=out / "index.json")
 
 

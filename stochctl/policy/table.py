@@ -38,6 +38,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from .._io import atomic_path
 from ..errors import FileFormatError, InputError
 
 FORMAT_NAME = "stochctl-policy-table"
@@ -808,7 +809,7 @@ class PolicyTable:
         path = Path(path)
         grids = np.meshgrid(*(a.breakpoints for a in self.axes), indexing="ij")
         cols = [g.reshape(-1) for g in grids] + [v.data.reshape(-1) for v in self.values]
-        with open(path, "w", encoding="utf-8", newline="") as f:
+        with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8", newline="") as f:
             f.write(",".join(self.axis_names + self.value_names) + "\n")
             for row in zip(*cols):
                 f.write(",".join(repr(float(x)) for x in row) + "\n")

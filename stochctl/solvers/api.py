@@ -26,6 +26,7 @@ import numpy as np
 from ..errors import InputError
 from ..models import Model
 from ..symbolic.problem import BatchControl, ControlProblem
+from ._limits import check_grid_size
 from .coefficients import evaluate_coefficients
 from .explicit import SAFETY, explicit_time_grid, march_explicit
 from .grid import DEFAULT_BOUNDARY, Grid
@@ -186,6 +187,7 @@ def solve(problem, grid: Grid | None = None, *, horizon: float | None = None, sc
         grid = default_grid(problem)
     elif not isinstance(grid, Grid):
         raise InputError(f"grid must be a Grid; got {type(grid).__name__}")
+    check_grid_size(grid.points, len(problem.controls))
     start = time.perf_counter()
     coeffs = evaluate_coefficients(problem, grid)
     if scheme == "explicit":

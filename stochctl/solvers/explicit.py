@@ -37,6 +37,7 @@ import numpy as np
 
 from ..errors import InputError, NumericalError
 from . import _kernels
+from ._limits import check_steps
 from .coefficients import Coefficients
 
 SAFETY = 0.9
@@ -65,6 +66,7 @@ def explicit_time_grid(horizon: float, coeffs: Coefficients, dt: float | None = 
     """
     rate = coeffs.cfl_rate()
     if dt is None:
+        check_steps(horizon, safety / rate if rate > 0 else horizon, horizon * rate / safety)
         K = max(1, math.ceil(horizon * rate / safety - 1e-9))
     else:
         _check_dt(dt)
@@ -73,6 +75,7 @@ def explicit_time_grid(horizon: float, coeffs: Coefficients, dt: float | None = 
                 f"dt={dt:.6g} violates the monotonicity (CFL) condition of the explicit scheme; "
                 f"the largest allowed step is {1.0 / rate:.6g}"
             )
+        check_steps(horizon, dt, horizon / dt)
         K = max(1, math.ceil(horizon / dt - 1e-9))
     times = np.linspace(0.0, horizon, K + 1)
     return times, (horizon / K) * rate

@@ -30,6 +30,7 @@ import numpy as np
 
 from ..errors import InputError, NumericalError
 from . import _kernels
+from ._limits import check_steps
 from .coefficients import Coefficients
 from .explicit import Storage, nonfinite_error, progress_bar, step, workspace
 
@@ -46,6 +47,7 @@ def implicit_time_grid(horizon: float, coeffs: Coefficients, dt: float | None = 
         dt = max(dt, horizon / 10000.0)
     elif isinstance(dt, bool) or not isinstance(dt, (int, float)) or not math.isfinite(dt) or dt <= 0:
         raise InputError(f"dt must be a positive number; got {dt!r}")
+    check_steps(horizon, dt, horizon / dt)
     K = max(1, math.ceil(horizon / dt - 1e-9))
     return np.linspace(0.0, horizon, K + 1)
 

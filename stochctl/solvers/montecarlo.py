@@ -40,6 +40,7 @@ import numpy as np
 from ..errors import InputError
 from ..symbolic.problem import ControlProblem
 from . import _mc_kernels
+from ._limits import check_paths
 from .solution import Solution
 
 DEFAULT_PATHS = 20_000
@@ -474,6 +475,7 @@ def _run(problem, policy, x0, *, paths, seed, antithetic, keep_paths, dt, noise_
     keep_paths = _count("keep_paths", keep_paths, minimum=0)
     if antithetic and paths % 2:
         raise InputError(f"antithetic sampling needs an even number of paths; got {paths}")
+    check_paths(paths, len(problem.model.state_names), keep_paths, len(levels) if levels is not None else 1)
     names = tuple(problem.model.state_names)
     if tuple(policy.names) != names:
         raise InputError(f"policy coordinates {policy.names} do not match the problem's {names}")

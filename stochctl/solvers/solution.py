@@ -19,13 +19,13 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from .._io import atomic_path
 from ..errors import FileFormatError, InputError
 from .grid import Grid
 
@@ -317,10 +317,8 @@ class Solution:
         arrays = {k: np.ascontiguousarray(v) for k, v in arrays.items()}
         payload = {"header": np.array(header), "schema_version": np.array(SCHEMA_VERSION, dtype=np.int64),
                    "checksum": np.array(_checksum(header, arrays)), **arrays}
-        tmp = path.with_name(path.name + ".tmp")
-        with open(tmp, "wb") as fh:
+        with atomic_path(path) as tmp, open(tmp, "wb") as fh:
             np.savez(fh, **payload)
-        os.replace(tmp, path)
         return path
 
     @classmethod

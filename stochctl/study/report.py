@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._io import write_text_atomic
 from ..errors import FileFormatError, InputError
 from .methods import METHOD_FAMILY
 from .protocol import FAMILY_DEFAULTS, Job, StudyConfig
@@ -406,7 +407,7 @@ def write_report(out: str | os.PathLike, *, command: str | None = None) -> list[
         raise InputError(f"{str(out)!r} holds no finished runs yet")
     written = []
     summary = out / SUMMARY
-    summary.write_text(summary_markdown(config, rows, command=command) + "\n")
+    write_text_atomic(summary, summary_markdown(config, rows, command=command) + "\n")
     written.append(summary)
     stats = summarize(config, rows)
     figdir = out / FIGURES

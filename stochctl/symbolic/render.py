@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import sympy as sp
 
+from .._io import write_text_atomic
 from ..errors import InputError
 from .derive import exact
 
@@ -736,6 +737,6 @@ def write_derivations(out_dir, names=None) -> list[Path]:
     for name in (names or MODEL_NAMES):
         path = out / f"{name}.md"
         text = discrete_document(name) if name in DISCRETE_DOCUMENTS else derivation_document(name)
-        path.write_text(text, encoding="utf-8")
+        write_text_atomic(path, text)
         paths.append(path)
     return paths
