@@ -239,7 +239,6 @@ def test_trainer_rule_is_snr_over_curvature(rng, local):
 
 def test_nonconvex_direction_prefers_the_upper_endpoint(rng, local):
     L = local.local
-    a, eta = L.trainer_symbols[2], L.trainer_symbols[3]
     u = local.u
     syms = sorted(L.trainer_one_step.free_symbols, key=lambda s: s.name)
     f = sp.lambdify(syms, L.trainer_one_step, "numpy")

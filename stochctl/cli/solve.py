@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 
+from ..errors import InputError
 from ._common import add_model_arguments, check_model_spec, grid_points
 from ._paths import check_output_file, replaced_note
 
@@ -76,7 +77,7 @@ DISCRETE_MODELS = ("local-discrete",)
 """Models solved by the discrete-time Bellman recursion by default."""
 
 
-def run_discrete(args, problem, grid, steps, store_every) -> int:
+def run_discrete(args, problem, grid, steps, store_every, existed: bool = False) -> int:
     """``--steps N``: the discrete-time Bellman solve (:func:`stochctl.solvers.bellman.solve_discrete`)."""
     from ..solvers.bellman import discrete_grid, solve_discrete
     from ..solvers.bellman_game import solve_discrete_game
@@ -106,7 +107,7 @@ def run_discrete(args, problem, grid, steps, store_every) -> int:
         solution.save(args.out)
     if not args.quiet:
         print(discrete_summary(solution))
-        print(f"saved to {args.out}" if args.out else "not saved (use --out FILE)")
+        print(f"saved to {args.out}{replaced_note(existed)}" if args.out else "not saved (use --out FILE)")
     return 0
 
 
@@ -168,7 +169,7 @@ def run(args) -> int:
 
     steps = pick("steps", args.steps)
     if steps is not None or problem.model.name in DISCRETE_MODELS:
-        return run_discrete(args, problem, grid, steps, pick("store_every", args.store_every))
+        return run_discrete(args, problem, grid, steps, pick("store_every", args.store_every), existed)
     options = dict(scheme=pick("scheme", args.scheme), dt=pick("dt", args.dt),
                    store_every=pick("store_every", args.store_every))
     for key in ("tol", "max_policy_iterations"):

@@ -335,7 +335,7 @@ def boundary_sensitivity(problem, grid: Grid | None = None, *, factor: float = 1
 
 # ------------------------------------------------------------------ configuration
 CONTROL_KEYS = ("u_min", "u_max", "eta", "batch_size", "noise", "b_min", "b_max", "kappa")
-SOLVER_KEYS = ("grid", "horizon", "scheme", "dt", "store_every", "boundary", "tol", "max_policy_iterations")
+SOLVER_KEYS = ("grid", "horizon", "scheme", "dt", "store_every", "boundary", "tol", "max_policy_iterations", "steps")
 
 
 def problem_from_config(config, **overrides) -> ControlProblem:

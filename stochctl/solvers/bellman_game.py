@@ -33,7 +33,6 @@ interpolant extended linearly beyond the grid (:func:`~._bellman_kernels.hat_wei
 
 from __future__ import annotations
 
-import math
 import time
 
 import numpy as np
@@ -41,7 +40,7 @@ import numpy as np
 from ..errors import InputError, NumericalError
 from ..symbolic.problem import ControlProblem
 from . import _bellman_kernels as kern
-from .bellman import DEFAULT_BRACKET, DEFAULT_WINDOW, MAX_STORAGE_BYTES, LineStepper, _int_option, _positive
+from .bellman import DEFAULT_WINDOW, MAX_STORAGE_BYTES, LineStepper, _int_option, _positive
 from .coefficients import _evaluate, check_diagonal
 from .explicit import progress_bar
 from .grid import Grid
@@ -146,7 +145,6 @@ def solve_discrete_game(problem, grid: Grid | None = None, *, steps: int, moves:
     xs, ys = (np.ascontiguousarray(a, dtype=float) for a in grid.axes)
     dx, dy = (float(h) for h in grid.spacing)
     nx, ny = grid.shape
-    names = problem.model.state_names
     px, py = (p.name for p in problem.players)
     slot = {int(k): j for j, k in enumerate(stored)}
     values = np.empty((len(stored), nx, ny))
