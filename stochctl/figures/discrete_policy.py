@@ -47,9 +47,9 @@ def figure(*, quick: bool = False, size=(14.5, 4.8)):
                        label=r"optimal multiplier $u^*$")
         ax.set_xscale("log")
         step = H * U
-        cs = ax.contour(h, y, step.T, levels=[0.5, 1.0], colors=["white", "black"], linewidths=0.9,
+        cs = ax.contour(h, y, step.T, levels=[0.5, 0.9], colors=["white", "black"], linewidths=1.0,
                         linestyles=["dotted", "solid"])
-        ax.clabel(cs, fmt={0.5: "h u* = 0.5", 1.0: "h u* = 1"}, fontsize=7)
+        ax.clabel(cs, fmt={0.5: "h u* = 0.5", 0.9: "h u* = 0.9"}, fontsize=7)
         for value, style, label in ((det, "--", f"h u_max = {det:g} (deterministic)"),
                                     (ms, ":", f"h u_max = {ms:g} (mean square, s/a = {RELATIVE_NOISE:g})")):
             ax.axvline(value / u_max, color="crimson", linestyle=style, linewidth=1.4, label=label)

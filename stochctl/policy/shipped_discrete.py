@@ -31,6 +31,7 @@ are compared where they meet (metadata ``continuous_agreement``). Built by
 from __future__ import annotations
 
 import math
+import multiprocessing
 import os
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -122,7 +123,8 @@ def _run(jobs, workers: int, say):
         for j in jobs:
             out.append(_slice_job(j))
         return out
-    with ProcessPoolExecutor(max_workers=workers) as pool:
+    # spawn, not fork: a parent that has run numba's threaded kernels (OpenMP) must not fork
+    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
         for i, res in enumerate(pool.map(_slice_job, jobs), 1):
             out.append(res)
             if i % 20 == 0:
