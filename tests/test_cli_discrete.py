@@ -84,3 +84,16 @@ def test_shipped_discrete_table_lookup(capsys):
     # h = 0.25 node, one step left: the closed form min(2, 4 / (1 + 0.25 * 4)) = 2
     assert rows[1]["u"] == pytest.approx(2.0, abs=1e-9)
     assert 0.0 < rows[0]["u"] <= 4.0 and np.isfinite(rows[0]["u"])
+
+
+def test_table_build_pool_after_threaded_kernels_in_the_parent():
+    """The build's process pool must not fork a parent whose numba threads are running (it would
+    abort the workers): solve with two threads first, then build on two workers."""
+    from stochctl.models import get_model
+    from stochctl.policy.shipped_discrete import build_discrete_table
+    from stochctl.solvers.bellman import solve_discrete
+    from stochctl.symbolic.problem import ControlProblem
+
+    solve_discrete(ControlProblem.from_model(get_model("local-discrete", h=0.5)), steps=2, num_threads=2)
+    table = build_discrete_table(quick=True, check=False, workers=2)
+    assert table["u"].shape[0] == 4 and np.all(np.isfinite(table["u"]))
