@@ -78,12 +78,20 @@ def test_coupled_game_reports_where_upper_and_lower_differ():
 @pytest.mark.slow
 @pytest.mark.parametrize("moves,prefix", [("simultaneous", ""), ("simultaneous", "lower_"), ("alternating", "")])
 def test_monte_carlo_reproduces_the_game_value(moves, prefix):
-    sol = solve_discrete_game(game(), grid(61), steps=5, moves=moves, u_points=11)
+    """The real iteration under the solved controls costs the solved value, within 3 standard errors
+    plus the change of the value from a 31- to a 61-node grid (the remaining interpolation error
+    is at most that change when each halving of the spacing at least halves the error)."""
     x0 = (1.0, 0.5)
+
+    def value(sol):
+        return sol.value_at(x0, t=0) if not prefix else _bilinear(sol, sol.diagnostics["lower_values"][0], x0)
+
+    coarse = solve_discrete_game(game(), grid(31), steps=5, moves=moves, u_points=11)
+    sol = solve_discrete_game(game(), grid(61), steps=5, moves=moves, u_points=11)
     cost = simulate(sol, moves, x0, 200_000, np.random.default_rng(3), prefix=prefix)
     est, se = cost.mean(), cost.std() / math.sqrt(cost.size)
-    v = sol.value_at(x0, t=0) if not prefix else _bilinear(sol, sol.diagnostics["lower_values"][0], x0)
-    assert abs(est - v) <= 3 * se + 5e-3 * (1 + abs(v)), (v, est, se)
+    v, err = value(sol), abs(value(coarse) - value(sol))
+    assert abs(est - v) <= 3 * se + err, (v, est, se, err)
 
 
 def _bilinear(sol, field, x0):

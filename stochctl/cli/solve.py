@@ -101,7 +101,7 @@ def run_discrete(args, problem, grid, steps, store_every, existed: bool = False)
         if args.moves is not None:
             raise InputError(f"--moves applies to two-player models; {problem.model.name!r} has one player")
         if grid is not None:
-            grid = discrete_grid(problem, points=grid.points[0] if grid.ndim == 1 else None)
+            grid = discrete_grid(problem, points=grid.points[0] if grid.ndim == 1 else grid.points)
         solution = solve_discrete(problem, grid, **options)
     if args.out:
         solution.save(args.out)

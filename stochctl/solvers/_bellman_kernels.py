@@ -562,3 +562,88 @@ def isaacs_step_2d(x0, dx, nx, y0, dy, ny, ax, bx, ay, by, ux, uy, r, q, window,
                 v_lo[i, j] = best
                 i_lo[i, j] = bk
                 j_lo[i, j] = bl
+
+
+@jit
+def objective_2d(u, xi, yj, a1, b1, a2, b2, x0, dx, nx, y0, dy, ny, r, q, window, wx, wy, first):
+    """J(u) = E V(x - u (a1 + b1 Z1), y - u (a2 + b2 Z2)) for one player owning both coordinates.
+
+    V = Q + R as in :func:`isaacs_step_2d` (Q quadratic with coefficients (1, x, y, x^2, x y, y^2),
+    R bilinear extended linearly), Z1, Z2 independent: E R = wx^T R wy exactly.
+    """
+    m1 = xi - u * a1
+    s1 = u * b1
+    m2 = yj - u * a2
+    s2 = u * b2
+    cx = hat_weights(m1, s1, x0, dx, nx, window, wx, first)
+    fx = first[0]
+    cy = hat_weights(m2, s2, y0, dy, ny, window, wy, first)
+    fy = first[0]
+    val = q[0] + q[1] * m1 + q[2] * m2 + q[3] * (m1 * m1 + s1 * s1) + q[4] * m1 * m2 + q[5] * (m2 * m2 + s2 * s2)
+    acc = 0.0
+    for p in range(cx):
+        row = 0.0
+        for t in range(cy):
+            row += r[fx + p, fy + t] * wy[t]
+        acc += wx[p] * row
+    return val + acc
+
+
+@jit(parallel=True)
+def bellman_step_2d(x0, dx, nx, y0, dy, ny, a1, b1, a2, b2, umin, umax, nb, xatol, r, q, window, v_out, u_out,
+                    int_out):
+    """One level of V_n = min_u E V_{n-1}(next) for a one-player 2-D state: the best of ``nb`` bracket
+    points, refined by golden section on its two neighbouring cells (kept only if not worse)."""
+    golden = 0.5 * (math.sqrt(5.0) - 1.0)
+    for p in prange(nx * ny):
+        i = p // ny
+        j = p % ny
+        xi = x0 + i * dx
+        yj = y0 + j * dy
+        wx = np.empty(nx)
+        wy = np.empty(ny)
+        first = np.empty(1, dtype=np.int64)
+        step = (umax - umin) / (nb - 1)
+        best_j = np.inf
+        best_u = umin
+        kbest = 0
+        for k in range(nb):
+            u = umin + k * step if k < nb - 1 else umax
+            val = objective_2d(u, xi, yj, a1[i, j], b1[i, j], a2[i, j], b2[i, j], x0, dx, nx, y0, dy, ny, r, q,
+                               window, wx, wy, first)
+            if val < best_j:
+                best_j = val
+                best_u = u
+                kbest = k
+        lo = umin + (kbest - 1) * step if kbest > 0 else umin
+        hi = umin + (kbest + 1) * step if kbest < nb - 1 else umax
+        c = hi - golden * (hi - lo)
+        d = lo + golden * (hi - lo)
+        fc = objective_2d(c, xi, yj, a1[i, j], b1[i, j], a2[i, j], b2[i, j], x0, dx, nx, y0, dy, ny, r, q, window,
+                          wx, wy, first)
+        fd = objective_2d(d, xi, yj, a1[i, j], b1[i, j], a2[i, j], b2[i, j], x0, dx, nx, y0, dy, ny, r, q, window,
+                          wx, wy, first)
+        while hi - lo > xatol:
+            if fc < fd:
+                hi = d
+                d = c
+                fd = fc
+                c = hi - golden * (hi - lo)
+                fc = objective_2d(c, xi, yj, a1[i, j], b1[i, j], a2[i, j], b2[i, j], x0, dx, nx, y0, dy, ny, r,
+                                  q, window, wx, wy, first)
+            else:
+                lo = c
+                c = d
+                fc = fd
+                d = lo + golden * (hi - lo)
+                fd = objective_2d(d, xi, yj, a1[i, j], b1[i, j], a2[i, j], b2[i, j], x0, dx, nx, y0, dy, ny, r,
+                                  q, window, wx, wy, first)
+        uc = 0.5 * (lo + hi)
+        fu = objective_2d(uc, xi, yj, a1[i, j], b1[i, j], a2[i, j], b2[i, j], x0, dx, nx, y0, dy, ny, r, q,
+                          window, wx, wy, first)
+        if fu < best_j:
+            best_j = fu
+            best_u = uc
+        v_out[i, j] = best_j
+        u_out[i, j] = best_u
+        int_out[i, j] = best_u > umin + xatol and best_u < umax - xatol

@@ -51,6 +51,7 @@ DISCRETE_DEFAULTS = {
 """Grid defaults of the discrete solver by model (otherwise the model's domain with 401 nodes)."""
 
 DEFAULT_POINTS_1D = 401
+DEFAULT_POINTS_2D = 61
 DEFAULT_BRACKET = 33
 DEFAULT_WINDOW = 6.0
 MAX_STORAGE_BYTES = 8 * 2**30
@@ -84,7 +85,7 @@ def discrete_grid(problem: ControlProblem, points: int | None = None) -> Grid:
     """Default grid of the discrete solver (:data:`DISCRETE_DEFAULTS`, else the model's domain)."""
     defaults = DISCRETE_DEFAULTS.get(problem.model.name, {})
     if points is None:
-        points = defaults.get("points", DEFAULT_POINTS_1D)
+        points = defaults.get("points", DEFAULT_POINTS_1D if len(problem.model.state_names) == 1 else DEFAULT_POINTS_2D)
     domain = {s: defaults.get("domain", {}).get(s, problem.model.domain[s]) for s in problem.model.state_names}
     return Grid.from_domain(domain, points, "linear")
 
@@ -130,8 +131,8 @@ def check_discrete_problem(problem: ControlProblem, grid: Grid) -> None:
     if len(problem.players) != 1:
         raise InputError(f"solve_discrete solves one-player problems; {problem.model.name!r} has players "
                          f"{', '.join(p.name for p in problem.players)}: use solve_discrete_game")
-    if grid.ndim != 1:
-        raise InputError(f"solve_discrete solves one-dimensional one-player problems; the grid has {grid.ndim} "
+    if grid.ndim not in (1, 2):
+        raise InputError(f"solve_discrete solves one-player problems on 1-D or 2-D grids; the grid has {grid.ndim} "
                          "axes")
     if problem.players[0].sense != "min":
         raise InputError(f"player {problem.players[0].name!r} maximises; a one-player discrete problem must minimise")
@@ -202,6 +203,8 @@ def solve_discrete(problem, grid: Grid | None = None, *, steps: int, u_bracket: 
     ctl = problem.controls[0]
     umin, umax = float(ctl.u_min), float(ctl.u_max)
     start = time.perf_counter()
+    if grid.ndim == 2:
+        return _solve_2d(problem, grid, steps, stored, u_bracket, xatol, window, progress, num_threads, start)
     a, b = step_coefficients(problem, grid)
     _check_spread(grid, b, umin, umax, u_bracket)
     nodes = np.ascontiguousarray(grid.axes[0], dtype=float)
@@ -309,6 +312,80 @@ class LineStepper:
                              q[0], q[1], q[2], self.window, v, u, inside, *self.work, *self.levels,
                              BRACKET_NODES_PER_SD)
         return sign * v, u, inside
+
+
+def quadratic_fit_2d(mesh) -> tuple[np.ndarray, np.ndarray]:
+    """Least-squares projector (6, N) onto 1, x, y, x^2, x y, y^2 at the nodes (flattened C order), and the basis."""
+    x, y = (np.asarray(m, dtype=float).ravel() for m in mesh)
+    basis = np.stack([np.ones_like(x), x, y, x * x, x * y, y * y], axis=1)
+    return np.linalg.pinv(basis), basis
+
+
+def _solve_2d(problem, grid, steps, stored, u_bracket, xatol, window, progress, num_threads, start) -> Solution:
+    """One player owning two coordinates: x' = x - u (a + b Z) per coordinate, independent noises.
+
+    The search is the bracket of ``u_bracket`` points refined by golden section
+    (:func:`~._bellman_kernels.bellman_step_2d`); correlated coordinates are refused.
+    """
+    import numba
+
+    from .api import _metadata, _threads
+
+    model = problem.model
+    mesh = grid.mesh()
+    check_diagonal(problem, grid, mesh)
+    ctl = problem.controls[0]
+    umin, umax = float(ctl.u_min), float(ctl.u_max)
+    coeff = []
+    for i, name in enumerate(model.state_names):
+        grad = _evaluate(model, model.gradient[i], mesh, f"dg/d{name}", grid)
+        sigma = _evaluate(model, problem.covariance[i, i], mesh, f"Sigma[{name}, {name}]", grid)
+        if (sigma < 0).any():
+            raise NumericalError(f"Sigma[{name}, {name}] is negative on the grid")
+        coeff += [np.ascontiguousarray(problem.eta * grad), np.ascontiguousarray(problem.eta * np.sqrt(sigma / ctl.batch_size))]
+    projector, basis = quadratic_fit_2d(mesh)
+    V = _evaluate(model, problem.terminal_cost, mesh, "the terminal cost", grid)
+    (xs, ys), (dx, dy), (nx, ny) = grid.axes, grid.spacing, grid.shape
+    slot = {int(k): j for j, k in enumerate(stored)}
+    values = np.empty((len(stored), nx, ny))
+    values[-1] = V
+    controls = np.empty((len(stored) - 1, nx, ny))
+    interior = np.empty((len(stored) - 1, nx, ny), dtype=bool)
+    v_new, u_new, i_new = np.empty((nx, ny)), np.empty((nx, ny)), np.empty((nx, ny), dtype=np.bool_)
+    bar = progress_bar(steps, progress, "bellman")
+    with _threads(num_threads):
+        try:
+            for n in range(1, steps + 1):
+                with np.errstate(over="ignore", invalid="ignore"):
+                    q = projector @ V.ravel()
+                    r = np.ascontiguousarray((V.ravel() - basis @ q).reshape(nx, ny))
+                kern.bellman_step_2d(float(xs[0]), float(dx), nx, float(ys[0]), float(dy), ny, *coeff, umin, umax,
+                                     u_bracket, xatol, r, q, window, v_new, u_new, i_new)
+                if not np.all(np.isfinite(v_new)):
+                    i, j = np.unravel_index(int(np.argmax(~np.isfinite(v_new))), v_new.shape)
+                    raise NumericalError(f"the Bellman value became non-finite with {n} steps left (k={steps - n}) "
+                                         f"at {grid.names[0]}={xs[i]:.6g}, {grid.names[1]}={ys[j]:.6g}")
+                V = v_new.copy()
+                k = steps - n
+                if k in slot:
+                    values[slot[k]], controls[slot[k]], interior[slot[k]] = V, u_new, i_new
+                if bar is not None:
+                    bar.update(1)
+        finally:
+            if bar is not None:
+                bar.close()
+    diagnostics = {"scheme": "bellman", "discrete": True, "steps": steps, "dt": 1.0, "cfl_number": float("nan"),
+                   "u_bracket": u_bracket, "xatol": xatol, "window": window, "symmetric": False,
+                   "threads": int(num_threads or numba.get_num_threads()),
+                   "interior_fraction": float(interior[0].mean()), "mass_outside": float("nan"),
+                   "wall_time": time.perf_counter() - start}
+    meta = _metadata(problem)
+    meta.update(time_name="k", steps=steps, discrete=True, time_axis="step index k; steps_left = steps - k")
+    player = problem.players[0].name
+    return Solution(problem=model.name, time_name="k", state_names=grid.names, grid=grid,
+                    times=np.arange(steps + 1, dtype=float), stored=stored, values=values,
+                    controls={f"u_{player}": controls}, convex={player: interior}, u_bounds={player: (umin, umax)},
+                    diagnostics=diagnostics, metadata=meta)
 
 
 def _levels(n_nodes: int, dy: float, coarsest: int = 64):

@@ -40,7 +40,7 @@ import numpy as np
 from ..errors import InputError, NumericalError
 from ..symbolic.problem import ControlProblem
 from . import _bellman_kernels as kern
-from .bellman import DEFAULT_WINDOW, MAX_STORAGE_BYTES, LineStepper, _int_option, _positive
+from .bellman import DEFAULT_WINDOW, MAX_STORAGE_BYTES, LineStepper, _int_option, _positive, quadratic_fit_2d
 from .coefficients import _evaluate, check_diagonal
 from .explicit import progress_bar
 from .grid import Grid
@@ -49,13 +49,6 @@ from .solution import Solution
 MOVES = ("simultaneous", "alternating")
 DEFAULT_POINTS_2D = 61
 DEFAULT_U_POINTS = 21
-
-
-def _quadratic_fit_2d(mesh) -> np.ndarray:
-    """Least-squares projector (6, N) onto 1, x, y, x^2, x y, y^2 at the nodes (flattened C order)."""
-    x, y = (np.asarray(m, dtype=float).ravel() for m in mesh)
-    basis = np.stack([np.ones_like(x), x, y, x * x, x * y, y * y], axis=1)
-    return np.linalg.pinv(basis), basis
 
 
 def game_coefficients(problem: ControlProblem, grid: Grid):
@@ -158,7 +151,7 @@ def solve_discrete_game(problem, grid: Grid | None = None, *, steps: int, moves:
         controls[f"lower_u_{py}"] = np.empty(pshape)
         lower = np.empty((len(stored), nx, ny))
         lower[-1] = V
-        projector, basis = _quadratic_fit_2d(mesh)
+        projector, basis = quadratic_fit_2d(mesh)
         VL = V.copy()
         bufs = [np.empty((nx, ny)) for _ in range(2)] + [np.empty((nx, ny), dtype=np.int64) for _ in range(4)]
     else:
