@@ -122,7 +122,8 @@ def discrete_summary(solution) -> str:
         lines.append(f"{d['steps']} Bellman steps, {d['moves']} moves, {d['u_points']} multipliers per player "
                      f"(exact expectation), {d['wall_time']:.3g} s")
     else:
-        lines.append(f"{d['steps']} Bellman steps (bracket of {d['u_bracket']} points + Newton, exact "
+        refine = "Newton" if solution.grid.ndim == 1 else "golden section"
+        lines.append(f"{d['steps']} Bellman steps (bracket of {d['u_bracket']} points + {refine}, exact "
                      f"expectation), {d['wall_time']:.3g} s")
     for p in solution.players:
         lo, hi = solution.u_bounds[p]
@@ -133,7 +134,7 @@ def discrete_summary(solution) -> str:
     if "value_gap" in d:
         line += (f"; upper and lower values differ by up to {d['value_gap']:.3g} on "
                  f"{100 * d['gap_fraction']:.1f}% of the nodes")
-    else:
+    elif d["mass_outside"] == d["mass_outside"]:  # not NaN: measured for 1-D grids
         line += f"; largest mass leaving the grid from its inner half {d['mass_outside']:.2g}"
     lines.append(line)
     return "\n".join(lines)
