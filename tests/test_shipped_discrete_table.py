@@ -93,3 +93,14 @@ def test_continuous_limit_at_the_smallest_h(table):
                                     tau_remaining=np.full_like(y, tau), y=y)["u"])
         c = np.asarray(cont.lookup(tau_remaining=np.full_like(y, tau), y=y)["u"])
         assert np.max(np.abs(d - c)) <= 0.06, tau
+
+
+@pytest.mark.parametrize("u_max,h_index", [(4.0, 40), (8.0, 30), (1.0, 46)])
+def test_packaged_slices_are_reproduced_by_the_current_solver(table, u_max, h_index):
+    """A slice of the packaged table recomputed now equals the shipped one (the file comes from this code)."""
+    h = float(table.axis("h").breakpoints[h_index])
+    i = int(np.flatnonzero(table.axis("u_max").breakpoints == u_max)[0])
+    sol = solve_slice(u_max, h)
+    tau = table.axis("tau_remaining").breakpoints
+    fresh = np.clip(policy_at(sol, tau / h, table.axis("y").breakpoints), 0.0, 8.0)
+    assert np.max(np.abs(fresh - table["u"][i, h_index])) <= 1e-9

@@ -58,6 +58,16 @@ def hinge_expectation_exact(mu, s):
 
 
 @jit
+def _table_cell(d):
+    """Cell k of the H1 table holding d (|d| < limit) and the fraction t in [0, 1] within it."""
+    z = (d + _H_LIMIT) * _H_PER_UNIT
+    k = int(z)
+    if k >= _H_VALUES.shape[0] - 1:
+        k = _H_VALUES.shape[0] - 2
+    return k, z - k
+
+
+@jit
 def hinge_expectation(mu, s):
     """E (mu + s Z)_+ = s H1(mu / s), H1(d) = phi(d) + d Phi(d), by cubic Hermite interpolation of H1.
 
@@ -72,11 +82,7 @@ def hinge_expectation(mu, s):
         return 0.0
     if d >= _H_LIMIT:
         return mu
-    z = (d + _H_LIMIT) * _H_PER_UNIT
-    k = int(z)
-    if k >= _H_VALUES.shape[0] - 1:
-        k = _H_VALUES.shape[0] - 2
-    t = z - k
+    k, t = _table_cell(d)
     t2 = t * t
     t3 = t2 * t
     return s * ((2.0 * t3 - 3.0 * t2 + 1.0) * _H_VALUES[k] + (t3 - 2.0 * t2 + t) * _H_STEP * _H_SLOPES[k]
@@ -90,11 +96,7 @@ def hinge_terms(d):
         return 0.0, 0.0, 0.0
     if d >= _H_LIMIT:
         return d, 1.0, 0.0
-    z = (d + _H_LIMIT) * _H_PER_UNIT
-    k = int(z)
-    if k >= _H_VALUES.shape[0] - 1:
-        k = _H_VALUES.shape[0] - 2
-    t = z - k
+    k, t = _table_cell(d)
     t2 = t * t
     t3 = t2 * t
     f0 = _H_VALUES[k]
