@@ -18,10 +18,12 @@ Axes:
   continuous one and varies slowly in h; ratio 2^(1/8) from 2^-4 to 1 and 2^(1/4) from 1 to 4,
   where the policy follows the landing step u ~ 1/h and linear interpolation needs dense nodes.
 - ``tau_remaining`` = n h in [0, 8]: a lookup at n h gives the policy with n steps left. The
-  value at a node tau is the policy at n = tau / h steps, linear in n between whole steps; for
-  n < 1 (the last step and past it) it is the one-step policy u = min(u_max, y^2 / (1 + h y^2)).
-  Beyond 8 lookups clamp.
-- ``y`` in [-6, 6], even (step 0.05 to 2, 0.1 to 3, 0.25 to 6); beyond 6 lookups clamp.
+  values at the tau breakpoints are fitted so that their linear interpolant passes through the
+  policy at tau = n h, n = 1, 2, ... (:func:`tau_node_values`): exact to about 1e-3 where the
+  steps are sparser than the breakpoints, a least-squares fit where they are denser. Below
+  tau = h (past the last step) lookups give about the one-step policy
+  u = min(u_max, y^2 / (1 + h y^2)); beyond 8 they clamp.
+- ``y`` in [-6, 6], even (step 0.05 to 3, 0.1 to 6); beyond 6 lookups clamp.
 
 Below the smallest h (eta a < 2^-10) the continuous table ``local-quadratic`` applies; the two
 are compared where they meet (metadata ``continuous_agreement``). Built by
@@ -70,12 +72,11 @@ def tau_axis(quick: bool = False) -> np.ndarray:
 
 
 def y_axis(quick: bool = False) -> np.ndarray:
-    """y breakpoints: step 0.05 on [0, 2], 0.1 to 3, 0.25 to 6; mirrored."""
+    """y breakpoints: step 0.05 on [0, 3], 0.1 to 6; mirrored."""
     if quick:
         ypos = np.linspace(0.5, Y_MAX, 12)
     else:
-        ypos = np.round(np.concatenate([np.arange(1, 41) * 0.05, 2.0 + np.arange(1, 11) * 0.1,
-                                        3.0 + np.arange(1, 13) * 0.25]), 12)
+        ypos = np.round(np.concatenate([np.arange(1, 61) * 0.05, 3.0 + np.arange(1, 31) * 0.1]), 12)
     return np.concatenate([-ypos[::-1], [0.0], ypos])
 
 
@@ -107,11 +108,35 @@ def policy_at(solution, n: np.ndarray, y: np.ndarray) -> np.ndarray:
     return (1 - w)[:, None] * u_lo + w[:, None] * u_hi
 
 
+def tau_node_values(solution, h: float, tau: np.ndarray, y: np.ndarray, weight: float = 1e-3) -> np.ndarray:
+    """Values at the tau breakpoints whose linear interpolant passes through the policy at tau = n h.
+
+    Least squares over the steps n = 1, 2, ... with n h <= tau[-1]: the interpolant between the
+    breakpoints at n h must equal u*(n steps left); each breakpoint is also pulled, with the small
+    ``weight``, to the policy at n = tau / h (linear in n, n < 1 -> 1), which fixes the breakpoints
+    no step constrains. Where steps are sparser than breakpoints (h above the spacing) the steps
+    are met to about ``weight``; where they are denser it is the least-squares fit.
+    """
+    m = tau.size
+    n = np.arange(1, solution.n_steps + 1)
+    n = n[n * h <= tau[-1] * (1 + 1e-12)]
+    t = n * h
+    cell = np.clip(np.searchsorted(tau, t, side="right") - 1, 0, m - 2)
+    frac = (t - tau[cell]) / (tau[cell + 1] - tau[cell])
+    A = np.zeros((n.size + m, m))
+    A[np.arange(n.size), cell] = 1.0 - frac
+    A[np.arange(n.size), cell + 1] = frac
+    A[n.size + np.arange(m), np.arange(m)] = weight
+    rhs = np.vstack([policy_at(solution, n, y), weight * policy_at(solution, tau / h, y)])
+    values, *_ = np.linalg.lstsq(A, rhs, rcond=None)
+    return values
+
+
 def _slice_job(args):
     u_max, h, points, tau, y = args
     t0 = time.perf_counter()
     sol = solve_slice(u_max, h, points)
-    u = policy_at(sol, tau / h, y)
+    u = np.clip(tau_node_values(sol, h, tau, y), 0.0, u_max)
     d = sol.diagnostics
     return u_max, h, u, {"steps": int(d["steps"]), "seconds": time.perf_counter() - t0,
                          "mass_outside": float(d["mass_outside"])}
@@ -259,8 +284,8 @@ def build_discrete_table(*, quick: bool = False, workers: int | None = None, che
                    "domain": [-Y_MAX, Y_MAX], "solver_seconds": seconds, "wall_seconds": wall,
                    "workers": workers, "max_mass_outside": mass},
         "grid": {"y": [-Y_MAX, Y_MAX], "points": points},
-        "tau_rule": "node tau holds the policy with n = tau/h steps left, linear in n between whole steps; "
-                    "n < 1 uses n = 1",
+        "tau_rule": "tau breakpoints fitted (least squares) so that the linear interpolant at tau = n h is "
+                    "the policy with n steps left; each breakpoint weakly (1e-3) pulled to the policy at n = tau/h",
         "refinement_error": None,
         "build_command": "stochctl table build-local --discrete",
     }

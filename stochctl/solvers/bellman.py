@@ -40,6 +40,7 @@ import sympy as sp
 from ..errors import InputError, NumericalError
 from ..symbolic.problem import ControlProblem
 from . import _bellman_kernels as kern
+from . import _bellman_kernels_2d as kern2d
 from .coefficients import _evaluate, check_diagonal
 from .explicit import progress_bar
 from .grid import Grid
@@ -359,7 +360,7 @@ def _solve_2d(problem, grid, steps, stored, u_bracket, xatol, window, progress, 
                 with np.errstate(over="ignore", invalid="ignore"):
                     q = projector @ V.ravel()
                     r = np.ascontiguousarray((V.ravel() - basis @ q).reshape(nx, ny))
-                kern.bellman_step_2d(float(xs[0]), float(dx), nx, float(ys[0]), float(dy), ny, *coeff, umin, umax,
+                kern2d.bellman_step_2d(float(xs[0]), float(dx), nx, float(ys[0]), float(dy), ny, *coeff, umin, umax,
                                      u_bracket, xatol, r, q, window, v_new, u_new, i_new)
                 if not np.all(np.isfinite(v_new)):
                     i, j = np.unravel_index(int(np.argmax(~np.isfinite(v_new))), v_new.shape)

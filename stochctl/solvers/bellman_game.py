@@ -39,7 +39,7 @@ import numpy as np
 
 from ..errors import InputError, NumericalError
 from ..symbolic.problem import ControlProblem
-from . import _bellman_kernels as kern
+from . import _bellman_kernels_2d as kern2d
 from .bellman import DEFAULT_WINDOW, MAX_STORAGE_BYTES, LineStepper, _int_option, _positive, quadratic_fit_2d
 from .coefficients import _evaluate, check_diagonal
 from .explicit import progress_bar
@@ -169,7 +169,7 @@ def solve_discrete_game(problem, grid: Grid | None = None, *, steps: int, moves:
                         ql = projector @ VL.ravel()
                         rl = np.ascontiguousarray((VL.ravel() - basis @ ql).reshape(nx, ny))
                     v_up, v_lo, i_up, j_up, i_lo, j_lo = bufs
-                    kern.isaacs_step_2d(xs[0], dx, nx, ys[0], dy, ny, ax, bx, ay, by, ux, uy, r, q, window,
+                    kern2d.isaacs_step_2d(xs[0], dx, nx, ys[0], dy, ny, ax, bx, ay, by, ux, uy, r, q, window,
                                         v_up, v_lo, i_up, j_up, i_lo, j_lo, rl, ql)
                     _check_finite(v_up, grid, n, steps, "upper value")
                     _check_finite(v_lo, grid, n, steps, "lower value")
