@@ -97,3 +97,14 @@ def test_table_build_pool_after_threaded_kernels_in_the_parent():
     solve_discrete(ControlProblem.from_model(get_model("local-discrete", h=0.5)), steps=2, num_threads=2)
     table = build_discrete_table(quick=True, check=False, workers=2)
     assert table["u"].shape[0] == 4 and np.all(np.isfinite(table["u"]))
+
+
+def test_export_of_a_discrete_solution_counts_steps_left(tmp_path, capsys):
+    sol, table = tmp_path / "F.npz", tmp_path / "T.npz"
+    assert run(capsys, "solve", "local-discrete", "--param", "h=0.5", "--u-max", "4", "--steps", "4", "--grid",
+               "241", "--out", str(sol), "--quiet")[0] == 0
+    code, out, err = run(capsys, "export", str(sol), "--out", str(table))
+    assert code == 0, err
+    code, out, err = run(capsys, "table", "lookup", str(table), "--at", "steps_left=1,y=2", "--json")
+    assert code == 0, err
+    assert json.loads(out)[0]["u"] == pytest.approx(4.0 / (1 + 0.5 * 4.0), abs=1e-6)

@@ -475,7 +475,13 @@ class PolicyTable:
         info.update(axis_info or {})
         t_defaults = ({"long_name": "time to go (horizon minus time)", "estimator": "a*eta*(K-k)"}
                       if time_axis == "tau_remaining" else {"long_name": "time", "estimator": "eta*k"})
-        ax = [TableAxis(time_axis, t_axis, **{**t_defaults, **info.get(time_axis, {})})]
+        t_name = time_axis
+        if sol_meta.get("discrete") and time_axis == "tau_remaining":
+            # a discrete-time solution's time is the step index: the axis counts the steps left
+            t_name = "steps_left"
+            t_defaults = {"long_name": "training steps left; the value at n is the policy with n steps left",
+                          "estimator": "K-k"}
+        ax = [TableAxis(t_name, t_axis, **{**t_defaults, **info.get(t_name, {})})]
         for n, g in zip(grid_names, grid_axes):
             ax.append(TableAxis(n, g, **{"long_name": f"state {n}", **info.get(n, {})}))
         diag = dict(getattr(solution, "diagnostics", {}) or {})
