@@ -69,6 +69,7 @@ def test_lookups_between_h_nodes_match_direct_solves(table):
     """
     err = table.metadata["interpolation_error"]
     assert err["u_p99_abs"] <= 0.015 and err["u_mean_abs"] <= 0.003
+    assert err["unsaturated_u_p99_abs"] <= 0.01 and err["unsaturated_points"] >= 0.5 * err["points"]
     rng = np.random.default_rng(11)
     for u_max, h in ((4.0, 0.3), (1.0, 1.3)):
         sol = solve_slice(u_max, h)

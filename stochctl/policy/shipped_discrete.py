@@ -167,16 +167,20 @@ def interpolation_error(table: PolicyTable, *, points: int = SOLVE_POINTS, quick
     """Table lookups against direct Bellman solves at h between the table's nodes.
 
     At each u_max node and at geometric midpoints of h cells, n steps left with n h in (0, 8] and
-    y in [-5, 5] drawn at random: |u_table - u_bellman|. ``interior`` excludes the cells holding
-    the policy's fronts (where u* changes by more than 0.25 between neighbouring y breakpoints).
+    y in [-5, 5] drawn at random: |u_table - u_bellman|. Two subsets: ``interior`` excludes the
+    cells holding the policy's fronts (u* changes by more than 0.25 between neighbouring y
+    breakpoints); ``unsaturated`` keeps the points whose table cell (the two neighbouring h nodes,
+    tau and y breakpoints) and whose reference u* lie strictly inside (0, u_max), away from the
+    kinks where u* reaches a bound.
     """
     rng = np.random.default_rng(seed)
     hs = table.axis("h").breakpoints
+    tau_bp = table.axis("tau_remaining").breakpoints
+    y_bp = table.axis("y").breakpoints
     mids = np.sqrt(hs[:-1] * hs[1:])
     pick = mids[mids >= (0.05 if not quick else 0.0)]
     pick = pick[:: max(1, len(pick) // 8)]
-    errors, interior = [], []
-    y_bp = table.axis("y").breakpoints
+    errors, interior, unsaturated = [], [], []
     for u_max in table.axis("u_max").breakpoints:
         for h in pick:
             sol = solve_slice(float(u_max), float(h), points)
@@ -190,10 +194,22 @@ def interpolation_error(table: PolicyTable, *, points: int = SOLVE_POINTS, quick
             lo = np.array([policy_at(sol, np.array([k]), np.array([y_bp[i]]))[0, 0] for k, i in zip(n, j)])
             hi = np.array([policy_at(sol, np.array([k]), np.array([y_bp[i + 1]]))[0, 0] for k, i in zip(n, j)])
             smooth = np.abs(hi - lo) <= 0.25
+            # unsaturated: every corner of the table cell and the reference strictly inside (0, u_max)
+            ih = int(np.searchsorted(hs, h) - 1)
+            it = np.clip(np.searchsorted(tau_bp, n * h) - 1, 0, tau_bp.size - 2)
+            free = (ref > 1e-3) & (ref < u_max - 1e-3)
+            for hc in (hs[ih], hs[ih + 1]):
+                for dt in (0, 1):
+                    for dy in (0, 1):
+                        c = np.asarray(table.lookup(u_max=np.full(200, u_max), h=np.full(200, hc),
+                                                    tau_remaining=tau_bp[it + dt], y=y_bp[j + dy])["u"])
+                        free &= (c > 1e-3) & (c < u_max - 1e-3)
             errors.append(err)
             interior.append(err[smooth])
+            unsaturated.append(err[free])
     errors = np.concatenate(errors)
     inner = np.concatenate(interior)
+    free = np.concatenate(unsaturated)
     return {
         "points": int(errors.size),
         "h_checked": [float(v) for v in pick],
@@ -202,8 +218,12 @@ def interpolation_error(table: PolicyTable, *, points: int = SOLVE_POINTS, quick
         "u_mean_abs": float(errors.mean()),
         "interior_points": int(inner.size),
         "interior_u_max_abs": float(inner.max()) if inner.size else float("nan"),
+        "unsaturated_points": int(free.size),
+        "unsaturated_u_max_abs": float(free.max()) if free.size else float("nan"),
+        "unsaturated_u_p99_abs": float(np.quantile(free, 0.99)) if free.size else float("nan"),
         "evaluation": "u_max nodes x h at geometric midpoints of h cells x 200 random (n steps left, y in [-5, 5]); "
-                      "interior: cells where u* changes by at most 0.25 between neighbouring y breakpoints",
+                      "interior: cells where u* changes by at most 0.25 between neighbouring y breakpoints; "
+                      "unsaturated: the cell's corners and the reference strictly inside (0, u_max)",
     }
 
 
