@@ -201,9 +201,10 @@ def gap_multiplier(loss: float, *, ideal: float = GAP_IDEAL_LOSS, x_min: float =
     ``x_min = x_max = 0.1 log 4``, ``h_min = 0.1``, ``f_max = 2``.
     """
     x = abs(loss - ideal)
+    # f_max >= 1 >= h_min: capping the exponent at 1 is the cap of s (and cannot overflow)
     if loss >= ideal:
-        return float(min(f_max ** (x / x_max), f_max))
-    return float(max(h_min ** (x / x_min), h_min))
+        return float(f_max ** min(x / x_max, 1.0))
+    return float(h_min ** min(x / x_min, 1.0))
 
 
 class GapAwareLR:
