@@ -157,7 +157,7 @@ def test_csgd_moment_control_on_a_quadratic(a_eta):
 def test_protocol_sweeps_seeds_and_hash():
     full, quick = full_config(), quick_config()
     assert set(full.tasks) == set(T.TASK_NAMES) and set(full.methods) == set(METHOD_NAMES)
-    assert len(full.seeds) >= 5 and len(quick.seeds) >= 2
+    assert len(full.seeds) >= 5 and len(quick.seeds) >= 1
     usual = {"sgd": 1e-2, "adam": 1e-4}
     for fam, rates in full.sweeps:
         r = np.array(rates)

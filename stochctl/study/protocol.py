@@ -8,13 +8,14 @@
   decades below Adam's usual 1e-4 to 1e-3, up to a rate of one unit per
   coordinate and step). ``ttur``'s base rate is its generator rate (the
   discriminator runs at 4 times it). ``--lrs`` replaces both grids.
-- Seeds: 5 in the full configuration (0..4), 2 in the quick one. A seed fixes
+- Seeds: 5 in the full configuration (0..4), 1 in the quick one. A seed fixes
   the network initialisation and the data stream, identical across methods
   and rates.
 - Step budget per task (one step = one discriminator and one generator update):
   full ``ring8`` 3000, ``grid25`` 3000, ``sp500`` 2000, ``gauss1d`` 2000,
-  ``data`` 2000, with 15 evenly spaced evaluations. Quick: every third rate
-  of the grids (one per decade), 2 seeds, 200 steps, 4 evaluations.
+  ``data`` 2000, with 15 evenly spaced evaluations. Quick: every fifth rate
+  of the grids (1e-3, 0.046, 2.2, 100 and 1e-5, 4.6e-4, 0.022, 1), 1 seed,
+  150 steps, 3 evaluations.
 - Equal budget: every run reports its gradient evaluations next to its
   steps (:mod:`stochctl.study.methods`).
 - Divergence: a run diverges at the first step where a loss or a parameter is
@@ -86,11 +87,11 @@ STABLE_FRACTION = 0.8
 ROBUST_TOLERANCE = 0.2
 EVALUATIONS = 15
 FULL_STEPS = {"ring8": 3000, "grid25": 3000, "sp500": 2000, "gauss1d": 2000, DATA_TASK: 2000}
-QUICK_STEPS = {t: 200 for t in FULL_STEPS}
-QUICK_EVALUATIONS = 4
-QUICK_EVERY = 3
+QUICK_STEPS = {t: 150 for t in FULL_STEPS}
+QUICK_EVALUATIONS = 3
+QUICK_EVERY = 5
 FULL_SEEDS = 5
-QUICK_SEEDS = 2
+QUICK_SEEDS = 1
 
 _OPS = {"<=": operator.le, ">=": operator.ge}
 
@@ -379,8 +380,8 @@ def full_config() -> StudyConfig:
 
 
 def quick_config() -> StudyConfig:
-    """A short version of the full protocol: every third rate of the grids, 2 seeds, 200 steps,
-    4 evaluations (a smoke run of the whole pipeline, not a basis for conclusions)."""
+    """A short version of the full protocol: every fifth rate of the grids, 1 seed, 150 steps,
+    3 evaluations (a smoke run of the whole pipeline, not a basis for conclusions)."""
     return StudyConfig(name="quick", seeds=tuple(range(QUICK_SEEDS)), steps=tuple(QUICK_STEPS.items()),
                        evaluations=QUICK_EVALUATIONS,
                        sweeps=tuple((f, g[::QUICK_EVERY]) for f, g in GRIDS.items()))

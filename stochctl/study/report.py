@@ -369,8 +369,9 @@ def _curve_stats(rows: list[dict], metric: str):
 def _method_colors(methods):
     import matplotlib
 
-    cmap = matplotlib.colormaps["tab10"]
-    return {m: cmap(i % 10) for i, m in enumerate(methods)}
+    n = 10 if len(methods) <= 10 else 20
+    cmap = matplotlib.colormaps[f"tab{n}"]
+    return {m: cmap(i % n) for i, m in enumerate(methods)}
 
 
 def figure_quality(config, stats, task_name, path):
