@@ -166,6 +166,7 @@ def test_protocol_sweeps_seeds_and_hash():
         assert r[0] <= usual[fam] / 10                                                    # well below the usual
     for fam, rates in quick.sweeps:
         assert set(rates) <= set(GRIDS[fam]) and len(rates) >= 4
+        assert (rates[0], rates[-1]) == (GRIDS[fam][0], GRIDS[fam][-1])
     assert set(full.sweep("ttur")) == set(full.sweep("adam")) == set(full.sweep("gap"))
     assert set(full.sweep("sgd+discrete")) == set(full.sweep("sgd"))
     # the hash covers the protocol, not the selection
@@ -173,7 +174,8 @@ def test_protocol_sweeps_seeds_and_hash():
     assert full.select(steps=10).protocol_hash() != full.protocol_hash()
     assert StudyConfig.from_json(json.loads(json.dumps(full.to_json()))).protocol_hash() == full.protocol_hash()
     assert [j.seed for j in full.jobs()][:3] == [0, 0, 0]
-    assert len(full.jobs()) == 4 * len(METHOD_NAMES) * 16 * len(full.seeds)
+    per_seed = sum(len(full.sweep(m)) for m in METHOD_NAMES)
+    assert len(full.jobs()) == 4 * per_seed * len(full.seeds) and per_seed == 7 * 16 + 6 * 19
 
 
 @pytest.mark.parametrize("kwargs, words", [

@@ -298,9 +298,10 @@ def test_robust_range_recomputed_from_a_hand_made_table():
 # --------------------------------------------------------------------------------------
 
 
-def test_local_dask_cluster_matches_serial_runs(tmp_path):
+def test_local_dask_cluster_matches_serial_runs(tmp_path, capsys):
     pytest.importorskip("torch")
     distributed = pytest.importorskip("distributed")
+    from stochctl.cli import main
     from stochctl.study.runner import read_results, run_study
 
     cfg = _tiny(("gauss1d",), ("sgd", "sgd+greedy"), steps=3)
@@ -308,6 +309,10 @@ def test_local_dask_cluster_matches_serial_runs(tmp_path):
     with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as c, \
             distributed.Client(c) as client:
         run_study(cfg, tmp_path / "dask", executor=client, progress=False)
+        code = main(["study", "--tasks", "gauss1d", "--methods", "sgd", "--lrs", "0.01,0.1", "--steps", "3",
+                     "--seeds", "1", "--out", str(tmp_path / "cli"), "--dask-scheduler", c.scheduler_address,
+                     "--no-progress"])
+        assert code == 0 and len(read_results(tmp_path / "cli" / "results.csv")) == 2
     sys.modules["torch"].set_num_threads(threads)
     run_study(cfg, tmp_path / "serial", workers=1, progress=False)
     strip = lambda r: {k: v for k, v in r.items() if k != "seconds"}  # noqa: E731
