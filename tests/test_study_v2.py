@@ -321,3 +321,36 @@ def test_local_dask_cluster_matches_serial_runs(tmp_path, capsys):
     b = sorted(map(strip, read_results(tmp_path / "serial" / "results.csv")), key=key)
     assert a == b and len(a) == 4
     assert (tmp_path / "dask" / "summary.json").exists()
+
+
+def test_twin_methods_are_trained_once_and_recorded_under_both_names(tmp_path, monkeypatch):
+    pytest.importorskip("torch")
+    from stochctl.study import runner
+    from stochctl.study.methods import twin_methods
+
+    assert twin_methods(("sgd", "sgd+discrete", "sgd+discrete-field", "adam+discrete-field", "adam+discrete")) == \
+        {"sgd+discrete-field": "sgd+discrete", "adam+discrete": "adam+discrete-field"}
+    real = runner._worker
+    calls = []
+    monkeypatch.setattr(runner, "_worker", lambda c, j, s: calls.append(j.method) or real(c, j, s))
+    cfg = _tiny(("gauss1d",), ("sgd+discrete", "sgd+discrete-field", "sgd+discrete-own"), lrs=(1e-2, 1.0))
+    runner.run_study(cfg, tmp_path / "a", workers=1, progress=False)
+    assert sorted(calls) == ["sgd+discrete"] * 2 + ["sgd+discrete-own"] * 2
+    rows = runner.read_results(tmp_path / "a" / "results.csv")
+    assert len(rows) == 6
+    by = {(r["method"], r["lr"]): r for r in rows}
+    for lr in (1e-2, 1.0):
+        a, b = by[("sgd+discrete", lr)], by[("sgd+discrete-field", lr)]
+        assert {k: v for k, v in a.items() if k not in ("method", "samples")} == \
+            {k: v for k, v in b.items() if k not in ("method", "samples")}
+        xa, _ = runner.load_samples(tmp_path / "a" / a["samples"])
+        xb, meta = runner.load_samples(tmp_path / "a" / b["samples"])
+        assert np.array_equal(xa, xb) and meta["method"] == "sgd+discrete-field"
+    # resumed with the twin added later: nothing is trained again
+    calls.clear()
+    cfg1 = cfg.select(methods=("sgd+discrete",))
+    runner.run_study(cfg1, tmp_path / "b", workers=1, progress=False)
+    calls.clear()
+    runner.run_study(cfg.select(methods=("sgd+discrete", "sgd+discrete-field")), tmp_path / "b", workers=1,
+                     progress=False)
+    assert calls == [] and len(runner.read_results(tmp_path / "b" / "results.csv")) == 4

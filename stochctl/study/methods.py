@@ -38,6 +38,10 @@ Families (for the learning-rate sweeps): ``sgd``, ``csgd`` and every
 ``sgd+...`` (and ``ctl-sgd``) share the SGD sweep; ``adam``, ``ttur``,
 ``gap`` and every ``adam+...`` (and ``ctl-adam``) the Adam sweep.
 
+Twins: while the default measure is ``"field"``, ``sgd+discrete`` and
+``sgd+discrete-field`` (and the Adam pair) are one configuration; the study
+trains it once and records the run under both names (:func:`twin_methods`).
+
 Gradient evaluations: the plain step costs one gradient of each player's
 loss (2 per step). The measured-curvature methods use the one-sided finite
 difference of :mod:`stochctl.policy.curvature` (``method="fd"``): every call
@@ -86,6 +90,25 @@ GAP_F_MAX = 2.0
 ADAM_BETAS = (0.5, 0.999)
 TTUR_RATIO = 4.0
 CSGD_BETA = (0.9, 0.99)
+
+
+def twin_methods(methods) -> dict[str, str]:
+    """``{method: earlier method}`` for selected methods that train exactly like an earlier one.
+
+    ``sgd+discrete`` and ``sgd+discrete-field`` (likewise the Adam pair) are the
+    same configuration while the default measure is ``"field"``: the study runs
+    such a pair once and records the run under both names.
+    """
+    methods = list(methods)
+    out = {}
+    for i, m in enumerate(methods):
+        if m not in MEASURED:
+            continue
+        for c in methods[:i]:
+            if c in MEASURED and c not in out and MEASURED[c] == MEASURED[m] and METHOD_FAMILY[c] == METHOD_FAMILY[m]:
+                out[m] = c
+                break
+    return out
 
 
 def check_method(name: str) -> str:

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import FileFormatError, InputError, require_extra
-from .methods import MEASURED, METHOD_FAMILY, TABLE_METHODS, build_optimizers
+from .methods import MEASURED, METHOD_FAMILY, TABLE_METHODS, build_optimizers, twin_methods
 from .protocol import Job, StudyConfig
 from .tasks import all_metric_names, stream_seed
 
@@ -359,12 +359,24 @@ def _worker(config, job, samples):
     return run_job(config, job, samples)
 
 
-def _record(out: Path, job: Job, result) -> None:
-    """Save a finished run's samples, then append its row (the row names the samples file)."""
+def _record(out: Path, job: Job, result, twins=()) -> int:
+    """Save a finished run's samples, then append its row (the row names the samples file), then
+    the same run under each twin method name; return the number of rows written."""
     row, generated = result
     if generated is not None:
         save_samples(out / row["samples"], generated, job)
     _append(out / RESULTS, row)
+    for method in twins:
+        _copy_run(out, row, Job(job.task, method, job.lr, job.seed))
+    return 1 + len(twins)
+
+
+def _copy_run(out: Path, row: dict, job: Job) -> None:
+    """Record ``row`` (a finished run) again as ``job``, a twin method's run (same training)."""
+    new = dict(row, method=job.method, samples=sample_path(job) if row["samples"] else None)
+    if row["samples"]:
+        save_samples(out / new["samples"], load_samples(out / row["samples"])[0], job)
+    _append(out / RESULTS, new)
 
 
 def run_study(config: StudyConfig, out: str | os.PathLike, *, workers: int = 1, executor=None,
@@ -399,30 +411,38 @@ def run_study(config: StudyConfig, out: str | os.PathLike, *, workers: int = 1, 
 
         load_table(config.policy_table)  # fail before any run if the policy table is unusable
     out, rows = prepare_output(config, out)
-    done = {row_key(r) for r in rows}
+    done = {row_key(r): r for r in rows}
     jobs = config.jobs()
     pending = [j for j in jobs if j.key not in done]
     first_seed = min(config.seeds)
+    twin_of = twin_methods(config.methods)
+    twins: dict = {}  # run key -> twin methods still to record when it finishes
+    for j in [j for j in pending if j.method in twin_of]:
+        src = Job(j.task, twin_of[j.method], j.lr, j.seed)
+        if src.key in done:  # resumed: the twin ran already
+            _copy_run(out, done[src.key], j)
+        else:
+            twins.setdefault(src.key, []).append(j.method)
+    pending = [j for j in pending if j.method not in twin_of]
     counts = {j.key: _sample_count(config.task(j.task), j.seed, first_seed) for j in pending}
 
     from tqdm import tqdm
 
-    bar = tqdm(total=len(jobs), initial=len(jobs) - len(pending), disable=not progress,
-               desc=f"study {config.name}", unit="run", dynamic_ncols=True)
+    bar = tqdm(total=len(jobs), initial=len(jobs) - len(pending) - sum(map(len, twins.values())),
+               disable=not progress, desc=f"study {config.name}", unit="run", dynamic_ncols=True)
     try:
         if executor is not None:
-            _pool_loop(executor, config, pending, 2 * max(workers, 2), out, counts, bar)
+            _pool_loop(executor, config, pending, 2 * max(workers, 2), out, counts, twins, bar)
         elif workers == 1 or len(pending) <= 1:
             threads = torch.get_num_threads()
             torch.set_num_threads(1)
             try:
                 for job in pending:
-                    _record(out, job, _worker(config, job, counts[job.key]))
-                    bar.update()
+                    bar.update(_record(out, job, _worker(config, job, counts[job.key]), twins.get(job.key, ())))
             finally:
                 torch.set_num_threads(threads)
         else:
-            _run_pool(config, pending, workers, out, counts, bar)
+            _run_pool(config, pending, workers, out, counts, twins, bar)
     finally:
         bar.close()
     write_summary_json(out, config)
@@ -486,7 +506,7 @@ def write_summary_json(out: str | os.PathLike, config: StudyConfig) -> Path:
     return path
 
 
-def _run_pool(config, pending, workers, out, counts, bar) -> None:
+def _run_pool(config, pending, workers, out, counts, twins, bar) -> None:
     import multiprocessing
 
     ctx = multiprocessing.get_context("spawn")  # a parent that ran numba's threaded kernels must not fork
@@ -495,7 +515,7 @@ def _run_pool(config, pending, workers, out, counts, bar) -> None:
     os.environ.update({k: "1" for k in _THREAD_VARS})
     try:
         with cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker) as pool:
-            _pool_loop(pool, config, pending, 2 * workers, out, counts, bar)
+            _pool_loop(pool, config, pending, 2 * workers, out, counts, twins, bar)
     finally:
         for k, v in saved.items():
             if v is None:
@@ -504,7 +524,7 @@ def _run_pool(config, pending, workers, out, counts, bar) -> None:
                 os.environ[k] = v
 
 
-def _pool_loop(pool, config, pending, queue_size, out, counts, bar) -> None:
+def _pool_loop(pool, config, pending, queue_size, out, counts, twins, bar) -> None:
     futures = {}
     try:
         # Keep a short queue so an interruption loses little and the order stays seed-major.
@@ -515,8 +535,8 @@ def _pool_loop(pool, config, pending, queue_size, out, counts, bar) -> None:
                 futures[pool.submit(_worker, config, job, counts[job.key])] = job
             finished, _ = cf.wait(list(futures), return_when=cf.FIRST_COMPLETED)
             for fut in finished:
-                _record(out, futures.pop(fut), fut.result())
-                bar.update()
+                job = futures.pop(fut)
+                bar.update(_record(out, job, fut.result(), twins.get(job.key, ())))
     except BaseException:
         for fut in futures:
             fut.cancel()
