@@ -26,7 +26,8 @@
   steps (:mod:`stochctl.study.methods`).
 - Divergence: a run diverges at the first step where a loss or a parameter is
   not finite, or the Euclidean norm of either network's parameter vector
-  exceeds :data:`NORM_BOUND` (1e3; the networks start near 10); it stops there.
+  exceeds :data:`NORM_BOUND` (1e3; the MLPs start near 10, ``gauss1d``'s
+  networks below 1); it stops there.
 - Quality: the task's primary metric at the final step (``ring8``/``grid25``
   energy distance, ``sp500``/``data`` held-out Wasserstein-1, ``gauss1d``
   Wasserstein-1), with the secondary metrics of :mod:`stochctl.study.tasks`.
