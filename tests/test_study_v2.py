@@ -354,3 +354,27 @@ def test_twin_methods_are_trained_once_and_recorded_under_both_names(tmp_path, m
     runner.run_study(cfg.select(methods=("sgd+discrete", "sgd+discrete-field")), tmp_path / "b", workers=1,
                      progress=False)
     assert calls == [] and len(runner.read_results(tmp_path / "b" / "results.csv")) == 4
+
+
+def test_data_study_report_reloads_the_file_and_refuses_a_changed_one(tmp_path, rng):
+    pytest.importorskip("torch")
+    from stochctl.study.protocol import data_config
+    from stochctl.study.report import load_study, write_report
+    from stochctl.study.runner import run_study
+
+    r = 0.01 * rng.standard_t(4, 600)
+    path = _write(tmp_path / "r.csv", "ret", r)
+    cfg = data_config(path).select(methods=("sgd",), seeds=(0,), steps=2, lrs=(0.1,))
+    assert "returns" in cfg.data.note and cfg.protocol()["data"]["sha256"] == cfg.data.sha256
+    run_study(cfg, tmp_path / "out", workers=1, progress=False)
+    config, rows = load_study(tmp_path / "out")
+    assert config.protocol_hash() == cfg.protocol_hash() and len(rows) == 1
+    assert write_report(tmp_path / "out")[0].name == "summary.md"
+    # the same series in another place is the same protocol; a changed file is refused
+    moved = _write(tmp_path / "moved.csv", "ret", r)
+    assert data_config(moved).protocol_hash() == data_config(path).protocol_hash()
+    _write(path, "ret", r[::-1])
+    from stochctl.errors import InputError
+
+    with pytest.raises(InputError, match="changed since the study started"):
+        load_study(tmp_path / "out")

@@ -330,8 +330,7 @@ class StudyConfig:
             robust_tolerance=self.robust_tolerance,
             policy_table=str(self.policy_table),
             code=code_fingerprint(str(self.policy_table)),
-            data=None if self.data is None else dict(path=self.data.path, kind=self.data.kind,
-                                                     sha256=self.data.sha256),
+            data=None if self.data is None else dict(kind=self.data.kind, sha256=self.data.sha256),
         )
 
     def protocol_hash(self) -> str:
@@ -340,8 +339,12 @@ class StudyConfig:
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     def to_json(self) -> dict:
-        return dict(name=self.name, tasks=list(self.tasks), methods=list(self.methods),
-                    seeds=list(self.seeds), protocol=self.protocol(), hash=self.protocol_hash())
+        """The manifest: selection, protocol, hash, and the data file's path (not hashed: the data is)."""
+        out = dict(name=self.name, tasks=list(self.tasks), methods=list(self.methods),
+                   seeds=list(self.seeds), protocol=self.protocol(), hash=self.protocol_hash())
+        if self.data is not None:
+            out["data_path"] = self.data.path
+        return out
 
     @classmethod
     def from_json(cls, data: dict) -> "StudyConfig":
@@ -356,7 +359,7 @@ class StudyConfig:
                              for t, cs in p["thresholds"].items()),
             stable_fraction=float(p["stable_fraction"]), policy_table=str(p["policy_table"]),
             robust_tolerance=float(p.get("robust_tolerance", ROBUST_TOLERANCE)),
-            data=_reload_data(p.get("data")),
+            data=_reload_data(p.get("data"), data.get("data_path")),
         )
 
     def select(self, *, tasks=None, methods=None, seeds=None, steps=None, lrs=None, **protocol) -> "StudyConfig":
@@ -420,14 +423,16 @@ def _data_task(spec: DataSpec):
 _DATA_TASKS: dict = {}
 
 
-def _reload_data(p):
-    """The DataSpec of a manifest's ``data`` entry, re-read from its file and checked against its digest."""
+def _reload_data(p, path):
+    """The DataSpec of a manifest's ``data`` entry, re-read from ``path`` and checked against its digest."""
     if p is None:
         return None
+    if not path:
+        raise InputError("the study manifest has data but no data_path")
     if p.get("kind") not in DATA_KINDS:
         raise InputError(f"manifest data kind {p.get('kind')!r} is not one of {', '.join(DATA_KINDS)}")
-    spec = DataSpec.load(p["path"], p["kind"])
+    spec = DataSpec.load(path, p["kind"])
     if spec.sha256 != p["sha256"]:
-        raise InputError(f"data file {p['path']!r} changed since the study started (digest {spec.sha256[:12]}, "
+        raise InputError(f"data file {path!r} changed since the study started (digest {spec.sha256[:12]}, "
                          f"recorded {p['sha256'][:12]}); choose another --out")
     return spec

@@ -65,6 +65,8 @@ def load_study(out: str | os.PathLike) -> tuple[StudyConfig, list[dict]]:
         data = json.loads(manifest.read_text())
         config = StudyConfig.from_json(data)
         stored = data["hash"]
+    except InputError:  # the manifest is fine; what it points to (the data file) is not
+        raise
     except (ValueError, KeyError, TypeError) as exc:
         raise FileFormatError(f"{manifest}: not a valid study manifest ({exc})") from None
     if stored != config.protocol_hash():
