@@ -21,7 +21,8 @@ run: :func:`~stochctl.study.runner.write_summary_json`), ``summary.md`` and
   threshold (runs that never met it count as never), mean learning-rate
   multipliers of generator and discriminator.
 
-The verdict (:func:`verdict_lines`) compares, per task, the controlled
+The verdict (:func:`verdict_lines`) counts the tasks where the controlled
+methods win and lose, then compares, per task, the controlled
 methods (``+discrete``, ``+greedy``, ``+continuous``) with the baselines on
 the best quality at the tuned rate (within seed noise when inside the best
 baseline's interquartile range), the robust range and the divergence rate,
@@ -201,6 +202,7 @@ def is_controlled(method: str) -> bool:
 def verdict_lines(config: StudyConfig, stats: dict) -> list[str]:
     """The verdict, generated from the numbers: per task, where the controlled methods win and lose."""
     lines = []
+    tally: dict = {k: [] for k in ("quality wins", "quality losses", "robustness wins", "robustness losses")}
     for t, per_method in stats.items():
         prim = config.task(t).primary
         ctl = {m: s for m, s in per_method.items() if is_controlled(m) and s["best_lr"] is not None}
@@ -240,9 +242,17 @@ def verdict_lines(config: StudyConfig, stats: dict) -> list[str]:
         wins = [w for w, ok in (("quality", quality == "better than"), ("robustness", robust == "wider than")) if ok]
         losses = [w for w, ok in (("quality", quality == "worse than"), ("robustness", robust == "narrower than"))
                   if ok]
+        for w in wins:
+            tally[f"{w} wins"].append(t)
+        for w in losses:
+            tally[f"{w} losses"].append(t)
         head = ("controlled methods win on " + " and ".join(wins) if wins else "controlled methods win on nothing")
         head += ("; lose on " + " and ".join(losses) if losses else "; lose on nothing")
         lines.append(f"- **{t}**: {head}. " + "; ".join(parts) + ".")
+    if len(lines) > 1:
+        said = "; ".join(f"{k} on {', '.join(v)}" for k, v in tally.items() if v)
+        lines.insert(0, f"Over {len(stats)} tasks, the controlled methods have: {said or 'no win and no loss'}.")
+        lines.insert(1, "")
     return lines
 
 
