@@ -12,8 +12,7 @@ import scipy.stats
 from stochctl.errors import FileFormatError, InputError, MissingExtraError
 from stochctl.study import tasks as T
 from stochctl.study.methods import METHOD_FAMILY, METHOD_NAMES
-from stochctl.study.protocol import (FAMILY_DEFAULTS, Job, StudyConfig, Threshold, full_config, log_sweep,
-                                     quick_config)
+from stochctl.study.protocol import GRIDS, Job, StudyConfig, Threshold, full_config, log_sweep, quick_config
 
 # --------------------------------------------------------------------------------------
 # metrics
@@ -158,19 +157,25 @@ def test_csgd_moment_control_on_a_quadratic(a_eta):
 def test_protocol_sweeps_seeds_and_hash():
     full, quick = full_config(), quick_config()
     assert set(full.tasks) == set(T.TASK_NAMES) and set(full.methods) == set(METHOD_NAMES)
-    assert len(full.seeds) == 10 and len(quick.seeds) >= 2
-    for cfg in (full, quick):
-        for fam, rates in cfg.sweeps:
-            r = np.array(rates)
-            assert len(r) >= 6 and np.log10(r[-1] / r[0]) >= 3 - 1e-12
-            assert np.allclose(np.diff(np.log10(r)), np.diff(np.log10(r))[0])          # log-spaced
-            assert math.sqrt(r[0] * r[-1]) == pytest.approx(FAMILY_DEFAULTS[fam])       # default in the middle
-    assert set(full.sweep("ttur")) == set(full.sweep("adam"))
+    assert len(full.seeds) >= 5 and len(quick.seeds) >= 1
+    usual = {"sgd": 1e-2, "adam": 1e-4}
+    for fam, rates in full.sweeps:
+        r = np.array(rates)
+        assert np.log10(r[-1] / r[0]) >= 3 - 1e-12
+        assert np.allclose(np.diff(np.log10(r)), 1 / 3, atol=1e-9)                       # three per decade
+        assert r[0] <= usual[fam] / 10                                                    # well below the usual
+    for fam, rates in quick.sweeps:
+        assert set(rates) <= set(GRIDS[fam]) and len(rates) >= 4
+        assert (rates[0], rates[-1]) == (GRIDS[fam][0], GRIDS[fam][-1])
+    assert set(full.sweep("ttur")) == set(full.sweep("adam")) == set(full.sweep("gap"))
+    assert set(full.sweep("sgd+discrete")) == set(full.sweep("sgd"))
     # the hash covers the protocol, not the selection
     assert full.select(tasks=["gauss1d"], seeds=[3]).protocol_hash() == full.protocol_hash()
     assert full.select(steps=10).protocol_hash() != full.protocol_hash()
     assert StudyConfig.from_json(json.loads(json.dumps(full.to_json()))).protocol_hash() == full.protocol_hash()
-    assert [j.seed for j in full.jobs()][:3] == [0, 0, 0] and len(full.jobs()) == 4 * 6 * 7 * 10
+    assert [j.seed for j in full.jobs()][:3] == [0, 0, 0]
+    per_seed = sum(len(full.sweep(m)) for m in METHOD_NAMES)
+    assert len(full.jobs()) == 4 * per_seed * len(full.seeds) and per_seed == 7 * 16 + 6 * 19
 
 
 @pytest.mark.parametrize("kwargs, words", [
@@ -232,7 +237,9 @@ def study(tmp_path_factory):
     from stochctl.study.report import write_report
     from stochctl.study.runner import run_study
 
-    methods = METHOD_NAMES if _has_table() else tuple(m for m in METHOD_NAMES if not m.startswith("ctl"))
+    from stochctl.study.methods import TABLE_METHODS
+
+    methods = METHOD_NAMES if _has_table() else tuple(m for m in METHOD_NAMES if m not in TABLE_METHODS)
     cfg = _tiny(("ring8", "sp500", "gauss1d"), methods)
     out = tmp_path_factory.mktemp("study")
     run_study(cfg, out, workers=1, progress=False)
@@ -261,11 +268,11 @@ def test_end_to_end_csv(study):
         assert r["reached"] == str(int(met))
         others = set(T.all_metric_names()) - set(task.metric_names)
         assert all(r[f"final_{m}"] == "" for m in others)
-    for r in rows:  # the table methods record how often each policy case occurred
-        if r["method"] in ("ctl-sgd", "ctl-adam"):
+    for r in rows:  # the policy methods record how often each policy case occurred
+        if "+" in r["method"] or r["method"].startswith("ctl"):
             c = json.loads(r["policy_cases"])
             taken = int(r["diverged_step"] or r["steps"])
-            assert 2 * taken <= sum(c[k] for k in ("ok", "warmup", "nonconvex", "fallback")) <= 2 * (taken + 1)
+            assert 2 * (taken - 1) <= sum(c[k] for k in ("ok", "warmup", "nonconvex", "fallback")) <= 2 * (taken + 1)
         else:
             assert r["policy_cases"] == ""
     # SGD at rate 1000 leaves the parameter-norm bound at once on every task
@@ -297,7 +304,7 @@ def test_end_to_end_summary_and_figures(study):
             assert med[stats[t][m]["best_lr"]] == min(med.values())
     names = {p.name for p in written}
     expected = {"summary.md", "sp500_returns.png", "sp500_acf.png", "samples_ring8.png"} | \
-        {f"{k}_{t}.png" for k in ("curves", "divergence") for t in ("ring8", "sp500", "gauss1d")}
+        {f"{k}_{t}.png" for k in ("quality", "curves", "divergence") for t in ("ring8", "sp500", "gauss1d")}
     assert names == expected
     import matplotlib.image
 
@@ -313,12 +320,13 @@ def test_runs_are_reproducible_and_divergence_rule():
 
     cfg = _tiny(("gauss1d", "ring8"), ("adam", "csgd"), steps=5)
     for job in (Job("gauss1d", "csgd", 1e-2, 3), Job("ring8", "adam", 1e-3, 1)):
-        a, b = run_job(cfg, job), run_job(cfg, job)
+        (a, _), (b, _) = run_job(cfg, job), run_job(cfg, job)
         a.pop("seconds"), b.pop("seconds")
         assert a == b
     # a norm bound below the initial norm: diverged at the first step, nothing evaluated
     low = _tiny(("ring8",), ("adam",), steps=5, norm_bound=1.0)
-    row = run_job(low, Job("ring8", "adam", 1e-3, 0))
+    row, samples = run_job(low, Job("ring8", "adam", 1e-3, 0), 10)
+    assert samples is None and row["samples"] is None
     assert row["diverged"] == 1 and row["diverged_step"] == 1 and row["reached"] == 0
     assert json.loads(row["curve"])["step"] == []
 
@@ -335,8 +343,8 @@ def test_table_methods_scale_the_rate_by_the_table_value(tmp_path):
     cfg = _tiny(("ring8", "gauss1d"), ("sgd", "adam", "ctl-sgd", "ctl-adam"), steps=25, policy_table=str(path))
     for task in ("ring8", "gauss1d"):
         for plain, lr in (("sgd", 0.05), ("adam", 2e-3)):
-            ctl = run_job(cfg, Job(task, "ctl-" + plain, lr, 0))
-            ref = run_job(cfg, Job(task, plain, lr / 2, 0))
+            ctl = run_job(cfg, Job(task, "ctl-" + plain, lr, 0))[0]
+            ref = run_job(cfg, Job(task, plain, lr / 2, 0))[0]
             assert ctl["mult_g"] == 0.5 and ctl["mult_d"] == 0.5 and ref["mult_g"] == 1.0
             for key in ("curve", "diverged", "reached"):
                 assert ctl[key] == ref[key]
@@ -350,11 +358,11 @@ def test_resume_after_interrupt(tmp_path, monkeypatch):
     real = runner._worker
     calls = []
 
-    def interrupted(config, job, samples_dir):
+    def interrupted(config, job, samples):
         if len(calls) == 3:
             raise KeyboardInterrupt
         calls.append(job)
-        return real(config, job, samples_dir)
+        return real(config, job, samples)
 
     monkeypatch.setattr(runner, "_worker", interrupted)
     with pytest.raises(KeyboardInterrupt):
@@ -430,13 +438,13 @@ def test_cli_end_to_end_and_bad_names(tmp_path, capsys):
 
     out = tmp_path / "cli"
     code = main(["study", "--tasks", "gauss1d", "--methods", "sgd,adam", "--steps", "4", "--seeds", "1",
-                 "--out", str(out), "--workers", "1", "--no-progress"])
+                 "--lrs", "1e-3,0.1", "--out", str(out), "--workers", "1", "--no-progress"])
     assert code == 0
     printed = capsys.readouterr().out
-    assert "summary:" in printed and (out / "summary.md").exists()
+    assert "summary:" in printed and (out / "summary.md").exists() and (out / "summary.json").exists()
     rows = _csv_rows(out / "results.csv")
-    assert len(rows) == 2 * 7  # two methods over the full 7-point sweeps, one seed
-    assert "stochctl study --tasks gauss1d --methods sgd,adam" in (out / "summary.md").read_text()
+    assert len(rows) == 2 * 2  # two methods over the two given rates, one seed
+    assert "stochctl study --tasks gauss1d --methods sgd,adam --lrs 0.001,0.1" in (out / "summary.md").read_text()
     for argv, words in ((["--tasks", "ring9"], ["ring9", "ring8, grid25, sp500, gauss1d"]),
                         (["--methods", "sgd,rmsprop"], ["rmsprop", ", ".join(METHOD_NAMES)])):
         code = main(["study", *argv, "--out", str(tmp_path / "bad"), "--no-progress"])

@@ -1,9 +1,11 @@
 """``stochctl study``: the empirical GAN study (controlled learning rate against standard optimisers).
 
-Runs every (task, method, base rate, seed) of the protocol in a process pool,
-appends one CSV row per finished run to ``OUT/results.csv`` (an interrupted
-study resumes where it stopped), then writes ``OUT/summary.md`` and
-``OUT/figures/``.
+Runs every (task, method, base rate, seed) of the protocol in a process pool
+(or on a Dask cluster with ``--dask-scheduler``), appends one CSV row per
+finished run to ``OUT/results.csv`` (an interrupted study resumes where it
+stopped), then writes ``OUT/summary.json``, ``OUT/summary.md`` and
+``OUT/figures/``. ``--data FILE.csv`` trains the returns GAN on the file's
+first numeric column instead of the built-in tasks.
 """
 
 from __future__ import annotations
@@ -39,14 +41,33 @@ def _positive_int(text: str) -> int:
     return v
 
 
+def _rates(text: str) -> list[float]:
+    try:
+        rates = [float(s) for s in _names(text)]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated learning rates such as 0.1,1,10; "
+                                         f"got {text!r}") from None
+    if not rates or any(not (r > 0 and r < float("inf")) for r in rates):
+        raise argparse.ArgumentTypeError(f"learning rates must be positive finite numbers; got {text!r}")
+    if len(set(rates)) != len(rates):
+        raise argparse.ArgumentTypeError(f"learning rates must not repeat; got {text!r}")
+    return sorted(rates)
+
+
 def _command(args) -> str:
     """The canonical command line that reproduces ``args``."""
     parts = ["stochctl", "study"]
     if args.quick:
         parts.append("--quick")
+    if args.data is not None:
+        parts += ["--data", args.data]
+        if args.data_kind != "auto":
+            parts += ["--data-kind", args.data_kind]
     for flag in ("tasks", "methods"):
         if getattr(args, flag):
             parts += [f"--{flag}", ",".join(getattr(args, flag))]
+    if args.lrs:
+        parts += ["--lrs", ",".join(f"{r:g}" for r in args.lrs)]
     for flag in ("steps", "seeds", "out"):
         if getattr(args, flag) is not None:
             parts += [f"--{flag}", str(getattr(args, flag))]
@@ -55,20 +76,31 @@ def _command(args) -> str:
 
 def register(subparsers) -> None:
     from ..study.methods import METHOD_NAMES
-    from ..study.tasks import TASK_NAMES
+    from ..study.tasks import DATA_KINDS, TASK_NAMES
 
     p = subparsers.add_parser(
-        "study", help="empirical GAN study: controlled learning rate vs SGD, Adam, TTUR, cSGD",
+        "study", help="empirical GAN study: controlled learning rate vs SGD, Adam, TTUR, cSGD, gap-aware",
         description="Train every (task, method, base learning rate, seed) of the study protocol in a "
-                    "process pool (one torch thread per worker), append one row per finished run to "
-                    "OUT/results.csv (an interrupted study resumes where it stopped; a folder holding "
-                    "another protocol is refused), then write OUT/summary.md and OUT/figures/.")
+                    "process pool (one torch thread per worker) or on a Dask cluster, append one row per "
+                    "finished run to OUT/results.csv (an interrupted study resumes where it stopped; a "
+                    "folder holding another protocol is refused), then write OUT/summary.json, "
+                    "OUT/summary.md and OUT/figures/. With --data FILE.csv, train the returns GAN (the "
+                    "sp500 task's networks and protocol) on the file's first numeric column.")
     p.add_argument("--quick", action="store_true",
                    help="short protocol (2 seeds, few hundred steps) instead of the full one")
     p.add_argument("--tasks", type=_names, default=None,
                    help=f"comma-separated tasks (default all: {','.join(TASK_NAMES)})")
     p.add_argument("--methods", type=_names, default=None,
                    help=f"comma-separated methods (default all: {','.join(METHOD_NAMES)})")
+    p.add_argument("--lrs", type=_rates, default=None,
+                   help="comma-separated base learning rates for every method (default: the protocol's grid "
+                        "per family, three per decade)")
+    p.add_argument("--data", metavar="FILE.csv", default=None,
+                   help="train the returns GAN on this file's first numeric column (at least 500 rows)")
+    p.add_argument("--data-kind", choices=DATA_KINDS, default="auto",
+                   help="auto (default): all values positive = prices, turned into log-returns; or say it")
+    p.add_argument("--dask-scheduler", metavar="ADDRESS", default=None,
+                   help="run on this Dask scheduler, e.g. tcp://host:8786 (needs the dask extra)")
     p.add_argument("--out", default=None, help="output folder (default study-quick or study-full)")
     p.add_argument("--workers", type=_positive_int, default=None,
                    help="worker processes, one torch thread each (default: number of CPUs)")
@@ -102,22 +134,41 @@ def _memory_bytes() -> int:
 
 
 def run(args) -> int:
-    from ..study.protocol import full_config, quick_config
+    from ..study.protocol import data_config, full_config, quick_config
     from ..study.report import write_report
     from ..study.runner import run_study
 
     check_study_size(args)
-    name = "custom" if args.steps is not None else "quick" if args.quick else "full"
+    name = "custom" if args.steps is not None or args.lrs else "quick" if args.quick else "full"
+    if args.data is not None:
+        if args.tasks:
+            raise InputError("--tasks does not apply with --data (the data file is the only task)")
+        config = data_config(args.data, args.data_kind, quick=args.quick)
+        print(config.data.note)
+        name = f"data-{name}"
+    else:
+        if args.data_kind != "auto":
+            raise InputError("--data-kind needs --data FILE.csv")
+        config = quick_config() if args.quick else full_config()
     out = check_output_dir(args.out if args.out is not None else f"study-{name}", "--out")
-    config = quick_config() if args.quick else full_config()
-    config = config.select(tasks=args.tasks, methods=args.methods,
+    config = config.select(tasks=args.tasks, methods=args.methods, lrs=args.lrs,
                            seeds=None if args.seeds is None else range(args.seeds), steps=args.steps)
     command = _command(args)
     if not args.report_only:
         workers = args.workers or os.cpu_count() or 1
-        csv_path = run_study(config, out, workers=workers, progress=not args.no_progress)
+        client = None
+        if args.dask_scheduler:
+            from .sweep import connect_dask
+
+            client = connect_dask(args.dask_scheduler)
+        try:
+            csv_path = run_study(config, out, workers=workers, executor=client, progress=not args.no_progress)
+        finally:
+            if client is not None:
+                client.close()
         print(f"results: {csv_path}")
     written = write_report(out, command=command)
     print(f"summary: {written[0]}")
+    print(f"runs: {written[0].parent / 'summary.json'}")
     print(f"figures: {len(written) - 1} in {written[0].parent / 'figures'}")
     return 0

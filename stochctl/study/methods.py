@@ -9,38 +9,112 @@ Every method takes one base learning rate ``eta``:
 - ``csgd``: Li, Tai and E's controlled SGD (:class:`ControlledSGD`),
   ``x_i <- x_i - eta u_i g_i`` with the per-coordinate moment control
   ``u_i = min(1, 2 m_i / (eta Sigma_i))`` (m the excess loss);
-- ``ctl-sgd`` / ``ctl-adam``: SGD / Adam (betas 0.5, 0.999) whose rate is
-  ``eta u*`` with ``u*`` looked up in the policy table of the dimensionless
-  local model by the PyTorch scheduler of :mod:`stochctl.policy.torch_adapter`
-  (:func:`controlled_scheduler`).
+- ``gap``: Adam (betas 0.5, 0.999) at ``eta`` for both players, the
+  discriminator's rate multiplied by the gap-aware scheduling function of
+  Hazimeh and Ponomareva (:class:`GapAwareLR`);
+- ``sgd+discrete`` / ``adam+discrete``: SGD / Adam (betas 0.5, 0.999) with
+  :class:`~stochctl.policy.ControlledLR` and the discrete-time policy
+  ``LocalPolicy("local-discrete", total_steps=K, u_max=1)``, the curvature of
+  the step about to be taken measured on the current batch with the default
+  measure :data:`DEFAULT_CURVATURE` (``"field"``); the variants ``-own`` and
+  ``-field`` fix the measure;
+- ``sgd+continuous``: the ablation with the continuous-time table
+  (``local-quadratic``) and the regression estimator (v1's ``ctl-sgd``);
+- ``sgd+greedy``: the ablation with the table-free one-step closed form
+  :class:`~stochctl.policy.OneStepPolicy` (``u_max=1``), field measure;
+- ``ctl-sgd`` / ``ctl-adam``: the first study's table methods (continuous
+  table, regression estimator), kept so its results folder still reads.
 
-Families (for the learning-rate sweeps): ``sgd``, ``csgd``, ``ctl-sgd`` share
-the SGD sweep; ``adam``, ``ttur``, ``ctl-adam`` the Adam sweep.
+``u_max = 1`` for every controlled method: the policy may cut the base rate,
+never raise it, so a controlled method at base rate eta never steps further
+than its base optimiser at eta. The default measure is ``"field"`` because a
+player's own curvature cannot see an explosion that comes from the coupling
+of the two players (the generator's objective is concave along its own
+gradient in the Dirac GAN, DESIGN section 4b), while the field measure, the
+change of the whole gradient field per unit step, recovers the GDA explosion
+thresholds of the quadratic game; the ``-own`` variants measure what it costs.
 
-Reference: Q. Li, C. Tai, W. E, "Stochastic modified equations and adaptive
-stochastic gradient algorithms", ICML 2017.
+Families (for the learning-rate sweeps): ``sgd``, ``csgd`` and every
+``sgd+...`` (and ``ctl-sgd``) share the SGD sweep; ``adam``, ``ttur``,
+``gap`` and every ``adam+...`` (and ``ctl-adam``) the Adam sweep.
+
+Twins: while the default measure is ``"field"``, ``sgd+discrete`` and
+``sgd+discrete-field`` (and the Adam pair) are one configuration; the study
+trains it once and records the run under both names (:func:`twin_methods`).
+
+Gradient evaluations: the plain step costs one gradient of each player's
+loss (2 per step). The measured-curvature methods use the one-sided finite
+difference of :mod:`stochctl.policy.curvature` (``method="fd"``): every call
+of a loss closure by a scheduler is one more gradient evaluation (own: 1 per
+player and step; field: 3), counted by :class:`PlayerOptimizer`.
+
+References: Q. Li, C. Tai, W. E, "Stochastic modified equations and adaptive
+stochastic gradient algorithms", ICML 2017. H. Hazimeh, N. Ponomareva, "Mind
+the (optimality) Gap: A Gap-Aware Learning Rate Scheduler for Adversarial
+Nets", AISTATS 2023 (arXiv:2302.00089).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from ..errors import InputError, require_extra
 
-METHOD_NAMES = ("sgd", "adam", "ttur", "csgd", "ctl-sgd", "ctl-adam")
-METHOD_FAMILY = {"sgd": "sgd", "csgd": "sgd", "ctl-sgd": "sgd",
-                 "adam": "adam", "ttur": "adam", "ctl-adam": "adam"}
+METHOD_NAMES = ("sgd", "adam", "ttur", "csgd", "gap", "sgd+discrete", "adam+discrete", "sgd+discrete-own",
+                "sgd+discrete-field", "adam+discrete-own", "adam+discrete-field", "sgd+continuous", "sgd+greedy")
+"""The methods of the study (v2), in report order."""
+LEGACY_METHODS = ("ctl-sgd", "ctl-adam")
+"""Methods of the first study, still accepted."""
+METHOD_FAMILY = {**{m: ("adam" if m.startswith(("adam", "ttur", "gap")) else "sgd") for m in METHOD_NAMES},
+                 "ctl-sgd": "sgd", "ctl-adam": "adam"}
 FAMILY_NAMES = ("sgd", "adam")
-TABLE_METHODS = ("ctl-sgd", "ctl-adam")
+TABLE_METHODS = ("ctl-sgd", "ctl-adam", "sgd+continuous")
+"""Methods reading the continuous-time table of the configuration (``policy_table``)."""
+DEFAULT_CURVATURE = "field"
+"""The curvature measure of ``sgd+discrete`` and ``adam+discrete`` (module docstring)."""
+DISCRETE_TABLE = "local-discrete"
+U_MAX = 1.0
+MEASURED = {  # method -> (policy kind, curvature measure)
+    "sgd+discrete": ("discrete", DEFAULT_CURVATURE), "adam+discrete": ("discrete", DEFAULT_CURVATURE),
+    "sgd+discrete-own": ("discrete", "own"), "sgd+discrete-field": ("discrete", "field"),
+    "adam+discrete-own": ("discrete", "own"), "adam+discrete-field": ("discrete", "field"),
+    "sgd+greedy": ("greedy", "field"),
+}
+"""Methods whose rate is set from the curvature measured on the current batch."""
+GAP_IDEAL_LOSS = math.log(4.0)
+GAP_EMA = 0.95
+GAP_X = 0.1 * math.log(4.0)
+GAP_H_MIN = 0.1
+GAP_F_MAX = 2.0
 ADAM_BETAS = (0.5, 0.999)
 TTUR_RATIO = 4.0
 CSGD_BETA = (0.9, 0.99)
 
 
+def twin_methods(methods) -> dict[str, str]:
+    """``{method: earlier method}`` for selected methods that train exactly like an earlier one.
+
+    ``sgd+discrete`` and ``sgd+discrete-field`` (likewise the Adam pair) are the
+    same configuration while the default measure is ``"field"``: the study runs
+    such a pair once and records the run under both names.
+    """
+    methods = list(methods)
+    out = {}
+    for i, m in enumerate(methods):
+        if m not in MEASURED:
+            continue
+        for c in methods[:i]:
+            if c in MEASURED and c not in out and MEASURED[c] == MEASURED[m] and METHOD_FAMILY[c] == METHOD_FAMILY[m]:
+                out[m] = c
+                break
+    return out
+
+
 def check_method(name: str) -> str:
     """Return ``name`` if it is a known method, else raise :class:`InputError`."""
     if name not in METHOD_FAMILY:
-        raise InputError(f"unknown method {name!r}; valid methods: {', '.join(METHOD_NAMES)}")
+        raise InputError(f"unknown method {name!r}; valid methods: {', '.join(METHOD_NAMES + LEGACY_METHODS)}")
     return name
 
 
@@ -135,37 +209,114 @@ class ControlledSGD:
         return float(self._u_sum) / (self._count * self._numel) if self._count else 1.0
 
 
+def gap_multiplier(loss: float, *, ideal: float = GAP_IDEAL_LOSS, x_min: float = GAP_X, x_max: float = GAP_X,
+                   h_min: float = GAP_H_MIN, f_max: float = GAP_F_MAX) -> float:
+    """The gap-aware scheduling function s(x) of Hazimeh and Ponomareva (2023), section 3.
+
+    With the optimality gap ``x = |loss - ideal|``:
+
+        s = min(f_max^(x / x_max), f_max)   if loss >= ideal (the discriminator is behind: speed it up),
+        s = max(h_min^(x / x_min), h_min)   if loss <  ideal (it is ahead: slow it down).
+
+    Constants from the paper and its published demo, for the non-saturating
+    loss ``BCE(D(x), 1) + BCE(D(G(z)), 0)``: ideal loss log 4 (its value when
+    the generated law equals the data law and D = 1/2, the paper's Table 1),
+    ``x_min = x_max = 0.1 log 4``, ``h_min = 0.1``, ``f_max = 2``.
+    """
+    x = abs(loss - ideal)
+    # f_max >= 1 >= h_min: capping the exponent at 1 is the cap of s (and cannot overflow)
+    if loss >= ideal:
+        return float(f_max ** min(x / x_max, 1.0))
+    return float(h_min ** min(x / x_min, 1.0))
+
+
+class GapAwareLR:
+    """Gap-aware learning-rate scheduler for the discriminator (Hazimeh and Ponomareva, 2023).
+
+    Before each discriminator step, the exponential moving average of its
+    loss is updated with the loss on the current batch,
+    ``V <- beta V + (1 - beta) L_D`` (beta = 0.95, V starts at the ideal loss
+    log 4, as in the paper's demo), and the step's rate is set to
+    ``eta * s(V)`` with :func:`gap_multiplier`. The generator keeps ``eta``.
+
+    Args:
+        optimizer: the discriminator's torch optimiser (its initial rate is eta).
+        beta: EMA decay of the loss.
+    """
+
+    def __init__(self, optimizer, *, beta: float = GAP_EMA):
+        self.optimizer = optimizer
+        self.base_lrs = [g["lr"] for g in optimizer.param_groups]
+        self.beta = float(beta)
+        self.smoothed = GAP_IDEAL_LOSS
+        self.last_multiplier = 1.0
+
+    def step(self, loss: float) -> float:
+        """Fold ``loss`` (this batch's discriminator loss) into the average and set the rate; return s."""
+        self.smoothed = self.beta * self.smoothed + (1.0 - self.beta) * float(loss)
+        u = gap_multiplier(self.smoothed)
+        for g, base in zip(self.optimizer.param_groups, self.base_lrs):
+            g["lr"] = base * u
+        self.last_multiplier = u
+        return u
+
+
 @dataclass
 class PlayerOptimizer:
     """One player's optimiser plus an optional learning-rate scheduler.
 
+    Three kinds of scheduler: a table scheduler on estimates (stepped after
+    the optimiser), a measured-curvature :class:`ControlledLR` (stepped before
+    it, with this player's and the other player's loss closures) and
+    :class:`GapAwareLR` (stepped before it with the loss value).
+
     Attributes:
         optimizer: object with ``zero_grad()`` and ``step()``.
-        scheduler: object with ``step()`` (stepped after the optimiser) or None.
+        scheduler: the scheduler or None.
         base_lr: the player's base rate (the multiplier is lr / base_lr).
+        kind: ``"after"``, ``"measured"``, ``"loss"`` or None (no scheduler).
+        grad_evals: gradient evaluations of this player's scheduler so far
+            (closure calls; the plain gradient of each step is counted by the runner).
     """
 
     optimizer: object
     scheduler: object | None = None
     base_lr: float = 1.0
+    kind: str | None = None
+    grad_evals: int = 0
     _mult_sum: float = field(default=0.0, repr=False)
     _steps: int = field(default=0, repr=False)
+    _curv: list = field(default_factory=list, repr=False)
 
     def zero_grad(self) -> None:
         self.optimizer.zero_grad(set_to_none=True)
 
-    def step(self) -> None:
-        """Optimiser step with the current rate, then the scheduler's step."""
+    def _counted(self, closure):
+        def call():
+            self.grad_evals += 1
+            return closure()
+
+        return call
+
+    def step(self, *, loss=None, closure=None, other_closure=None) -> None:
+        """Set the rate (measured or loss-driven schedulers), take the optimiser step, step the scheduler."""
+        if self.kind == "measured":
+            self.scheduler.step(closure=self._counted(closure),
+                                other_closure=None if other_closure is None else self._counted(other_closure))
+            own, fld = self.scheduler.last_curvature[0]
+            self._curv.append((own, fld))
+        elif self.kind == "loss":
+            self.scheduler.step(float(loss))
         if self.scheduler is not None:
             self._mult_sum += self.optimizer.param_groups[0]["lr"] / self.base_lr
             self._steps += 1
         self.optimizer.step()
-        if self.scheduler is not None:
+        if self.kind == "after":
             self.scheduler.step()
 
     @property
     def policy_counts(self) -> dict | None:
-        """How often each policy case occurred (table schedulers only): ok, warmup, nonconvex, ..."""
+        """How often each policy case occurred (policy schedulers only): ok, warmup, nonconvex, ..."""
         counts = getattr(self.scheduler, "counts", None)
         return dict(counts) if counts is not None else None
 
@@ -175,6 +326,15 @@ class PlayerOptimizer:
         if isinstance(self.optimizer, ControlledSGD):
             return self.optimizer.mean_multiplier
         return self._mult_sum / self._steps if self._steps else 1.0
+
+    @property
+    def mean_curvature(self) -> tuple[float, float]:
+        """Mean measured (own curvature, field measure) over the steps (NaN without measurements)."""
+        out = []
+        for i in (0, 1):
+            vals = [c[i] for c in self._curv if math.isfinite(c[i])]
+            out.append(sum(vals) / len(vals) if vals else math.nan)
+        return out[0], out[1]
 
 
 def controlled_scheduler(optimizer, *, steps: int, table: str = "local-quadratic"):
@@ -199,36 +359,50 @@ def controlled_scheduler(optimizer, *, steps: int, table: str = "local-quadratic
     return ControlledLR(optimizer, LocalPolicy(table, total_steps=steps), estimator=RegressionEstimator(mode="rms"))
 
 
+def measured_scheduler(optimizer, kind: str, curvature: str, *, steps: int, other):
+    """ControlledLR with the discrete-time table or the one-step closed form, curvature on the current batch."""
+    from ..policy import LocalPolicy, OneStepPolicy
+    from ..policy.torch_adapter import ControlledLR
+
+    policy = (LocalPolicy(DISCRETE_TABLE, total_steps=steps, u_max=U_MAX) if kind == "discrete"
+              else OneStepPolicy(u_max=U_MAX, total_steps=steps))
+    return ControlledLR(optimizer, policy, curvature=curvature,
+                        other_params=list(other.parameters()) if curvature == "field" else None)
+
+
 def build_optimizers(method: str, G, D, lr: float, *, steps: int,
                      table: str = "local-quadratic") -> tuple[PlayerOptimizer, PlayerOptimizer]:
     """Generator and discriminator optimisers of ``method`` at base rate ``lr``.
 
     Args:
-        method: one of :data:`METHOD_NAMES`.
+        method: one of :data:`METHOD_NAMES` or :data:`LEGACY_METHODS`.
         G, D: generator and discriminator modules.
         lr: the base learning rate eta (> 0).
         steps: the step budget (the controlled methods' horizon).
-        table: the policy table of ``ctl-sgd`` and ``ctl-adam``.
+        table: the continuous-time policy table of ``sgd+continuous``, ``ctl-sgd`` and ``ctl-adam``.
     """
     torch = require_extra("torch", "study")
     check_method(method)
     if not lr > 0:
         raise InputError(f"learning rate must be positive; got {lr!r}")
+    adam = METHOD_FAMILY[method] == "adam"
     out = []
-    for net, rate in ((G, lr), (D, TTUR_RATIO * lr if method == "ttur" else lr)):
+    for net, other, rate, is_d in ((G, D, lr, False), (D, G, TTUR_RATIO * lr if method == "ttur" else lr, True)):
         params = list(net.parameters())
-        if method == "sgd":
-            out.append(PlayerOptimizer(torch.optim.SGD(params, lr=rate), base_lr=rate))
-        elif method in ("adam", "ttur"):
-            out.append(PlayerOptimizer(torch.optim.Adam(params, lr=rate, betas=ADAM_BETAS), base_lr=rate))
-        elif method == "csgd":
+        if method == "csgd":
             out.append(PlayerOptimizer(ControlledSGD(params, rate), base_lr=rate))
-        elif method == "ctl-sgd":
-            opt = torch.optim.SGD(params, lr=rate)
-            out.append(PlayerOptimizer(opt, controlled_scheduler(opt, steps=steps, table=table), base_lr=rate))
-        elif method == "ctl-adam":
-            opt = torch.optim.Adam(params, lr=rate, betas=ADAM_BETAS)
-            out.append(PlayerOptimizer(opt, controlled_scheduler(opt, steps=steps, table=table), base_lr=rate))
-        else:  # pragma: no cover - check_method guards
-            raise InputError(f"unknown method {method!r}; valid methods: {', '.join(METHOD_NAMES)}")
+            continue
+        opt = (torch.optim.Adam(params, lr=rate, betas=ADAM_BETAS) if adam
+               else torch.optim.SGD(params, lr=rate))
+        if method in MEASURED:
+            kind, curvature = MEASURED[method]
+            out.append(PlayerOptimizer(opt, measured_scheduler(opt, kind, curvature, steps=steps, other=other),
+                                       base_lr=rate, kind="measured"))
+        elif method in TABLE_METHODS:
+            out.append(PlayerOptimizer(opt, controlled_scheduler(opt, steps=steps, table=table), base_lr=rate,
+                                       kind="after"))
+        elif method == "gap" and is_d:
+            out.append(PlayerOptimizer(opt, GapAwareLR(opt), base_lr=rate, kind="loss"))
+        else:  # sgd, adam, ttur, the generator of gap
+            out.append(PlayerOptimizer(opt, base_lr=rate))
     return out[0], out[1]

@@ -1,31 +1,49 @@
-"""The study protocol, fixed before any result is seen and the same for every method.
+"""The study protocol (v2), fixed before any result is seen and the same for every method.
 
-- Learning-rate sweeps: per method family, ``eta_j = eta_default 10^(-1.5 + j/2)``,
-  j = 0..6 (7 log-spaced values over 3 decades, the family's usual default in
-  the middle): SGD family default 1e-2, Adam family default 1e-3 (``ttur``'s
-  base rate is its generator rate; the discriminator runs at 4 times it).
-- Seeds: 10 in the full configuration (0..9), 2 in the quick one. A seed fixes the
-  network initialisation and the data stream, identical across methods and rates.
+- Learning-rate grids, three points per decade: SGD family (``sgd``, ``csgd``,
+  ``sgd+...``) ``1e-3 10^(j/3)``, j = 0..15 (1e-3 to 1e2: a decade below
+  SGD's usual 1e-2 up to rates at which plain SGD leaves the parameter-norm
+  bound within a few steps on every task); Adam family (``adam``, ``ttur``,
+  ``gap``, ``adam+...``) ``1e-5 10^(j/3)``, j = 0..18 (1e-5 to 10: one to two
+  decades below Adam's usual 1e-4 to 1e-3, up to 10, where Adam leaves the
+  bound at the first step on the three MLP tasks). Adam's step is bounded by
+  its rate in every coordinate, so on ``gauss1d`` (5 parameters) it never
+  leaves the norm bound, even at 100 over 2,000 steps; there the top of the
+  grid is where its quality is far off instead. (The Adam grid first ended
+  at 1; a smoke run showed Adam at 1 inside the bound on every task, so it
+  was extended to 10 before any full run.) ``ttur``'s base rate is its
+  generator rate (the discriminator runs at 4 times it). ``--lrs`` replaces
+  both grids.
+- Seeds: 5 in the full configuration (0..4), 1 in the quick one. A seed fixes
+  the network initialisation and the data stream, identical across methods
+  and rates.
 - Step budget per task (one step = one discriminator and one generator update):
-  full ``ring8`` 3000, ``grid25`` 3000, ``sp500`` 2000, ``gauss1d`` 2000, with
-  15 evenly spaced evaluations (quick: 400, 400, 300, 400 steps, 5 evaluations).
+  full ``ring8`` 3000, ``grid25`` 3000, ``sp500`` 2000, ``gauss1d`` 2000,
+  ``data`` 2000, with 15 evenly spaced evaluations. Quick: 4 rates per
+  family spread over the whole grid (1e-3, 0.046, 2.2, 100 and 1e-5, 1e-3,
+  0.1, 10), 1 seed, 150 steps, 3 evaluations.
+- Equal budget: every run reports its gradient evaluations next to its
+  steps (:mod:`stochctl.study.methods`).
 - Divergence: a run diverges at the first step where a loss or a parameter is
   not finite, or the Euclidean norm of either network's parameter vector
-  exceeds :data:`NORM_BOUND`; it stops there.
-- Quality thresholds (all conditions must hold at an evaluation), by one
-  principle per kind of task: mixtures ``ring8``/``grid25``: at least three
-  quarters of the modes covered with the 1% floor (6 of 8, 19 of 25) and at
-  least 50% high-quality samples; ``sp500``: held-out marginal W1 <= 0.25 and
-  absolute-return ACF score <= 0.30 (the training data itself scores 0.21 and
-  0.21, i.i.d. standard normal returns 0.34 and 0.57); ``gauss1d``: W2 <= 0.05
-  (a tenth of the data's standard deviation). A run *reaches* the threshold
-  when its final evaluation meets it; *steps to threshold* is the first
-  evaluation that meets it.
-- Stable learning-rate range: the longest run of consecutive sweep values at
-  which at least :data:`STABLE_FRACTION` of the seeds reach the threshold, in
-  decades (number of values times the sweep spacing, 0.5 decades).
-- Best base rate of a method: the sweep value with the best median final
-  primary metric over seeds (diverged runs count as the worst value).
+  exceeds :data:`NORM_BOUND` (1e3; the MLPs start near 10, ``gauss1d``'s
+  networks below 1); it stops there.
+- Quality: the task's primary metric at the final step (``ring8``/``grid25``
+  energy distance, ``sp500``/``data`` held-out Wasserstein-1, ``gauss1d``
+  Wasserstein-1), with the secondary metrics of :mod:`stochctl.study.tasks`.
+- Robust range of a method on a task: the longest run of consecutive grid
+  rates at which no seed diverged and the median final primary metric is
+  within :data:`ROBUST_TOLERANCE` (20%) of the task's best (the best median
+  over every method and rate of the study), in decades (number of rates
+  times the grid spacing, 1/3 decade).
+- Threshold criterion (kept from the first study, reported as the stable
+  range): mixtures: at least three quarters of the modes covered with the 1%
+  floor and at least 50% high-quality samples; returns: held-out W1 <= 0.25
+  and absolute-return ACF score <= 0.30; ``gauss1d``: W2 <= 0.05. The stable
+  range is the longest run of rates at which at least :data:`STABLE_FRACTION`
+  of the seeds reach it.
+- Best (tuned) base rate of a method: the grid rate with the best median
+  final primary metric over seeds (diverged runs count as the worst value).
 """
 
 from __future__ import annotations
@@ -34,13 +52,13 @@ import hashlib
 import json
 import math
 import operator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from ..errors import InputError
 from .methods import FAMILY_NAMES, METHOD_FAMILY, METHOD_NAMES, check_method
-from .tasks import TASK_NAMES, get_task
+from .tasks import DATA_KINDS, DATA_TASK, TASK_NAMES, DataTask, get_task, load_data_file
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
 
 
 def code_fingerprint(policy_table: str = "local-quadratic") -> str:
@@ -65,16 +83,22 @@ def code_fingerprint(policy_table: str = "local-quadratic") -> str:
         h.update(table_path.read_bytes())
     return h.hexdigest()[:16]
 FAMILY_DEFAULTS = {"sgd": 1e-2, "adam": 1e-3}
+"""Usual rates of the families (the per-rate tables show rates relative to them)."""
+POINTS_PER_DECADE = 3
+GRID_LOW = {"sgd": 1e-3, "adam": 1e-5}
+GRID_DECADES = {"sgd": 5, "adam": 6}
 SWEEP_DECADES = 3.0
 SWEEP_POINTS = 7
 NORM_BOUND = 1e3
 STABLE_FRACTION = 0.8
+ROBUST_TOLERANCE = 0.2
 EVALUATIONS = 15
-FULL_STEPS = {"ring8": 3000, "grid25": 3000, "sp500": 2000, "gauss1d": 2000}
-QUICK_STEPS = {"ring8": 400, "grid25": 400, "sp500": 300, "gauss1d": 400}
-QUICK_EVALUATIONS = 5
-FULL_SEEDS = 10
-QUICK_SEEDS = 2
+FULL_STEPS = {"ring8": 3000, "grid25": 3000, "sp500": 2000, "gauss1d": 2000, DATA_TASK: 2000}
+QUICK_STEPS = {t: 150 for t in FULL_STEPS}
+QUICK_EVALUATIONS = 3
+QUICK_RATES = 4
+FULL_SEEDS = 5
+QUICK_SEEDS = 1
 
 _OPS = {"<=": operator.le, ">=": operator.ge}
 
@@ -87,6 +111,42 @@ def log_sweep(center: float, decades: float = SWEEP_DECADES, points: int = SWEEP
         raise InputError(f"a sweep needs at least 2 points; got {points}")
     half = decades / 2
     return tuple(float(center * 10 ** (-half + decades * j / (points - 1))) for j in range(points))
+
+
+def decade_grid(low: float, decades: int, per_decade: int = POINTS_PER_DECADE) -> tuple[float, ...]:
+    """``low 10^(j / per_decade)`` for j = 0..decades * per_decade (rounded to 12 significant digits)."""
+    return tuple(float(f"{low * 10 ** (j / per_decade):.12g}") for j in range(decades * per_decade + 1))
+
+
+GRIDS = {f: decade_grid(GRID_LOW[f], GRID_DECADES[f]) for f in FAMILY_NAMES}
+"""The full learning-rate grid of each family (module docstring)."""
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """A user's returns series for the ``data`` task (``stochctl study --data FILE.csv``).
+
+    Attributes:
+        path: the file, as given.
+        kind: ``auto``, ``prices`` or ``returns`` (:func:`~stochctl.study.tasks.load_data_file`).
+        note: what was read and assumed (one line).
+        sha256: digest of the returns series (part of the protocol hash).
+        values: the returns series.
+    """
+
+    path: str
+    kind: str
+    note: str
+    sha256: str
+    values: tuple = field(compare=False, repr=False)
+
+    @classmethod
+    def load(cls, path, kind: str = "auto") -> "DataSpec":
+        import numpy as np
+
+        series, note = load_data_file(path, kind)
+        arr = np.ascontiguousarray(series, dtype=np.float64)
+        return cls(str(path), kind, note, hashlib.sha256(arr.tobytes()).hexdigest(), tuple(arr.tolist()))
 
 
 @dataclass(frozen=True)
@@ -117,6 +177,7 @@ THRESHOLDS = {
     "ring8": (Threshold("modes_1pct", ">=", 6), Threshold("hq", ">=", 50.0)),
     "grid25": (Threshold("modes_1pct", ">=", 19), Threshold("hq", ">=", 50.0)),
     "sp500": (Threshold("w1", "<=", 0.25), Threshold("acf_abs", "<=", 0.30)),
+    DATA_TASK: (Threshold("w1", "<=", 0.25), Threshold("acf_abs", "<=", 0.30)),
     "gauss1d": (Threshold("w2", "<=", 0.05),),
 }
 
@@ -159,25 +220,36 @@ class StudyConfig:
         thresholds: ``((task, (Threshold, ...)), ...)``.
         stable_fraction: fraction of seeds that must reach the threshold for a
             rate to count as stable.
-        policy_table: packaged name or file of the table used by ``ctl-sgd`` and
-            ``ctl-adam``.
+        policy_table: packaged name or file of the continuous-time table used by
+            ``sgd+continuous`` (and the first study's ``ctl-sgd``, ``ctl-adam``).
+        robust_tolerance: a rate is robust when no seed diverged and its median
+            final primary metric is within this fraction of the task's best.
+        data: the user's series of the ``data`` task, or None.
     """
 
     name: str = "custom"
     tasks: tuple[str, ...] = TASK_NAMES
     methods: tuple[str, ...] = METHOD_NAMES
     seeds: tuple[int, ...] = tuple(range(FULL_SEEDS))
-    sweeps: tuple = tuple((f, log_sweep(FAMILY_DEFAULTS[f])) for f in FAMILY_NAMES)
+    sweeps: tuple = tuple(GRIDS.items())
     steps: tuple = tuple(FULL_STEPS.items())
     evaluations: int = EVALUATIONS
     norm_bound: float = NORM_BOUND
     thresholds: tuple = tuple(THRESHOLDS.items())
     stable_fraction: float = STABLE_FRACTION
     policy_table: str = "local-quadratic"
+    robust_tolerance: float = ROBUST_TOLERANCE
+    data: DataSpec | None = None
+
+    def task(self, name: str):
+        """The task object of ``name`` (the ``data`` task from :attr:`data`)."""
+        if name == DATA_TASK and self.data is not None:
+            return _data_task(self.data)
+        return get_task(name)
 
     def __post_init__(self):
         for t in self.tasks:
-            get_task(t)
+            self.task(t)
         for m in self.methods:
             check_method(m)
         if not self.tasks or not self.methods or not self.seeds:
@@ -217,9 +289,11 @@ class StudyConfig:
             if t not in thr:
                 raise InputError(f"no quality threshold for task {t!r}")
             for c in thr[t]:
-                if c.metric not in get_task(t).metric_names or c.op not in _OPS:
+                if c.metric not in self.task(t).metric_names or c.op not in _OPS:
                     raise InputError(f"threshold {c} does not fit task {t!r} (metrics: "
-                                     f"{', '.join(get_task(t).metric_names)}; ops: <=, >=)")
+                                     f"{', '.join(self.task(t).metric_names)}; ops: <=, >=)")
+        if not 0 < self.robust_tolerance:
+            raise InputError(f"robust_tolerance must be positive; got {self.robust_tolerance!r}")
 
     # ---- derived ----
     def sweep(self, method: str) -> tuple[float, ...]:
@@ -253,8 +327,10 @@ class StudyConfig:
             norm_bound=self.norm_bound,
             thresholds={t: [[c.metric, c.op, c.value] for c in cs] for t, cs in self.thresholds},
             stable_fraction=self.stable_fraction,
+            robust_tolerance=self.robust_tolerance,
             policy_table=str(self.policy_table),
             code=code_fingerprint(str(self.policy_table)),
+            data=None if self.data is None else dict(kind=self.data.kind, sha256=self.data.sha256),
         )
 
     def protocol_hash(self) -> str:
@@ -263,8 +339,12 @@ class StudyConfig:
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     def to_json(self) -> dict:
-        return dict(name=self.name, tasks=list(self.tasks), methods=list(self.methods),
-                    seeds=list(self.seeds), protocol=self.protocol(), hash=self.protocol_hash())
+        """The manifest: selection, protocol, hash, and the data file's path (not hashed: the data is)."""
+        out = dict(name=self.name, tasks=list(self.tasks), methods=list(self.methods),
+                   seeds=list(self.seeds), protocol=self.protocol(), hash=self.protocol_hash())
+        if self.data is not None:
+            out["data_path"] = self.data.path
+        return out
 
     @classmethod
     def from_json(cls, data: dict) -> "StudyConfig":
@@ -278,14 +358,20 @@ class StudyConfig:
             thresholds=tuple((t, tuple(Threshold(m, op, float(v)) for m, op, v in cs))
                              for t, cs in p["thresholds"].items()),
             stable_fraction=float(p["stable_fraction"]), policy_table=str(p["policy_table"]),
+            robust_tolerance=float(p.get("robust_tolerance", ROBUST_TOLERANCE)),
+            data=_reload_data(p.get("data"), data.get("data_path")),
         )
 
-    def select(self, *, tasks=None, methods=None, seeds=None, steps=None, **protocol) -> "StudyConfig":
-        """A copy with another selection; ``steps`` (int) overrides every task's budget.
+    def select(self, *, tasks=None, methods=None, seeds=None, steps=None, lrs=None, **protocol) -> "StudyConfig":
+        """A copy with another selection; ``steps`` (int) overrides every task's budget, ``lrs``
+        (increasing rates) every family's grid.
 
-        Other keyword arguments replace protocol fields (e.g. ``evaluations``).
+        Other keyword arguments replace protocol fields (e.g. ``evaluations``, ``data``).
         """
         kw = dict(protocol)
+        if lrs is not None:
+            kw["sweeps"] = tuple((f, tuple(float(x) for x in lrs)) for f in FAMILY_NAMES)
+            kw["name"] = "custom"
         if tasks is not None:
             kw["tasks"] = tuple(tasks)
         if methods is not None:
@@ -299,12 +385,54 @@ class StudyConfig:
 
 
 def full_config() -> StudyConfig:
-    """The full study: 4 tasks, 6 methods, 7 rates per family, 10 seeds."""
+    """The full study: 4 tasks, 13 methods, 16 (SGD family) or 19 (Adam family) rates, 5 seeds."""
     return StudyConfig(name="full")
 
 
 def quick_config() -> StudyConfig:
-    """A short version of the full protocol: same sweeps and thresholds, 2 seeds, fewer steps
-    and evaluations (a smoke run of the whole pipeline, not a basis for conclusions)."""
+    """A short version of the full protocol: 4 rates per family spread over its grid, 1 seed,
+    150 steps, 3 evaluations (a smoke run of the whole pipeline, not a basis for conclusions)."""
     return StudyConfig(name="quick", seeds=tuple(range(QUICK_SEEDS)), steps=tuple(QUICK_STEPS.items()),
-                       evaluations=QUICK_EVALUATIONS)
+                       evaluations=QUICK_EVALUATIONS,
+                       sweeps=tuple((f, _spread(g, QUICK_RATES)) for f, g in GRIDS.items()))
+
+
+def _spread(grid, n: int) -> tuple[float, ...]:
+    """``n`` rates of ``grid`` evenly spaced by index, both ends included."""
+    return tuple(grid[round(i * (len(grid) - 1) / (n - 1))] for i in range(n))
+
+
+def data_config(path, kind: str = "auto", *, quick: bool = False) -> StudyConfig:
+    """The study of a user's series: the ``data`` task only (the ``sp500`` protocol on the file)."""
+    base = quick_config() if quick else full_config()
+    return replace(base, tasks=(DATA_TASK,), data=DataSpec.load(path, kind))
+
+
+def _data_task(spec: DataSpec):
+    key = spec.sha256
+    task = _DATA_TASKS.get(key)
+    if task is None:
+        import numpy as np
+
+        from pathlib import Path
+
+        task = _DATA_TASKS[key] = DataTask(np.asarray(spec.values), Path(spec.path).name)
+    return task
+
+
+_DATA_TASKS: dict = {}
+
+
+def _reload_data(p, path):
+    """The DataSpec of a manifest's ``data`` entry, re-read from ``path`` and checked against its digest."""
+    if p is None:
+        return None
+    if not path:
+        raise InputError("the study manifest has data but no data_path")
+    if p.get("kind") not in DATA_KINDS:
+        raise InputError(f"manifest data kind {p.get('kind')!r} is not one of {', '.join(DATA_KINDS)}")
+    spec = DataSpec.load(path, p["kind"])
+    if spec.sha256 != p["sha256"]:
+        raise InputError(f"data file {path!r} changed since the study started (digest {spec.sha256[:12]}, "
+                         f"recorded {p['sha256'][:12]}); choose another --out")
+    return spec

@@ -1,9 +1,15 @@
-"""Summary table and figures of a study folder.
+"""Summary table, verdict and figures of a study folder.
 
-From ``results.csv`` (and ``study.json``) this writes ``summary.md`` and
-``figures/``. Per task and method, over the base-rate sweep:
+From ``results.csv`` (and ``study.json``) this writes ``summary.json`` (every
+run: :func:`~stochctl.study.runner.write_summary_json`), ``summary.md`` and
+``figures/``. Per task and method, over the base-rate grid:
 
 - divergence rate: diverged runs / runs;
+- robust range: the longest run of consecutive grid rates at which no seed
+  diverged and the median final primary metric is within the protocol's
+  tolerance (20%) of the task's best median over every method and rate, in
+  decades (number of rates x grid spacing; :func:`robust_flags`);
+- gradient evaluations per step (median over runs);
 - stable learning-rate range: the longest run of consecutive sweep values at
   which at least ``stable_fraction`` of the seeds reach the quality threshold,
   in decades (values x sweep spacing);
@@ -15,8 +21,17 @@ From ``results.csv`` (and ``study.json``) this writes ``summary.md`` and
   threshold (runs that never met it count as never), mean learning-rate
   multipliers of generator and discriminator.
 
-Figures: training curves of the primary metric (median and IQR over seeds at
-each method's best rate), divergence and success rate against the base rate,
+The verdict (:func:`verdict_lines`) counts the tasks where the controlled
+methods win and lose, then compares, per task, the controlled
+methods (``+discrete``, ``+greedy``, ``+continuous``) with the baselines on
+the best quality at the tuned rate (within seed noise when inside the best
+baseline's interquartile range), the robust range and the divergence rate,
+and each ``X+discrete`` with its base optimiser ``X``.
+
+Figures: quality against the base learning rate (median primary metric per
+method, diverged seeds marked), training curves of the primary metric
+(median and IQR over seeds at each method's best rate), divergence and
+success rate against the base rate,
 generated samples (mixture tasks), the return histogram and QQ plot and the
 absolute-return ACF (``sp500``).
 """
@@ -33,9 +48,9 @@ import numpy as np
 from .._io import write_text_atomic
 from ..errors import FileFormatError, InputError
 from .methods import METHOD_FAMILY
-from .protocol import FAMILY_DEFAULTS, Job, StudyConfig
-from .runner import MANIFEST, RESULTS, SAMPLES, load_samples, read_results
-from .tasks import ACF_LAGS, TASK_NAMES, acf, get_task, sp500_returns
+from .protocol import StudyConfig
+from .runner import MANIFEST, RESULTS, load_samples, read_results, sample_path, write_summary_json
+from .tasks import ACF_LAGS, DATA_TASK, TASK_NAMES, ReturnsTask, acf
 
 SUMMARY = "summary.md"
 FIGURES = "figures"
@@ -51,6 +66,8 @@ def load_study(out: str | os.PathLike) -> tuple[StudyConfig, list[dict]]:
         data = json.loads(manifest.read_text())
         config = StudyConfig.from_json(data)
         stored = data["hash"]
+    except InputError:  # the manifest is fine; what it points to (the data file) is not
+        raise
     except (ValueError, KeyError, TypeError) as exc:
         raise FileFormatError(f"{manifest}: not a valid study manifest ({exc})") from None
     if stored != config.protocol_hash():
@@ -85,13 +102,36 @@ def _quantiles(values) -> tuple[float, float, float]:
     return tuple(math.inf if x >= _BIG / 1e10 else float(x) for x in q)
 
 
+def within(value: float, best: float, tolerance: float, higher_is_better: bool) -> bool:
+    """Whether ``value`` is within ``tolerance`` (a fraction of |best|) of ``best``, on the bad side allowed."""
+    if not (math.isfinite(value) and math.isfinite(best)):
+        return False
+    slack = tolerance * abs(best)
+    return value >= best - slack if higher_is_better else value <= best + slack
+
+
+def robust_flags(by_lr: dict, sweep, best: float, tolerance: float, higher_is_better: bool) -> list[bool]:
+    """Per grid rate: ran, no seed diverged, and median final primary metric within tolerance of ``best``."""
+    return [lr in by_lr and by_lr[lr]["diverged"] == 0
+            and within(by_lr[lr]["final"][1], best, tolerance, higher_is_better) for lr in sweep]
+
+
+def longest_run(flags) -> int:
+    """Length of the longest run of consecutive true values."""
+    longest = run = 0
+    for ok in flags:
+        run = run + 1 if ok else 0
+        longest = max(longest, run)
+    return longest
+
+
 def summarize(config: StudyConfig, rows: list[dict]) -> dict:
     """Per task and method: the sweep statistics and the best-rate summary (see module docstring)."""
     result: dict = {}
-    tasks = [t for t in TASK_NAMES if any(r["task"] == t for r in rows)]
+    tasks = [t for t in TASK_NAMES + (DATA_TASK,) if any(r["task"] == t for r in rows)]
     methods_all = [m for m in config.methods] + sorted({r["method"] for r in rows} - set(config.methods))
     for t in tasks:
-        task = get_task(t)
+        task = config.task(t)
         prim = task.primary
         per_method = {}
         for m in methods_all:
@@ -111,6 +151,8 @@ def summarize(config: StudyConfig, rows: list[dict]) -> dict:
                     final=_quantiles(finals), steps=_quantiles(steps),
                     mult_g=float(np.median([r["mult_g"] for r in rs if r["mult_g"] is not None] or [math.nan])),
                     mult_d=float(np.median([r["mult_d"] for r in rs if r["mult_d"] is not None] or [math.nan])),
+                    evals=float(np.median([r["grad_evals"] / (r["diverged_step"] or r["steps"]) for r in rs
+                                           if r.get("grad_evals") is not None] or [math.nan])),
                     secondary={mm.name: _quantiles([_final(r, mm.name, mm.higher_is_better) for r in rs])
                                for mm in task.metrics[1:]},
                 )
@@ -118,10 +160,7 @@ def summarize(config: StudyConfig, rows: list[dict]) -> dict:
             div = sum(s["diverged"] for s in by_lr.values())
             stable = [lr in by_lr and by_lr[lr]["reached"] >= config.stable_fraction * by_lr[lr]["n"] - 1e-12
                       for lr in sweep]
-            longest = run = 0
-            for ok in stable:
-                run = run + 1 if ok else 0
-                longest = max(longest, run)
+            longest = longest_run(stable)
             spacing = float(np.mean(np.diff(np.log10(sweep)))) if len(sweep) > 1 else 0.0
             sign = -1.0 if prim.higher_is_better else 1.0
 
@@ -137,8 +176,84 @@ def summarize(config: StudyConfig, rows: list[dict]) -> dict:
             per_method[m] = dict(runs=n, diverged=div, divergence_rate=div / n if n else math.nan,
                                  stable_points=longest, stable_decades=longest * spacing,
                                  best_lr=best, by_lr=by_lr, sweep=sweep, policy_cases=cases)
+        # the task's best median over every method and rate, then each method's robust range
+        medians = [b["final"][1] for s in per_method.values() for b in s["by_lr"].values()
+                   if math.isfinite(b["final"][1])]
+        best = (max(medians) if prim.higher_is_better else min(medians)) if medians else math.nan
+        for s in per_method.values():
+            spacing = float(np.mean(np.diff(np.log10(s["sweep"])))) if len(s["sweep"]) > 1 else 0.0
+            flags = robust_flags(s["by_lr"], s["sweep"], best, config.robust_tolerance, prim.higher_is_better)
+            s["robust_points"] = longest_run(flags)
+            s["robust_decades"] = s["robust_points"] * spacing
+            s["task_best"] = best
+            s["evals"] = float(np.median([b["evals"] for b in s["by_lr"].values()])) if s["by_lr"] else math.nan
         result[t] = per_method
     return result
+
+
+CONTROLLED_MARKS = ("+discrete", "+greedy", "+continuous", "ctl-")
+
+
+def is_controlled(method: str) -> bool:
+    """Whether ``method`` sets its rate from the control policy."""
+    return any(k in method for k in CONTROLLED_MARKS)
+
+
+def verdict_lines(config: StudyConfig, stats: dict) -> list[str]:
+    """The verdict, generated from the numbers: per task, where the controlled methods win and lose."""
+    lines = []
+    tally: dict = {k: [] for k in ("quality wins", "quality losses", "robustness wins", "robustness losses")}
+    for t, per_method in stats.items():
+        prim = config.task(t).primary
+        ctl = {m: s for m, s in per_method.items() if is_controlled(m) and s["best_lr"] is not None}
+        base = {m: s for m, s in per_method.items() if not is_controlled(m) and s["best_lr"] is not None}
+        if not ctl or not base:
+            lines.append(f"- **{t}**: no comparison (needs both controlled and baseline methods).")
+            continue
+        sign = 1.0 if prim.higher_is_better else -1.0
+
+        def best_of(group):
+            m = max(group, key=lambda k: sign * group[k]["by_lr"][group[k]["best_lr"]]["final"][1])
+            return m, group[m]["by_lr"][group[m]["best_lr"]]["final"]
+
+        cm, cq = best_of(ctl)
+        bm, bq = best_of(base)
+        if bq[0] <= cq[1] <= bq[2]:
+            quality = "within seed noise of"
+        elif sign * cq[1] > sign * bq[1]:
+            quality = "better than"
+        else:
+            quality = "worse than"
+        cr = max(ctl, key=lambda k: ctl[k]["robust_decades"])
+        br = max(base, key=lambda k: base[k]["robust_decades"])
+        dr = ctl[cr]["robust_decades"] - base[br]["robust_decades"]
+        robust = "wider than" if dr > 1e-9 else "narrower than" if dr < -1e-9 else "as wide as"
+        parts = [f"best {prim.name} {_fmt(cq[1])} ({cm}) is {quality} the best baseline's {_fmt(bq[1])} ({bm}, "
+                 f"IQR [{_fmt(bq[0])}, {_fmt(bq[2])}])",
+                 f"the widest controlled robust range, {ctl[cr]['robust_decades']:.2f} decades ({cr}), is {robust} "
+                 f"the widest baseline's {base[br]['robust_decades']:.2f} ({br})"]
+        pairs = []
+        for m, s in ctl.items():
+            b = m.split("+")[0]
+            if b in base:
+                pairs.append(f"{m} {s['divergence_rate']:.0%} vs {b} {base[b]['divergence_rate']:.0%}")
+        if pairs:
+            parts.append("divergence over the grid: " + ", ".join(pairs))
+        wins = [w for w, ok in (("quality", quality == "better than"), ("robustness", robust == "wider than")) if ok]
+        losses = [w for w, ok in (("quality", quality == "worse than"), ("robustness", robust == "narrower than"))
+                  if ok]
+        for w in wins:
+            tally[f"{w} wins"].append(t)
+        for w in losses:
+            tally[f"{w} losses"].append(t)
+        head = ("controlled methods win on " + " and ".join(wins) if wins else "controlled methods win on nothing")
+        head += ("; lose on " + " and ".join(losses) if losses else "; lose on nothing")
+        lines.append(f"- **{t}**: {head}. " + "; ".join(parts) + ".")
+    if len(lines) > 1:
+        said = "; ".join(f"{k} on {', '.join(v)}" for k, v in tally.items() if v)
+        lines.insert(0, f"Over {len(stats)} tasks, the controlled methods have: {said or 'no win and no loss'}.")
+        lines.insert(1, "")
+    return lines
 
 
 def _fmt(v: float, digits: int = 3) -> str:
@@ -161,6 +276,8 @@ def summary_markdown(config: StudyConfig, rows: list[dict], *, command: str | No
     lines = [f"# Study summary: {config.name} (protocol {config.protocol_hash()})", ""]
     if command:
         lines += [f"Command: `{command}`", ""]
+    if config.data is not None:
+        lines += [config.data.note.replace("data: ", "Data: ", 1) + ".", ""]
     seeds = sorted({r["seed"] for r in rows})
     lines += [
         f"Runs: {len(rows)}; seeds per point: {len(seeds)}; step budget per task: "
@@ -169,13 +286,18 @@ def summary_markdown(config: StudyConfig, rows: list[dict], *, command: str | No
                                          for fam, rates in config.sweeps) + ".",
         "Divergence: non-finite loss or parameters, or a network's parameter norm above "
         f"{_fmt(config.norm_bound)}.",
+        f"Robust range: longest run of consecutive base rates where no seed diverged and the median final "
+        f"primary metric is within {config.robust_tolerance:.0%} of the task's best median (over every method and "
+        "rate), in decades. Gradient evaluations per step: both players, the step's gradients and the "
+        "curvature measurements (median over the method's runs).",
         f"Stable range: longest run of consecutive base rates where at least {config.stable_fraction:.0%} of the "
         "seeds reach the threshold at the final evaluation (in decades; 0 = none). Best base rate: best median "
         "final primary metric (diverged runs count as the worst value).",
         "",
     ]
+    lines += ["## Verdict", ""] + verdict_lines(config, stats) + [""]
     for t, per_method in stats.items():
-        task = get_task(t)
+        task = config.task(t)
         prim = task.primary
         thr = " and ".join(str(c) for c in config.task_thresholds(t))
         ref = task.reference_metrics()
@@ -184,7 +306,8 @@ def summary_markdown(config: StudyConfig, rows: list[dict], *, command: str | No
                   f"{'higher' if prim.higher_is_better else 'lower'} is better). Real data scored as generated: "
                   + ", ".join(f"{k} {_fmt(v)}" for k, v in ref.items()) + ".", ""]
         sec = [mm for mm in task.metrics[1:3]]
-        head = ["method", "runs", "diverged", "stable range (decades)", "best base lr",
+        head = ["method", "runs", "diverged", "robust range (decades)", "grad evals / step",
+                "stable range (decades)", "best base lr",
                 f"{prim.name} at best: median [IQR]"] + [f"{mm.name} median" for mm in sec] + \
                ["reached", "steps to threshold (median)", "multiplier G / D"]
         lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -193,28 +316,29 @@ def summary_markdown(config: StudyConfig, rows: list[dict], *, command: str | No
             if b is None:
                 continue
             q = b["final"]
-            cells = [m, str(s["runs"]), f"{s['divergence_rate']:.0%}", f"{s['stable_decades']:.1f}",
+            cells = [m, str(s["runs"]), f"{s['divergence_rate']:.0%}", f"{s['robust_decades']:.2f}",
+                     _fmt(s["evals"], 3), f"{s['stable_decades']:.1f}",
                      _fmt(s["best_lr"], 2), f"{_fmt(q[1])} [{_fmt(q[0])}, {_fmt(q[2])}]"]
             cells += [_fmt(b["secondary"][mm.name][1]) for mm in sec]
             cells += [f"{b['reached']}/{b['n']}", _steps_fmt(b["steps"][1]),
                       f"{_fmt(b['mult_g'], 2)} / {_fmt(b['mult_d'], 2)}"]
             lines.append("| " + " | ".join(cells) + " |")
-        # per-rate table, columns = position in the sweep relative to the family default
-        npts = max(len(s["sweep"]) for s in per_method.values())
-        lines += ["", "Reached threshold / diverged, per base rate (columns: rate / family default):", ""]
-        rel = None
-        for m, s in per_method.items():
-            d = FAMILY_DEFAULTS.get(METHOD_FAMILY[m], s["sweep"][len(s["sweep"]) // 2])
-            rel_m = [lr / d for lr in s["sweep"]]
-            if rel is None:
-                rel = rel_m
-                lines += ["| method | " + " | ".join(f"x{_fmt(x, 2)}" for x in rel) + " |",
-                          "|---|" + "---|" * npts]
-            cells = []
-            for lr in s["sweep"]:
-                b = s["by_lr"].get(lr)
-                cells.append("-" if b is None else f"{b['reached']}/{b['n']} ({b['diverged']} div)")
-            lines.append(f"| {m} | " + " | ".join(cells) + " |")
+        # per-rate tables, one per method family, columns = the family's base rates
+        lines += ["", "Reached threshold / diverged seeds and median final "
+                  f"{prim.name}, per base rate:", ""]
+        for fam in sorted({METHOD_FAMILY[m] for m in per_method}):
+            members = {m: s for m, s in per_method.items() if METHOD_FAMILY[m] == fam}
+            sweep = next(iter(members.values()))["sweep"]
+            lines += [f"| {fam} family | " + " | ".join(_fmt(x, 2) for x in sweep) + " |",
+                      "|---|" + "---|" * len(sweep)]
+            for m, st in members.items():
+                cells = []
+                for lr in st["sweep"]:
+                    b = st["by_lr"].get(lr)
+                    cells.append("-" if b is None else f"{b['reached']}/{b['n']}, {b['diverged']} div, "
+                                 f"{_fmt(b['final'][1])}")
+                lines.append(f"| {m} | " + " | ".join(cells) + " |")
+            lines.append("")
         for m, s in per_method.items():
             c = s["policy_cases"]
             total = sum(c.get(k, 0) for k in ("ok", "warmup", "nonconvex", "fallback"))
@@ -257,14 +381,50 @@ def _curve_stats(rows: list[dict], metric: str):
 def _method_colors(methods):
     import matplotlib
 
-    cmap = matplotlib.colormaps["tab10"]
-    return {m: cmap(i % 10) for i, m in enumerate(methods)}
+    n = 10 if len(methods) <= 10 else 20
+    cmap = matplotlib.colormaps[f"tab{n}"]
+    return {m: cmap(i % n) for i, m in enumerate(methods)}
+
+
+def figure_quality(config, stats, task_name, path):
+    """Median final primary metric against the base rate, per method; x marks rates where a seed diverged."""
+    import matplotlib.pyplot as plt
+
+    prim = config.task(task_name).primary
+    per_method = stats[task_name]
+    colors = _method_colors(list(per_method))
+    fig, ax = plt.subplots(figsize=(7.2, 4.4))
+    for m, s in per_method.items():
+        lrs = [lr for lr in s["sweep"] if lr in s["by_lr"]]
+        med = np.array([s["by_lr"][lr]["final"][1] for lr in lrs], dtype=float)
+        shown = np.where(np.isfinite(med), med, np.nan)
+        ls = "-" if is_controlled(m) else "--"
+        ax.plot(lrs, shown, ls, marker="o", ms=3, color=colors[m], label=m, lw=1.2)
+        bad = [lr for lr in lrs if s["by_lr"][lr]["diverged"]]
+        if bad:
+            top = np.nanmax(shown) if np.any(np.isfinite(shown)) else 1.0
+            ax.plot(bad, [top] * len(bad), "x", color=colors[m], ms=5)
+    best = next(iter(per_method.values()))["task_best"]
+    if math.isfinite(best):
+        bound = best * (1 - config.robust_tolerance if prim.higher_is_better else 1 + config.robust_tolerance)
+        ax.axhline(bound, color="gray", lw=0.8, ls=":")
+    ax.set_xscale("log")
+    if not prim.higher_is_better:
+        ax.set_yscale("log")
+    ax.set_xlabel("base learning rate")
+    ax.set_ylabel(f"final {prim.name} (median over seeds)")
+    ax.set_title(f"{task_name}: quality against the base rate (solid: controlled; x: a seed diverged; "
+                 f"dotted: robust bound)", fontsize=8)
+    ax.legend(fontsize=6, ncol=2)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 def figure_curves(config, rows, stats, task_name, path):
     import matplotlib.pyplot as plt
 
-    task = get_task(task_name)
+    task = config.task(task_name)
     prim = task.primary
     per_method = stats[task_name]
     colors = _method_colors(list(per_method))
@@ -315,19 +475,21 @@ def figure_divergence(config, stats, task_name, path):
 
 
 def _best_samples(out: Path, stats, task_name: str, seed: int) -> dict:
+    from .protocol import Job
+
     found = {}
     for m, s in stats[task_name].items():
         if s["best_lr"] is None:
             continue
-        f = out / SAMPLES / f"{Job(task_name, m, s['best_lr'], seed).run_id}.npz"
+        f = out / sample_path(Job(task_name, m, s["best_lr"], seed))
         found[m] = load_samples(f)[0] if f.exists() else None
     return found
 
 
-def figure_samples(out, stats, task_name, seed, path):
+def figure_samples(config, out, stats, task_name, seed, path):
     import matplotlib.pyplot as plt
 
-    task = get_task(task_name)
+    task = config.task(task_name)
     samples = _best_samples(out, stats, task_name, seed)
     n = max(len(samples), 1)
     cols = min(n, 3)
@@ -353,12 +515,13 @@ def figure_samples(out, stats, task_name, seed, path):
     plt.close(fig)
 
 
-def figure_returns(out, stats, seed, path_hist, path_acf):
+def figure_returns(config, out, stats, task_name, seed, path_hist, path_acf):
     import matplotlib.pyplot as plt
 
-    real = sp500_returns()[1]
-    samples = {m: x for m, x in _best_samples(out, stats, "sp500", seed).items() if x is not None}
-    colors = _method_colors(list(stats["sp500"]))
+    task = config.task(task_name)
+    real = task.series()[1]
+    samples = {m: x for m, x in _best_samples(out, stats, task_name, seed).items() if x is not None}
+    colors = _method_colors(list(stats[task_name]))
     fig, axes = plt.subplots(1, 2, figsize=(9.5, 3.8))
     bins = np.linspace(-8, 8, 81)
     axes[0].hist(real, bins=bins, density=True, histtype="stepfilled", color="0.8", label="held-out data")
@@ -375,12 +538,12 @@ def figure_returns(out, stats, seed, path_hist, path_acf):
     axes[1].set_xlabel("held-out quantile")
     axes[1].set_ylabel("generated quantile")
     axes[0].legend(fontsize=7)
-    fig.suptitle(f"sp500: return distribution at the best base rate (seed {seed})", fontsize=10)
+    fig.suptitle(f"{task_name}: return distribution at the best base rate (seed {seed})", fontsize=10)
     fig.tight_layout()
     fig.savefig(path_hist, dpi=110)
     plt.close(fig)
 
-    nl = min(ACF_LAGS * 2, get_task("sp500").data_dim - 1)
+    nl = min(ACF_LAGS * 2, task.data_dim - 1)
     lags = np.arange(1, nl + 1)
     fig, ax = plt.subplots(figsize=(6.0, 3.8))
     ax.plot(lags, acf(np.abs(real), nl), "k-o", ms=3, label="held-out data")
@@ -389,7 +552,7 @@ def figure_returns(out, stats, seed, path_hist, path_acf):
     ax.axhline(0, color="gray", lw=0.6)
     ax.set_xlabel("lag (days)")
     ax.set_ylabel("ACF of |r|")
-    ax.set_title("sp500: volatility clustering (absolute-return autocorrelation)", fontsize=9)
+    ax.set_title(f"{task_name}: volatility clustering (absolute-return autocorrelation)", fontsize=9)
     ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path_acf, dpi=110)
@@ -397,7 +560,8 @@ def figure_returns(out, stats, seed, path_hist, path_acf):
 
 
 def write_report(out: str | os.PathLike, *, command: str | None = None) -> list[Path]:
-    """Write ``summary.md`` and the figures of the study in ``out``; return the paths written."""
+    """Write ``summary.json``, ``summary.md`` and the figures of the study in ``out``; return the
+    paths written (``summary.md`` first, ``summary.json`` not listed)."""
     import matplotlib
 
     matplotlib.use("Agg", force=False)
@@ -409,21 +573,23 @@ def write_report(out: str | os.PathLike, *, command: str | None = None) -> list[
     summary = out / SUMMARY
     write_text_atomic(summary, summary_markdown(config, rows, command=command) + "\n")
     written.append(summary)
+    write_summary_json(out, config)
     stats = summarize(config, rows)
     figdir = out / FIGURES
     figdir.mkdir(exist_ok=True)
     seed = min(r["seed"] for r in rows)
     for t in stats:
-        for name, fn in ((f"curves_{t}.png", lambda p: figure_curves(config, rows, stats, t, p)),
+        for name, fn in ((f"quality_{t}.png", lambda p: figure_quality(config, stats, t, p)),
+                         (f"curves_{t}.png", lambda p: figure_curves(config, rows, stats, t, p)),
                          (f"divergence_{t}.png", lambda p: figure_divergence(config, stats, t, p))):
             fn(figdir / name)
             written.append(figdir / name)
         if t in ("ring8", "grid25"):
             p = figdir / f"samples_{t}.png"
-            figure_samples(out, stats, t, seed, p)
+            figure_samples(config, out, stats, t, seed, p)
             written.append(p)
-        if t == "sp500":
-            ph, pa = figdir / "sp500_returns.png", figdir / "sp500_acf.png"
-            figure_returns(out, stats, seed, ph, pa)
+        if isinstance(config.task(t), ReturnsTask):
+            ph, pa = figdir / f"{t}_returns.png", figdir / f"{t}_acf.png"
+            figure_returns(config, out, stats, t, seed, ph, pa)
             written += [ph, pa]
     return written

@@ -15,6 +15,7 @@ an interrupted study resumes by skipping the jobs already in the CSV.
 
 from __future__ import annotations
 
+import concurrent.futures as cf
 import csv
 import io
 import json
@@ -26,16 +27,23 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import FileFormatError, InputError, require_extra
-from .methods import METHOD_FAMILY, TABLE_METHODS, build_optimizers
+from .methods import MEASURED, METHOD_FAMILY, TABLE_METHODS, build_optimizers, twin_methods
 from .protocol import Job, StudyConfig
-from .tasks import all_metric_names, get_task, stream_seed
+from .tasks import all_metric_names, stream_seed
 
 RESULTS = "results.csv"
 MANIFEST = "study.json"
+SUMMARY_JSON = "summary.json"
 SAMPLES = "samples"
-SAMPLE_COUNT = 1000
+SAMPLE_VALUES = 10_000
+"""Generated values saved per run of the returns and 1-D tasks (returns: 625 windows of 16)."""
+MIXTURE_SAMPLES = 1000
+"""Generated points saved for the mixture tasks (first seed only, for the sample figures)."""
 BASE_COLUMNS = ("protocol", "task", "method", "family", "lr", "seed", "steps", "diverged",
-                "diverged_step", "reached", "steps_to_threshold", "mult_g", "mult_d", "policy_cases", "seconds")
+                "diverged_step", "reached", "steps_to_threshold", "mult_g", "mult_d", "policy_cases", "seconds",
+                "grad_evals", "curv_g", "curv_d", "field_g", "field_d", "samples")
+INT_COLUMNS = ("seed", "steps", "diverged", "diverged_step", "reached", "steps_to_threshold", "grad_evals")
+TEXT_COLUMNS = ("task", "method", "family", "protocol", "curve", "policy_cases", "samples")
 
 
 def columns() -> tuple[str, ...]:
@@ -47,18 +55,54 @@ def _finite_or_none(v):
     return float(v) if v is not None and math.isfinite(float(v)) else None
 
 
-def run_job(config: StudyConfig, job: Job, samples_dir: str | os.PathLike | None = None) -> dict:
-    """Train one GAN and return its CSV row (a dict of Python values).
+def sample_path(job: Job) -> str:
+    """Path of a run's samples file, relative to the output folder."""
+    return f"{SAMPLES}/{job.run_id}.npz"
 
-    Each step: draw a data batch x and latents z; discriminator update on
-    ``BCE(D(x), 1) + BCE(D(G(z)), 0)``; generator update on ``BCE(D(G(z)), 1)``
-    with the updated discriminator. After every step the run stops as diverged
-    if a loss or either network's parameter norm is not finite or the norm
-    exceeds ``config.norm_bound``. Metrics are evaluated at
-    ``config.eval_steps(task)`` on fixed evaluation draws.
+
+def _sample_count(task, seed: int, first_seed: int) -> int:
+    """How many generated samples a run keeps (0: none)."""
+    if task.data_dim == 2:
+        return MIXTURE_SAMPLES if seed == first_seed else 0
+    return -(-SAMPLE_VALUES // task.data_dim)
+
+
+def _stepped(opt, loss, closure, other_closure) -> bool:
+    """One player's step; False when a curvature measurement met a non-finite loss (a divergence)."""
+    try:
+        opt.step(loss=loss.detach(), closure=closure, other_closure=other_closure)
+    except InputError as exc:
+        if "non-finite" not in str(exc):
+            raise
+        return False
+    return True
+
+
+def run_job(config: StudyConfig, job: Job, samples: int = 0):
+    """Train one GAN; return its CSV row (a dict of Python values) and its generated samples.
+
+    Each step draws a data batch x and latents z, then updates the
+    discriminator on ``L_D = BCE(D(x), 1) + BCE(D(G(z)), 0)`` and the generator
+    on ``L_G = BCE(D(G(z)), 1)`` with the updated discriminator, each on the
+    same batch; a measured-curvature method's schedulers get both losses as
+    closures between ``backward()`` and the optimiser step. After every step
+    the run stops as diverged if a loss or either network's parameter norm is
+    not finite or the norm exceeds ``config.norm_bound``. Metrics are
+    evaluated at ``config.eval_steps(task)`` on fixed evaluation draws.
+
+    Gradient evaluations (``grad_evals``): one per player and step for the
+    step's own gradient, plus every loss-closure call of the schedulers.
+
+    Args:
+        config: the study.
+        job: the run.
+        samples: generated samples to return (0: none; none either when the run diverged).
+
+    Returns:
+        ``(row, samples array or None)``.
     """
     torch = require_extra("torch", "study")
-    task = get_task(job.task)
+    task = config.task(job.task)
     steps = config.task_steps(job.task)
     eval_at = set(config.eval_steps(job.task))
     thresholds = config.task_thresholds(job.task)
@@ -71,6 +115,7 @@ def run_job(config: StudyConfig, job: Job, samples_dir: str | os.PathLike | None
     eval_gen = torch.Generator().manual_seed(stream_seed(job.task, "eval", job.seed))
     evaluate = task.evaluator(eval_gen)
     opt_g, opt_d = build_optimizers(job.method, G, D, job.lr, steps=steps, table=config.policy_table)
+    coupled = job.method in MEASURED and MEASURED[job.method][1] == "field"
     bce = torch.nn.functional.binary_cross_entropy_with_logits
     batch = task.batch_size
     ones, zeros = torch.ones(batch, 1), torch.zeros(batch, 1)
@@ -81,26 +126,42 @@ def run_job(config: StudyConfig, job: Job, samples_dir: str | os.PathLike | None
     diverged_step = None
     first_met = None
     final: dict = {}
+    base_evals = 0
     for k in range(1, steps + 1):
         x = task.sample_real(batch, data_gen)
         z = task.sample_latent(batch, data_gen)
+
+        def d_closure():
+            return bce(D(x), ones) + bce(D(G(z)), zeros)
+
+        def g_closure():
+            return bce(D(G(z)), ones)
+
         fake = G(z)
         d_loss = bce(D(x), ones) + bce(D(fake.detach()), zeros)
         opt_d.zero_grad()
         d_loss.backward()
-        opt_d.step()
-        for p in d_params:
-            p.requires_grad_(False)
+        base_evals += 1
+        if not torch.isfinite(d_loss):
+            diverged_step = k
+            break
+        if not _stepped(opt_d, d_loss, d_closure, g_closure):
+            diverged_step = k
+            break
+        if not coupled:  # the generator's gradient needs no gradient in D's parameters
+            for p in d_params:
+                p.requires_grad_(False)
         g_loss = bce(D(fake), ones)
         opt_g.zero_grad()
         g_loss.backward()
-        opt_g.step()
+        base_evals += 1
+        ok = bool(torch.isfinite(g_loss)) and _stepped(opt_g, g_loss, g_closure, d_closure)
         for p in d_params:
             p.requires_grad_(True)
         with torch.no_grad():
             norms = torch.stack([torch.linalg.vector_norm(torch.stack([p.norm() for p in ps]))
                                  for ps in (g_params, d_params)])
-            ok = bool(torch.isfinite(d_loss) & torch.isfinite(g_loss) & (norms <= bound).all())
+            ok = ok and bool((norms <= bound).all())
         if not ok:
             diverged_step = k
             break
@@ -118,14 +179,18 @@ def run_job(config: StudyConfig, job: Job, samples_dir: str | os.PathLike | None
     if diverged:
         final = {}
     reached = (not diverged) and bool(final) and all(c.met(final) for c in thresholds)
-    if samples_dir is not None and not diverged:
-        save_samples(Path(samples_dir) / f"{job.run_id}.npz", task.generate(G, SAMPLE_COUNT, eval_gen), job)
+    generated = None
+    if samples and not diverged:
+        generated = task.generate(G, samples, eval_gen)
+    (cg, fg), (cd, fd) = opt_g.mean_curvature, opt_d.mean_curvature
     row = dict(
         policy_cases=None, protocol=config.protocol_hash(), task=job.task, method=job.method,
         family=METHOD_FAMILY[job.method], lr=float(job.lr), seed=int(job.seed), steps=steps,
         diverged=int(diverged), diverged_step=diverged_step, reached=int(reached),
         steps_to_threshold=first_met, mult_g=opt_g.mean_multiplier, mult_d=opt_d.mean_multiplier,
-        seconds=time.perf_counter() - start,
+        seconds=time.perf_counter() - start, grad_evals=base_evals + opt_g.grad_evals + opt_d.grad_evals,
+        curv_g=_finite_or_none(cg), curv_d=_finite_or_none(cd), field_g=_finite_or_none(fg),
+        field_d=_finite_or_none(fd), samples=None if generated is None else sample_path(job),
     )
     for m in all_metric_names():
         row[f"final_{m}"] = _finite_or_none(final.get(m)) if m in final else None
@@ -134,7 +199,7 @@ def run_job(config: StudyConfig, job: Job, samples_dir: str | os.PathLike | None
         row["policy_cases"] = json.dumps({k: sum(c.get(k, 0) for c in cases) for k in cases[0]},
                                          separators=(",", ":"))
     row["curve"] = json.dumps(curve, separators=(",", ":"), allow_nan=False)
-    return row
+    return row, generated
 
 
 # --------------------------------------------------------------------------------------
@@ -192,9 +257,9 @@ def format_row(row: dict) -> str:
 def _parse(name: str, text: str):
     if text == "":
         return None
-    if name in ("task", "method", "family", "protocol", "curve", "policy_cases"):
+    if name in TEXT_COLUMNS:
         return text
-    if name in ("seed", "steps", "diverged", "diverged_step", "reached", "steps_to_threshold"):
+    if name in INT_COLUMNS:
         return int(text)
     return float(text)
 
@@ -288,18 +353,44 @@ def _init_worker() -> None:
     torch.set_num_threads(1)
 
 
-def _worker(config, job, samples_dir):
-    return run_job(config, job, samples_dir)
+def _worker(config, job, samples):
+    torch = require_extra("torch", "study")
+    torch.set_num_threads(1)  # also on executors this module did not start (Dask workers)
+    return run_job(config, job, samples)
 
 
-def run_study(config: StudyConfig, out: str | os.PathLike, *, workers: int = 1,
+def _record(out: Path, job: Job, result, twins=()) -> int:
+    """Save a finished run's samples, then append its row (the row names the samples file), then
+    the same run under each twin method name; return the number of rows written."""
+    row, generated = result
+    if generated is not None:
+        save_samples(out / row["samples"], generated, job)
+    _append(out / RESULTS, row)
+    for method in twins:
+        _copy_run(out, row, Job(job.task, method, job.lr, job.seed))
+    return 1 + len(twins)
+
+
+def _copy_run(out: Path, row: dict, job: Job) -> None:
+    """Record ``row`` (a finished run) again as ``job``, a twin method's run (same training)."""
+    new = dict(row, method=job.method, samples=sample_path(job) if row["samples"] else None)
+    if row["samples"]:
+        save_samples(out / new["samples"], load_samples(out / row["samples"])[0], job)
+    _append(out / RESULTS, new)
+
+
+def run_study(config: StudyConfig, out: str | os.PathLike, *, workers: int = 1, executor=None,
               progress: bool = True) -> Path:
-    """Run every job of ``config`` not yet in ``out/results.csv``.
+    """Run every job of ``config`` not yet in ``out/results.csv``, then write ``out/summary.json``.
 
     Args:
         config: the study.
         out: output folder (created; resumed when it holds this protocol's results).
-        workers: processes (1 runs in this process with one torch thread).
+        workers: processes of the local pool ("spawn" context; 1 runs in this
+            process with one torch thread). Ignored with ``executor``.
+        executor: a :class:`concurrent.futures.Executor` or a dask.distributed
+            ``Client`` (its ``get_executor()``) to run the jobs on; the results
+            come back to this process, which writes every file.
         progress: show a progress bar on stderr.
 
     Returns:
@@ -310,48 +401,121 @@ def run_study(config: StudyConfig, out: str | os.PathLike, *, workers: int = 1,
         require_extra("arch", "study")
     if not isinstance(workers, int) or workers < 1:
         raise InputError(f"workers must be a positive integer; got {workers!r}")
+    if executor is not None and hasattr(executor, "get_executor") and not isinstance(executor, cf.Executor):
+        executor = executor.get_executor()
+    if executor is not None and not isinstance(executor, cf.Executor):
+        raise InputError(f"executor must be a concurrent.futures.Executor or a dask Client; "
+                         f"got {type(executor).__name__}")
     if any(m in TABLE_METHODS for m in config.methods):
         from ..policy import load_table
 
         load_table(config.policy_table)  # fail before any run if the policy table is unusable
     out, rows = prepare_output(config, out)
-    csv_path, samples_dir = out / RESULTS, out / SAMPLES
-    done = {row_key(r) for r in rows}
+    done = {row_key(r): r for r in rows}
     jobs = config.jobs()
     pending = [j for j in jobs if j.key not in done]
     first_seed = min(config.seeds)
+    twin_of = twin_methods(config.methods)
+    twins: dict = {}  # run key -> twin methods still to record when it finishes
+    for j in [j for j in pending if j.method in twin_of]:
+        src = Job(j.task, twin_of[j.method], j.lr, j.seed)
+        if src.key in done:  # resumed: the twin ran already
+            _copy_run(out, done[src.key], j)
+        else:
+            twins.setdefault(src.key, []).append(j.method)
+    pending = [j for j in pending if j.method not in twin_of]
+    counts = {j.key: _sample_count(config.task(j.task), j.seed, first_seed) for j in pending}
 
     from tqdm import tqdm
 
-    bar = tqdm(total=len(jobs), initial=len(jobs) - len(pending), disable=not progress,
-               desc=f"study {config.name}", unit="run", dynamic_ncols=True)
+    bar = tqdm(total=len(jobs), initial=len(jobs) - len(pending) - sum(map(len, twins.values())),
+               disable=not progress, desc=f"study {config.name}", unit="run", dynamic_ncols=True)
     try:
-        if workers == 1 or len(pending) <= 1:
+        if executor is not None:
+            _pool_loop(executor, config, pending, 2 * max(workers, 2), out, counts, twins, bar)
+        elif workers == 1 or len(pending) <= 1:
             threads = torch.get_num_threads()
             torch.set_num_threads(1)
             try:
                 for job in pending:
-                    row = _worker(config, job, samples_dir if job.seed == first_seed else None)
-                    _append(csv_path, row)
-                    bar.update()
+                    bar.update(_record(out, job, _worker(config, job, counts[job.key]), twins.get(job.key, ())))
             finally:
                 torch.set_num_threads(threads)
         else:
-            _run_pool(config, pending, workers, csv_path, samples_dir, first_seed, bar)
+            _run_pool(config, pending, workers, out, counts, twins, bar)
     finally:
         bar.close()
-    return csv_path
+    write_summary_json(out, config)
+    return out / RESULTS
 
 
-def _run_pool(config, pending, workers, csv_path, samples_dir, first_seed, bar) -> None:
+def summary_runs(rows: list[dict]) -> list[dict]:
+    """The ``runs`` entries of ``summary.json`` (schema in :func:`write_summary_json`)."""
+    runs = []
+    for r in rows:
+        metrics = {k[len("final_"):]: v for k, v in r.items() if k.startswith("final_") and v is not None}
+        runs.append(dict(
+            task=r["task"], method=r["method"], family=r["family"], lr=r["lr"], seed=r["seed"],
+            steps=r["steps"], diverged=r["diverged_step"] if r["diverged"] else None,
+            grad_evals=r["grad_evals"],
+            grad_evals_per_step=(r["grad_evals"] / (r["diverged_step"] or r["steps"])
+                                 if r["grad_evals"] is not None else None),
+            seconds=r["seconds"], reached=bool(r["reached"]), metrics=metrics,
+            multiplier=dict(generator=r["mult_g"], discriminator=r["mult_d"]),
+            curvature=dict(generator=r["curv_g"], discriminator=r["curv_d"]),
+            field=dict(generator=r["field_g"], discriminator=r["field_d"]),
+            samples=r["samples"],
+        ))
+    return runs
+
+
+def write_summary_json(out: str | os.PathLike, config: StudyConfig) -> Path:
+    """Write ``out/summary.json``: every finished run of the folder.
+
+    Schema (``stochctl.study.summary``, version 1)::
+
+        {"schema": "stochctl.study.summary", "version": 1,
+         "protocol": "<16 hex digits>",            # the protocol hash of study.json
+         "study": {...},                           # study.json: selection and protocol
+         "runs": [{
+            "task": str, "method": str, "family": "sgd" | "adam",
+            "lr": float,                           # base learning rate
+            "seed": int, "steps": int,             # step budget
+            "diverged": int | null,                # step at which the run diverged, null if it did not
+            "grad_evals": int,                     # gradient evaluations, both players, all steps
+            "grad_evals_per_step": float,          # per step taken
+            "seconds": float,                      # wall time (one torch thread)
+            "reached": bool,                       # quality threshold met at the final evaluation
+            "metrics": {name: float},              # final metrics (empty if diverged)
+            "multiplier": {"generator": float, "discriminator": float},   # mean lr / base lr
+            "curvature": {"generator": float | null, "discriminator": float | null},  # mean own
+            "field": {"generator": float | null, "discriminator": float | null},      # mean field
+            "samples": str | null                  # npz path relative to the folder (load_samples)
+         }, ...]}
+
+    Runs appear in the order they finished.
+    """
+    out = Path(out)
+    rows = read_results(out / RESULTS)
+    data = dict(schema="stochctl.study.summary", version=1, protocol=config.protocol_hash(),
+                study=config.to_json(), runs=summary_runs(rows))
+    path = out / SUMMARY_JSON
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=1, allow_nan=False))
+    os.replace(tmp, path)
+    return path
+
+
+def _run_pool(config, pending, workers, out, counts, twins, bar) -> None:
     import multiprocessing
 
-    ctx = multiprocessing.get_context("spawn")
+    ctx = multiprocessing.get_context("spawn")  # a parent that ran numba's threaded kernels must not fork
     # Spawned workers inherit the environment: one BLAS/OpenMP thread each.
     saved = {k: os.environ.get(k) for k in _THREAD_VARS}
     os.environ.update({k: "1" for k in _THREAD_VARS})
     try:
-        _pool_loop(ctx, config, pending, workers, csv_path, samples_dir, first_seed, bar)
+        with cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker) as pool:
+            _pool_loop(pool, config, pending, 2 * workers, out, counts, twins, bar)
     finally:
         for k, v in saved.items():
             if v is None:
@@ -360,25 +524,22 @@ def _run_pool(config, pending, workers, csv_path, samples_dir, first_seed, bar) 
                 os.environ[k] = v
 
 
-def _pool_loop(ctx, config, pending, workers, csv_path, samples_dir, first_seed, bar) -> None:
-    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker) as pool:
-        futures = set()
-        try:
-            # Keep a short queue so an interruption loses little and the order stays seed-major.
-            queue = list(reversed(pending))
-            while queue or futures:
-                while queue and len(futures) < 2 * workers:
-                    job = queue.pop()
-                    futures.add(pool.submit(_worker, config, job,
-                                            samples_dir if job.seed == first_seed else None))
-                finished, futures = wait(futures, return_when=FIRST_COMPLETED)
-                for fut in finished:
-                    _append(csv_path, fut.result())
-                    bar.update()
-        except BaseException:
-            for fut in futures:
-                fut.cancel()
+def _pool_loop(pool, config, pending, queue_size, out, counts, twins, bar) -> None:
+    futures = {}
+    try:
+        # Keep a short queue so an interruption loses little and the order stays seed-major.
+        queue = list(reversed(pending))
+        while queue or futures:
+            while queue and len(futures) < queue_size:
+                job = queue.pop()
+                futures[pool.submit(_worker, config, job, counts[job.key])] = job
+            finished, _ = cf.wait(list(futures), return_when=cf.FIRST_COMPLETED)
+            for fut in finished:
+                job = futures.pop(fut)
+                bar.update(_record(out, job, fut.result(), twins.get(job.key, ())))
+    except BaseException:
+        for fut in futures:
+            fut.cancel()
+        if isinstance(pool, cf.ProcessPoolExecutor):
             pool.shutdown(wait=False, cancel_futures=True)
-            raise
+        raise

@@ -25,7 +25,12 @@ Every task is a GAN trained with the non-saturating loss
   discriminator quadratic in x (so the optimal discriminator between two
   Gaussians is representable). The generated law is exactly N(b, w^2), so its
   2-Wasserstein distance to the data has the closed form
-  ``W2^2 = (b - mu)^2 + (|w| - s)^2``.
+  ``W2^2 = (b - mu)^2 + (|w| - s)^2``, and W1 too (:func:`gaussian_w1`).
+- ``data``: a user's series (``stochctl study --data FILE.csv``), the
+  ``sp500`` networks and protocol on the file's first numeric column
+  (:func:`load_data_file`): prices become log-returns, the first 80 percent
+  is the training period, the rest held out, both standardised with the
+  training period's mean and deviation.
 """
 
 from __future__ import annotations
@@ -199,7 +204,10 @@ def return_metrics(generated, real, *, nlags: int = ACF_LAGS) -> dict:
     - ``kurtosis_err``: |excess kurtosis(generated) - excess kurtosis(real)|;
     - ``acf_r``, ``acf_r2``, ``acf_abs``: Euclidean distance between the real and
       generated autocorrelations at lags 1..nlags of r, r^2 and |r| (:func:`acf`);
-    - ``leverage``: Euclidean distance between the leverage correlations (:func:`leverage`).
+    - ``leverage``: Euclidean distance between the leverage correlations (:func:`leverage`);
+    - ``ks``: Kolmogorov-Smirnov distance of the pooled marginal (:func:`ks_distance`);
+    - ``q01``, ``q99``, ``kurtosis``: the generated marginal's 1% and 99% quantiles and
+      excess kurtosis (reported next to the real series' values, not ranked).
 
     Args:
         generated: (n, L) windows.
@@ -209,7 +217,8 @@ def return_metrics(generated, real, *, nlags: int = ACF_LAGS) -> dict:
     r = np.asarray(real, dtype=np.float64)
     if g.size == 0 or not np.all(np.isfinite(g)) or np.std(g) == 0:
         return dict(w1=math.nan, kurtosis_err=math.nan, acf_r=math.nan, acf_r2=math.nan,
-                    acf_abs=math.nan, leverage=math.nan)
+                    acf_abs=math.nan, leverage=math.nan, ks=math.nan, q01=math.nan, q99=math.nan,
+                    kurtosis=math.nan)
     dist = lambda u, v: float(np.linalg.norm(u - v))  # noqa: E731
     return dict(
         w1=wasserstein_1d(g, r),
@@ -218,7 +227,35 @@ def return_metrics(generated, real, *, nlags: int = ACF_LAGS) -> dict:
         acf_r2=dist(acf(g**2, nlags), acf(r**2, nlags)),
         acf_abs=dist(acf(np.abs(g), nlags), acf(np.abs(r), nlags)),
         leverage=dist(leverage(g, nlags), leverage(r, nlags)),
+        ks=ks_distance(g, r), q01=float(np.quantile(g, 0.01)), q99=float(np.quantile(g, 0.99)),
+        kurtosis=excess_kurtosis(g),
     )
+
+
+def ks_distance(x, y) -> float:
+    """Two-sample Kolmogorov-Smirnov distance sup_t |F_x(t) - F_y(t)| of two 1D empirical laws."""
+    x = np.sort(np.asarray(x, dtype=np.float64).ravel())
+    y = np.sort(np.asarray(y, dtype=np.float64).ravel())
+    if not (np.all(np.isfinite(x)) and np.all(np.isfinite(y))):
+        return math.nan
+    grid = np.concatenate([x, y])
+    fx = np.searchsorted(x, grid, side="right") / x.size
+    fy = np.searchsorted(y, grid, side="right") / y.size
+    return float(np.max(np.abs(fx - fy)))
+
+
+def gaussian_w1(mu1: float, s1: float, mu2: float, s2: float) -> float:
+    """1-Wasserstein distance of N(mu1, s1^2) and N(mu2, s2^2).
+
+    The quantile coupling gives W1 = E|m + c Z| with m = mu1 - mu2,
+    c = |s1| - |s2|, Z standard normal, i.e.
+    ``|c| sqrt(2/pi) exp(-m^2 / (2 c^2)) + m (1 - 2 Phi(-m / |c|))`` (``|m|`` when c = 0).
+    """
+    m, c = mu1 - mu2, abs(abs(s1) - abs(s2))
+    if c == 0:
+        return abs(m)
+    phi = 0.5 * math.erfc(m / c / math.sqrt(2.0))  # Phi(-m / c)
+    return c * math.sqrt(2.0 / math.pi) * math.exp(-m * m / (2 * c * c)) + m * (1.0 - 2.0 * phi)
 
 
 def gaussian_w2(mu1: float, s1: float, mu2: float, s2: float) -> float:
@@ -385,7 +422,7 @@ def sp500_returns() -> tuple[np.ndarray, np.ndarray]:
 
 
 class ReturnsTask(Task):
-    """Windows of standardised S&P 500 returns."""
+    """Windows of standardised returns: the S&P 500 (``sp500``) or a user's series (:class:`DataTask`)."""
 
     name = "sp500"
     description = "S&P 500 daily log-returns, windows of 16 (arch.data.sp500)"
@@ -398,16 +435,24 @@ class ReturnsTask(Task):
         Metric("acf_r2", False, "ACF score of squared returns, lags 1-5"),
         Metric("acf_abs", False, "ACF score of absolute returns, lags 1-5"),
         Metric("leverage", False, "leverage-effect score corr(r_t, r_{t+tau}^2), tau 1-5"),
+        Metric("ks", False, "Kolmogorov-Smirnov distance of the return marginal (held-out)"),
+        Metric("q01", False, "generated 1% quantile (reported, not ranked)"),
+        Metric("q99", False, "generated 99% quantile (reported, not ranked)"),
+        Metric("kurtosis", False, "generated excess kurtosis (reported, not ranked)"),
     )
+
+    def series(self) -> tuple[np.ndarray, np.ndarray]:
+        """Standardised (training, held-out) returns."""
+        return sp500_returns()
 
     def sample_real(self, n, generator):
         torch = require_extra("torch", "study")
-        train = torch.as_tensor(sp500_returns()[0], dtype=torch.float32)
+        train = torch.as_tensor(self.series()[0], dtype=torch.float32)
         start = torch.randint(0, len(train) - SP500_WINDOW + 1, (n,), generator=generator)
         return train[start[:, None] + torch.arange(SP500_WINDOW)]
 
     def score(self, samples) -> dict:
-        return return_metrics(samples, sp500_returns()[1])
+        return return_metrics(samples, self.series()[1])
 
     def evaluator(self, generator):
         z = self.sample_latent(EVAL_SAMPLES, generator)
@@ -430,6 +475,7 @@ class GaussianTask(Task):
     mu = 1.0
     s = 0.5
     metrics = (
+        Metric("w1", False, "1-Wasserstein distance N(b, w^2) to N(mu, s^2) (closed form)"),
         Metric("w2", False, "2-Wasserstein distance N(b, w^2) to N(mu, s^2) (closed form)"),
         Metric("mean_err", False, "|b - mu|"),
         Metric("sd_err", False, "||w| - s|"),
@@ -457,8 +503,8 @@ class GaussianTask(Task):
     def score_params(self, b: float, w: float) -> dict:
         """Exact metrics of the generated law N(b, w^2)."""
         if not (math.isfinite(b) and math.isfinite(w)):
-            return dict(w2=math.nan, mean_err=math.nan, sd_err=math.nan)
-        return dict(w2=gaussian_w2(b, w, self.mu, self.s), mean_err=abs(b - self.mu),
+            return dict(w1=math.nan, w2=math.nan, mean_err=math.nan, sd_err=math.nan)
+        return dict(w1=gaussian_w1(b, w, self.mu, self.s), w2=gaussian_w2(b, w, self.mu, self.s), mean_err=abs(b - self.mu),
                     sd_err=abs(abs(w) - self.s))
 
     def score(self, samples) -> dict:
@@ -485,12 +531,115 @@ def _grid25() -> MixtureTask:
     return MixtureTask("grid25", centers, 0.05, "25 Gaussians on {-4,-2,0,2,4}^2, sd 0.05")
 
 
+DATA_TASK = "data"
+DATA_KINDS = ("auto", "prices", "returns")
+DATA_MIN_ROWS = 500
+DATA_TRAIN_FRACTION = 0.8
+
+
+def _parse_float(text: str):
+    try:
+        return float(text)
+    except (TypeError, ValueError):
+        return None
+
+
+def load_data_file(path, kind: str = "auto") -> tuple[np.ndarray, str]:
+    """The returns series of a CSV file's first numeric column, and one line saying what was assumed.
+
+    The first row is a header when one of its cells is not a number. The
+    first column whose first data cell is a number is used; every one of its
+    cells must be a finite number. ``kind="auto"``: all values positive means
+    prices (turned into log-returns ``log(P_t / P_{t-1})``), anything else
+    returns; ``"prices"`` / ``"returns"`` say it.
+
+    Raises:
+        InputError: unreadable file, no numeric column, fewer than
+            :data:`DATA_MIN_ROWS` values, a NaN, infinite or empty cell, or
+            non-positive prices.
+    """
+    import csv
+    from pathlib import Path
+
+    if kind not in DATA_KINDS:
+        raise InputError(f"--data-kind must be one of {', '.join(DATA_KINDS)}; got {kind!r}")
+    path = Path(path)
+    try:
+        with open(path, newline="") as fh:
+            rows = [r for r in csv.reader(fh) if any(c.strip() for c in r)]
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise InputError(f"--data {str(path)!r}: cannot read the file ({exc})") from None
+    if not rows:
+        raise InputError(f"--data {str(path)!r}: the file is empty; expected a CSV with a numeric column")
+    header = rows[0] if any(_parse_float(c) is None for c in rows[0]) else None
+    data = rows[1:] if header is not None else rows
+    col = next((i for i, c in enumerate(data[0] if data else []) if _parse_float(c) is not None), None)
+    if col is None:
+        raise InputError(f"--data {str(path)!r}: no numeric column (expected a column of numbers such as "
+                         "prices or returns)")
+    name = header[col].strip() if header is not None and col < len(header) else f"column {col + 1}"
+    first = 2 if header is not None else 1
+    values = np.empty(len(data))
+    for i, r in enumerate(data):
+        v = _parse_float(r[col]) if col < len(r) else None
+        if v is None or not math.isfinite(v):
+            cell = r[col] if col < len(r) else ""
+            raise InputError(f"--data {str(path)!r}: row {first + i} of {name!r} is {cell!r}; expected a finite "
+                             "number (no NaN, Inf or empty cells)")
+        values[i] = v
+    if len(values) < DATA_MIN_ROWS:
+        raise InputError(f"--data {str(path)!r}: {len(values)} rows in {name!r}; at least {DATA_MIN_ROWS} needed")
+    positive = bool(np.all(values > 0))
+    if kind == "prices" and not positive:
+        raise InputError(f"--data {str(path)!r}: --data-kind prices needs positive values; {name!r} has "
+                         f"{int(np.sum(values <= 0))} that are not")
+    if kind == "prices" or (kind == "auto" and positive):
+        why = "all positive, so taken as prices" if kind == "auto" else "prices (--data-kind prices)"
+        series = np.diff(np.log(values))
+        note = (f"data: {path.name}, column {name!r}: {len(values):,} values, {why}; trained on their "
+                f"{len(series):,} log-returns" + (" (--data-kind returns to use them as they are)"
+                                                  if kind == "auto" else ""))
+    else:
+        why = ("not all positive, so taken as returns" if kind == "auto" else "returns (--data-kind returns)")
+        series = values
+        note = f"data: {path.name}, column {name!r}: {len(values):,} values, {why}"
+    return series, note
+
+
+def standardised_split(series) -> tuple[np.ndarray, np.ndarray]:
+    """(training, held-out) parts of a returns series: the first :data:`DATA_TRAIN_FRACTION`
+    for training, both standardised with the training part's mean and deviation."""
+    r = np.asarray(series, dtype=np.float64)
+    n = int(round(DATA_TRAIN_FRACTION * len(r)))
+    train, test = r[:n], r[n:]
+    mean, sd = train.mean(), train.std()
+    if not sd > 0:
+        raise InputError("--data: the training part of the series is constant; nothing to learn")
+    return (train - mean) / sd, (test - mean) / sd
+
+
+class DataTask(ReturnsTask):
+    """The ``sp500`` task's networks and metrics on a user's returns series."""
+
+    name = DATA_TASK
+
+    def __init__(self, series, label: str = "user data"):
+        self._split = standardised_split(series)
+        self.description = f"{label}: returns, windows of {SP500_WINDOW} (first {DATA_TRAIN_FRACTION:.0%} trains)"
+
+    def series(self):
+        return self._split
+
+
 _FACTORIES = {"ring8": _ring8, "grid25": _grid25, "sp500": ReturnsTask, "gauss1d": GaussianTask}
 
 
 @functools.lru_cache(maxsize=None)
 def get_task(name: str) -> Task:
-    """The task called ``name`` (one of :data:`TASK_NAMES`)."""
+    """The task called ``name`` (one of :data:`TASK_NAMES`; the ``data`` task comes from
+    :meth:`StudyConfig.task <stochctl.study.protocol.StudyConfig.task>`)."""
+    if name == DATA_TASK:
+        raise InputError("the 'data' task needs a data file: stochctl study --data FILE.csv")
     if name not in _FACTORIES:
         raise InputError(f"unknown task {name!r}; valid tasks: {', '.join(TASK_NAMES)}")
     return _FACTORIES[name]()
