@@ -8,7 +8,7 @@ the placeholders are shown as expectations of per-sample quantities,
 g = E_xi[l], g_x = E_xi[dl/dx], Sigma_xy = Cov_xi[dl/dx, dl/dy], with the
 quadrature order, instead of the long Gauss-Hermite sums.
 
-:func:`write_derivations` writes the derivation documents of all canonical
+:func:`stochctl.symbolic.documents.write_derivations` writes the derivation documents of all canonical
 models (``stochctl derive --all``; ``local-discrete`` gets the discrete-time
 document of :mod:`stochctl.symbolic.discrete_render`); their content is deterministic: no
 timestamps, floats printed with a fixed number of significant digits.
@@ -18,17 +18,15 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 
 import numpy as np
 import sympy as sp
 
-from .._io import write_text_atomic
 from ..errors import InputError
 from .derive import exact
 
 __all__ = ["to_markdown", "to_latex", "to_dict", "to_json", "convexity_findings", "derivation_document",
-           "write_derivations", "DOCUMENT_HEADER"]
+           "DOCUMENT_HEADER"]
 
 #: Expressions with more operations than this are not passed to ``sympy.simplify``.
 SIMPLIFY_LIMIT = 200
@@ -719,24 +717,3 @@ def derivation_document(name: str) -> str:
             doc.math(f"{stex(shared.cross_symbol)} = {stex(shared.cross_compact)}")
             _isaacs_section(shared, stex, doc, level=3, title="Isaacs condition with a shared minibatch")
     return DOCUMENT_HEADER + "\n\n" + doc.markdown()
-
-
-def write_derivations(out_dir, names=None) -> list[Path]:
-    """Write ``<model>.md`` for every canonical model (or ``names``) into ``out_dir``.
-
-    Models in :data:`~stochctl.symbolic.discrete_render.DISCRETE_DOCUMENTS` get their
-    discrete-time derivation, the others the continuous (HJB / Isaacs) one.
-    """
-    from ..models import MODEL_NAMES
-
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    paths = []
-    from .discrete_render import DISCRETE_DOCUMENTS, discrete_document
-
-    for name in (names or MODEL_NAMES):
-        path = out / f"{name}.md"
-        text = discrete_document(name) if name in DISCRETE_DOCUMENTS else derivation_document(name)
-        write_text_atomic(path, text)
-        paths.append(path)
-    return paths
