@@ -895,7 +895,7 @@ class LocalPolicy:
         """The table lookup of :meth:`evaluate` for arrays of ``xp`` (numpy or jax.numpy)."""
         if xp is np:
             return self._np_lookup_discrete if self.discrete else self._np_lookup
-        from .optax_adapter import jax_table_lookup
+        from ._jax_lookup import jax_table_lookup
 
         base = jax_table_lookup(self.table, self.value)
         if not self.discrete:

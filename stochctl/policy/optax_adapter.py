@@ -25,12 +25,12 @@ refused, since a jitted update cannot raise on a traced value.
 
 from __future__ import annotations
 
-import itertools
 from typing import Any, NamedTuple
 
 import numpy as np
 
 from ..errors import InputError, require_extra
+from ._jax_lookup import _jax, jax_table_lookup
 from .estimators import STATUS_NAMES, LocalPolicy, RegressionEstimator
 
 COUNT_NAMES = STATUS_NAMES + ("clamped", "nan")
@@ -56,57 +56,6 @@ class PolicyState(NamedTuple):
 def counts_dict(state: PolicyState) -> dict:
     """The ``counts`` of a state as a name -> int dict."""
     return dict(zip(COUNT_NAMES, (int(c) for c in np.asarray(state.counts))))
-
-
-def _jax():
-    require_extra("optax", "optax")
-    jax = require_extra("jax", "optax")
-    import jax.numpy as jnp
-    from jax.flatten_util import ravel_pytree
-
-    return jax, jnp, ravel_pytree
-
-
-def jax_table_lookup(table, value: str):
-    """jax.numpy multilinear interpolation of one table value: f(*coords) -> (values, status).
-
-    Same rules as the numba kernel: coordinates clamped into the grid (status
-    1), NaN coordinates answered with the value's fallback (status 2).
-    """
-    _, jnp, _ = _jax()
-    spec = table.value(value)
-    bps = [np.asarray(a.breakpoints) for a in table.axes]
-    data = np.asarray(spec.data)
-    fallback = float(spec.fallback)
-
-    def lookup(*coords):
-        dtype = jnp.result_type(*coords, jnp.float32)
-        nan = False
-        clamped = False
-        idx, frac = [], []
-        for b, q in zip(bps, coords):
-            q = jnp.asarray(q, dtype)
-            bj = jnp.asarray(b, dtype)
-            lo, hi = bj[0], bj[-1]
-            isnan = jnp.isnan(q)
-            nan = nan | isnan
-            clamped = clamped | (q < lo) | (q > hi)
-            qc = jnp.clip(jnp.where(isnan, lo, q), lo, hi)
-            i = jnp.clip(jnp.searchsorted(bj, qc, side="right") - 1, 0, b.size - 2)
-            idx.append(i)
-            frac.append((qc - bj[i]) / (bj[i + 1] - bj[i]))
-        V = jnp.asarray(data, dtype)
-        out = 0.0
-        for corner in itertools.product((0, 1), repeat=len(bps)):
-            w = 1.0
-            for t, c in zip(frac, corner):
-                w = w * (t if c else 1.0 - t)
-            out = out + w * V[tuple(i + c for i, c in zip(idx, corner))]
-        out = jnp.where(nan, jnp.asarray(fallback, dtype), out)
-        status = jnp.where(nan, 2, jnp.where(clamped, 1, 0))
-        return out, status
-
-    return lookup
 
 
 def _check_policy(policy):
