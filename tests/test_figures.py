@@ -22,6 +22,7 @@ def quick_figures(tmp_path_factory):
     return code, out
 
 
+@pytest.mark.slow
 def test_quick_run_succeeds(quick_figures):
     code, out = quick_figures
     assert code == 0
@@ -29,6 +30,7 @@ def test_quick_run_succeeds(quick_figures):
 
 
 @pytest.mark.parametrize("spec", FIGURES, ids=[s.name for s in FIGURES])
+@pytest.mark.slow
 def test_figure_is_png_of_stated_size_and_not_blank(quick_figures, spec):
     _, out = quick_figures
     path = out / spec.filename
@@ -44,6 +46,7 @@ def test_figure_is_png_of_stated_size_and_not_blank(quick_figures, spec):
         assert (part < 128).mean() > 0.002
 
 
+@pytest.mark.slow
 def test_readme_has_one_caption_per_figure(quick_figures):
     _, out = quick_figures
     text = (out / "README.md").read_text()

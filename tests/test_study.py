@@ -208,15 +208,6 @@ def test_bad_sweep_centre_and_threshold_operator():
 # --------------------------------------------------------------------------------------
 
 
-def _has_table():
-    try:
-        from stochctl.policy import load_table
-
-        load_table("local-quadratic")
-        return True
-    except Exception:  # noqa: BLE001 - the packaged table is produced by another command
-        return False
-
 
 def _tiny(tasks, methods, *, steps=6, seeds=(0,), sweeps=None, **kw):
     sweeps = sweeps or (("sgd", (1e-2, 1e3)), ("adam", (1e-3, 1e-2)))
@@ -237,10 +228,7 @@ def study(tmp_path_factory):
     from stochctl.study.report import write_report
     from stochctl.study.runner import run_study
 
-    from stochctl.study.methods import TABLE_METHODS
-
-    methods = METHOD_NAMES if _has_table() else tuple(m for m in METHOD_NAMES if m not in TABLE_METHODS)
-    cfg = _tiny(("ring8", "sp500", "gauss1d"), methods)
+    cfg = _tiny(("ring8", "sp500", "gauss1d"), METHOD_NAMES)  # the controlled methods' table ships with the package
     out = tmp_path_factory.mktemp("study")
     run_study(cfg, out, workers=1, progress=False)
     return cfg, out, write_report(out)
