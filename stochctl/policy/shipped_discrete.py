@@ -300,7 +300,7 @@ def build_discrete_table(*, quick: bool = False, workers: int | None = None, che
         "horizon": TAU_MAX,
         "scheme": "bellman",
         "solver": {"method": "discrete-time Bellman recursion; V = quadratic + piecewise-linear interpolant, "
-                             "expectation exact; u by bracket + Brent", "points": points,
+                             "expectation exact; u by bracket, exact walk and Newton", "points": points,
                    "domain": [-Y_MAX, Y_MAX], "solver_seconds": seconds, "wall_seconds": wall,
                    "workers": workers, "max_mass_outside": mass},
         "grid": {"y": [-Y_MAX, Y_MAX], "points": points},

@@ -210,7 +210,7 @@ def coarse_objective(u, x, a, b, levels_r, levels_sl, levels_c1, levels_c2, offs
 @jit
 def minimize_node(x, a, b, umin, umax, nb, xatol, y0, dy, r, slopes, c1, c2, q0, q1, q2, window,
                   levels_r, levels_sl, levels_c1, levels_c2, offs, lens, dys, per_sd):
-    """Global minimum of J on [umin, umax]: the best of ``nb`` bracket points, refined by Brent's method.
+    """Global minimum of J on [umin, umax]: the best of ``nb`` bracket points, refined by Newton (or Brent).
 
     The bracket ranks the points with :func:`coarse_objective` (a spacing of at least ``per_sd``
     nodes per noise standard deviation); from the best one, exact evaluations walk along the

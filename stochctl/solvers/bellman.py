@@ -14,10 +14,13 @@ interpolant of the rest (:mod:`._bellman_kernels`), whose expectation is compute
 minimisation over u cannot exploit a quadrature rule. The quadratic is the least-squares fit of
 V_{n-1} on the nodes, refitted at every level.
 
-Minimisation: J(u) need not be convex in u, so every node evaluates J at ``u_bracket`` equally spaced
-points of [u_min, u_max] and refines the best one by Brent's method on its two neighbouring cells
-(tolerance ``xatol``); the refined point is kept only if it is not worse than the best bracket
-point.
+Minimisation: J(u) need not be convex in u, so every node ranks ``u_bracket`` equally spaced points
+of [u_min, u_max] (on a coarser copy of the grid with at least 3 nodes per noise standard
+deviation), walks with exact values along the bracket while J decreases, returns an endpoint
+where J still decreases towards the bound, and otherwise refines by Newton on J' = 0 with exact
+derivatives on the two neighbouring cells (Brent's bounded method if Newton does not settle;
+tolerance ``xatol``); the refined point is kept only if it is not worse
+(:func:`~._bellman_kernels.minimize_node`).
 
 Boundary: beyond the grid, V_{n-1} is its quadratic fit plus the linear extension of the remainder's
 interpolant at the end node. Next states that leave the grid are priced by that extension; the
@@ -166,7 +169,7 @@ def solve_discrete(problem, grid: Grid | None = None, *, steps: int, u_bracket: 
         grid: uniform grid of the state (default :func:`discrete_grid`).
         steps: N, the number of training steps (>= 1).
         u_bracket: bracket points of the global search over u (>= 3).
-        xatol: absolute tolerance of Brent's refinement in u.
+        xatol: absolute tolerance of the refinement in u (Newton, or Brent as fallback).
         window: hinges farther than ``window`` standard deviations are summed in closed form.
         symmetric: solve on x >= 0 and mirror (a grid symmetric about 0, a odd, b and G even);
             default: used when the problem and grid are symmetric (checked on the nodes).
