@@ -126,17 +126,24 @@ def prepare_remainder(r, dy, c1, c2, y0, slopes):
 
 
 @jit
+def hinge_window(m, s, y0, dy, n, window):
+    """Interior hinges j (1 <= j <= n - 2) within ``window`` standard deviations of m: (jlo, jhi)."""
+    reach = window * s
+    lo_f = math.ceil((m - reach - y0) / dy)
+    hi_f = math.floor((m + reach - y0) / dy)
+    jlo = 1 if lo_f < 1.0 else (n - 1 if lo_f > n - 1.0 else int(lo_f))
+    jhi = n - 2 if hi_f > n - 2.0 else (0 if hi_f < 0.0 else int(hi_f))
+    return jlo, jhi
+
+
+@jit
 def expected_value(m, s, y0, dy, r, slopes, c1, c2, q0, q1, q2, window):
     """E V(m + s Z) for V = Q + R of the module docstring (exact up to the window truncation)."""
     n = r.shape[0]
     out = q0 + q1 * m + q2 * (m * m + s * s) + r[0] + slopes[0] * (m - y0)
     if n <= 2:
         return out
-    reach = window * s
-    lo_f = math.ceil((m - reach - y0) / dy)
-    hi_f = math.floor((m + reach - y0) / dy)
-    jlo = 1 if lo_f < 1.0 else (n - 1 if lo_f > n - 1.0 else int(lo_f))
-    jhi = n - 2 if hi_f > n - 2.0 else (0 if hi_f < 0.0 else int(hi_f))
+    jlo, jhi = hinge_window(m, s, y0, dy, n, window)
     # hinges j < jlo lie far left of m: E (X - y_j)_+ = m - y_j
     out += m * c1[jlo - 1] - c2[jlo - 1]
     for j in range(jlo, jhi + 1):
@@ -167,11 +174,7 @@ def objective_derivatives(u, x, a, b, y0, dy, r, slopes, c1, c2, q0, q1, q2, win
     d2J = q2 * (2.0 * a * a + 2.0 * b * b)
     if n <= 2:
         return J, dJ, d2J
-    reach = window * s
-    lo_f = math.ceil((m - reach - y0) / dy)
-    hi_f = math.floor((m + reach - y0) / dy)
-    jlo = 1 if lo_f < 1.0 else (n - 1 if lo_f > n - 1.0 else int(lo_f))
-    jhi = n - 2 if hi_f > n - 2.0 else (0 if hi_f < 0.0 else int(hi_f))
+    jlo, jhi = hinge_window(m, s, y0, dy, n, window)
     J += m * c1[jlo - 1] - c2[jlo - 1]
     dJ += -a * c1[jlo - 1]
     if s <= 0.0:
