@@ -73,10 +73,6 @@ def split_control_params(spec: str, items) -> tuple[dict, dict]:
     return params, control
 
 
-DISCRETE_MODELS = ("local-discrete",)
-"""Models solved by the discrete-time Bellman recursion by default."""
-
-
 def run_discrete(args, problem, grid, steps, store_every, existed: bool = False) -> int:
     """``--steps N``: the discrete-time Bellman solve (:func:`stochctl.solvers.bellman.solve_discrete`)."""
     from ..solvers.bellman import discrete_grid, solve_discrete
@@ -167,6 +163,8 @@ def run(args) -> int:
 
     def pick(name, cli):
         return cli if cli is not None else table.get(name)
+
+    from ..symbolic.discrete import DISCRETE_MODELS  # solved (and derived) in discrete time by default
 
     steps = pick("steps", args.steps)
     if steps is not None or problem.model.name in DISCRETE_MODELS:

@@ -108,6 +108,18 @@ def policy_at(solution, n: np.ndarray, y: np.ndarray) -> np.ndarray:
     return (1 - w)[:, None] * u_lo + w[:, None] * u_hi
 
 
+def policy_points(solution, n: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """u*(n_i steps left, y_i) for pairs (whole n_i >= 1), linear in y between the solve's nodes."""
+    nodes = solution.grid.axes[0]
+    by_n = solution.controls[f"u_{solution.players[0]}"][::-1]  # row n - 1: n steps left
+    rows = by_n[np.asarray(n, dtype=int) - 1]
+    y = np.clip(np.asarray(y, dtype=float), nodes[0], nodes[-1])
+    i = np.clip(np.searchsorted(nodes, y, side="right") - 1, 0, nodes.size - 2)
+    w = (y - nodes[i]) / (nodes[i + 1] - nodes[i])
+    k = np.arange(y.size)
+    return (1 - w) * rows[k, i] + w * rows[k, i + 1]
+
+
 def tau_node_values(solution, h: float, tau: np.ndarray, y: np.ndarray, weight: float = 1e-3) -> np.ndarray:
     """Values at the tau breakpoints whose linear interpolant passes through the policy at tau = n h.
 
@@ -186,13 +198,13 @@ def interpolation_error(table: PolicyTable, *, points: int = SOLVE_POINTS, quick
             sol = solve_slice(float(u_max), float(h), points)
             n = rng.integers(1, sol.n_steps + 1, size=200)
             y = rng.uniform(-5.0, 5.0, size=200)
-            ref = np.array([policy_at(sol, np.array([k]), np.array([v]))[0, 0] for k, v in zip(n, y)])
+            ref = policy_points(sol, n, y)
             got = table.lookup(u_max=np.full(200, u_max), h=np.full(200, h), tau_remaining=n * h, y=y)["u"]
             err = np.abs(np.asarray(got) - ref)
             # front cells: neighbouring y breakpoints differ by more than 0.25 in the reference
             j = np.clip(np.searchsorted(y_bp, y) - 1, 0, y_bp.size - 2)
-            lo = np.array([policy_at(sol, np.array([k]), np.array([y_bp[i]]))[0, 0] for k, i in zip(n, j)])
-            hi = np.array([policy_at(sol, np.array([k]), np.array([y_bp[i + 1]]))[0, 0] for k, i in zip(n, j)])
+            lo = policy_points(sol, n, y_bp[j])
+            hi = policy_points(sol, n, y_bp[j + 1])
             smooth = np.abs(hi - lo) <= 0.25
             # unsaturated: every corner of the table cell and the reference strictly inside (0, u_max)
             ih = int(np.searchsorted(hs, h) - 1)

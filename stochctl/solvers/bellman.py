@@ -94,20 +94,26 @@ def discrete_grid(problem: ControlProblem, points: int | None = None) -> Grid:
     return Grid.from_domain(domain, points, "linear")
 
 
-def step_coefficients(problem: ControlProblem, grid: Grid) -> tuple[np.ndarray, np.ndarray]:
-    """a = eta * sign * dg/dx and b = eta sqrt(m Sigma) at the nodes (x' = x - u (a + b xi))."""
+def step_coefficients(problem: ControlProblem, grid: Grid) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per state coordinate i, at the nodes: a_i = eta s_p dg/dx_i and b_i = eta sqrt(Sigma_ii / B_p).
+
+    p owns coordinate i (s_p = +1 for a minimiser, -1 for a maximiser; B_p its batch), and one step
+    is x_i' = x_i - u_p (a_i + b_i xi_i) with independent xi_i (a correlated diffusion is refused).
+    """
     model = problem.model
     mesh = grid.mesh()
     check_diagonal(problem, grid, mesh)
-    name = model.state_names[0]
-    ctl = problem.controls[0]
-    grad = _evaluate(model, model.gradient[0], mesh, f"dg/d{name}", grid)
-    sigma = _evaluate(model, problem.covariance[0, 0], mesh, f"Sigma[{name}, {name}]", grid)
-    if (sigma < 0).any():
-        raise NumericalError(f"Sigma[{name}, {name}] is negative on the grid")
-    a = problem.eta * float(problem.players[0].sign) * grad
-    b = problem.eta * np.sqrt(sigma / ctl.batch_size)
-    return np.ascontiguousarray(a, dtype=float), np.ascontiguousarray(b, dtype=float)
+    out = []
+    for i, name in enumerate(model.state_names):
+        p = problem.owner(i)
+        grad = _evaluate(model, model.gradient[i], mesh, f"dg/d{name}", grid)
+        sigma = _evaluate(model, problem.covariance[i, i], mesh, f"Sigma[{name}, {name}]", grid)
+        if (sigma < 0).any():
+            raise NumericalError(f"Sigma[{name}, {name}] is negative on the grid")
+        a = problem.eta * float(problem.players[p].sign) * grad
+        b = problem.eta * np.sqrt(sigma / problem.controls[p].batch_size)
+        out.append((np.ascontiguousarray(a, dtype=float), np.ascontiguousarray(b, dtype=float)))
+    return out
 
 
 def _quadratic_fit(nodes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -209,7 +215,7 @@ def solve_discrete(problem, grid: Grid | None = None, *, steps: int, u_bracket: 
     start = time.perf_counter()
     if grid.ndim == 2:
         return _solve_2d(problem, grid, steps, stored, u_bracket, xatol, window, progress, num_threads, start)
-    a, b = step_coefficients(problem, grid)
+    ((a, b),) = step_coefficients(problem, grid)
     _check_spread(grid, b, umin, umax, u_bracket)
     nodes = np.ascontiguousarray(grid.axes[0], dtype=float)
     V = _evaluate(problem.model, problem.terminal_cost, grid.mesh(), "the terminal cost", grid)
@@ -241,7 +247,7 @@ def solve_discrete(problem, grid: Grid | None = None, *, steps: int, u_bracket: 
                     i = int(np.argmax(~np.isfinite(v_new)))
                     raise NumericalError(f"the Bellman value became non-finite with {n} steps left (k={steps - n}) "
                                          f"at {name}={nodes[i]:.6g}; the terminal cost or the step may overflow")
-                V = v_new.copy()
+                V = v_new  # the stepper returns new arrays at every level
                 k = steps - n
                 if k in slot:
                     values[slot[k]] = V
@@ -337,16 +343,9 @@ def _solve_2d(problem, grid, steps, stored, u_bracket, xatol, window, progress, 
 
     model = problem.model
     mesh = grid.mesh()
-    check_diagonal(problem, grid, mesh)
     ctl = problem.controls[0]
     umin, umax = float(ctl.u_min), float(ctl.u_max)
-    coeff = []
-    for i, name in enumerate(model.state_names):
-        grad = _evaluate(model, model.gradient[i], mesh, f"dg/d{name}", grid)
-        sigma = _evaluate(model, problem.covariance[i, i], mesh, f"Sigma[{name}, {name}]", grid)
-        if (sigma < 0).any():
-            raise NumericalError(f"Sigma[{name}, {name}] is negative on the grid")
-        coeff += [np.ascontiguousarray(problem.eta * grad), np.ascontiguousarray(problem.eta * np.sqrt(sigma / ctl.batch_size))]
+    coeff = [arr for pair in step_coefficients(problem, grid) for arr in pair]
     projector, basis = quadratic_fit_2d(mesh)
     V = _evaluate(model, problem.terminal_cost, mesh, "the terminal cost", grid)
     (xs, ys), (dx, dy), (nx, ny) = grid.axes, grid.spacing, grid.shape

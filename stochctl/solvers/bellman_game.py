@@ -40,8 +40,9 @@ import numpy as np
 from ..errors import InputError, NumericalError
 from ..symbolic.problem import ControlProblem
 from . import _bellman_kernels_2d as kern2d
-from .bellman import DEFAULT_WINDOW, MAX_STORAGE_BYTES, LineStepper, _int_option, _positive, quadratic_fit_2d
-from .coefficients import _evaluate, check_diagonal
+from .bellman import (DEFAULT_WINDOW, MAX_STORAGE_BYTES, LineStepper, _int_option, _positive, quadratic_fit_2d,
+                      step_coefficients)
+from .coefficients import _evaluate
 from .explicit import progress_bar
 from .grid import Grid
 from .solution import Solution
@@ -49,23 +50,6 @@ from .solution import Solution
 MOVES = ("simultaneous", "alternating")
 DEFAULT_POINTS_2D = 61
 DEFAULT_U_POINTS = 21
-
-
-def game_coefficients(problem: ControlProblem, grid: Grid):
-    """(a_x, b_x, a_y, b_y) on the grid: x' = x - u_x (a_x + b_x Z1), y' = y - u_y (a_y + b_y Z2)."""
-    model = problem.model
-    mesh = grid.mesh()
-    check_diagonal(problem, grid, mesh)
-    out = []
-    for i, (player, ctl) in enumerate(zip(problem.players, problem.controls)):
-        name = model.state_names[i]
-        grad = _evaluate(model, model.gradient[i], mesh, f"dg/d{name}", grid)
-        sigma = _evaluate(model, problem.covariance[i, i], mesh, f"Sigma[{name}, {name}]", grid)
-        if (sigma < 0).any():
-            raise NumericalError(f"Sigma[{name}, {name}] is negative on the grid")
-        out.append(np.ascontiguousarray(problem.eta * player.sign * grad))
-        out.append(np.ascontiguousarray(problem.eta * np.sqrt(sigma / ctl.batch_size)))
-    return tuple(out)
 
 
 def _check_game(problem: ControlProblem, grid: Grid) -> None:
@@ -129,7 +113,7 @@ def solve_discrete_game(problem, grid: Grid | None = None, *, steps: int, moves:
                          f"{per_level * len(stored) / 2**30:.1f} GiB (limit {MAX_STORAGE_BYTES / 2**30:.0f} GiB); "
                          f"raise store_every")
     start = time.perf_counter()
-    ax, bx, ay, by = game_coefficients(problem, grid)
+    (ax, bx), (ay, by) = step_coefficients(problem, grid)
     (cx, cy) = problem.controls
     ux = np.linspace(cx.u_min, cx.u_max, u_points)
     uy = np.linspace(cy.u_min, cy.u_max, u_points)
