@@ -9,11 +9,20 @@ with h = eta a (the step in curvature units). Its Bellman recursion is solved by
 :func:`stochctl.solvers.bellman.solve_discrete` for every u_max and h node, and the optimal
 multiplier is tabulated on the axes ``u_max``, ``h``, ``tau_remaining``, ``y`` (value ``u``).
 
+Saturation. Where u* reaches u_max (or 0) it has a kink, whose position moves with h, tau and y;
+linear interpolation of u* between nodes cuts the kink with an error up to about
+u_max (ratio - 1) / 4 (0.09 at u_max = 8 for h nodes 2^(1/8) apart). So the table also holds
+``u_continued``, the optimum continued past the bound it sits on (the nearest local minimiser of
+the Bellman objective beyond it, ``solve_discrete(..., continuation=True)``), which is smooth
+across the kink; lookups of ``u`` interpolate ``u_continued`` and clip the result to
+[0, u_max] (value rule ``interpolant="u_continued", clip=(0, "u_max")``). At every node
+``u`` = clip(``u_continued``, 0, u_max) exactly.
+
 Axes:
 
 - ``u_max`` in {1, 2, 4, 8}: a trainer picks the node it runs with. Between nodes the lookup
-  interpolates linearly, which is not the policy of an intermediate bound (metadata
-  ``interpolation_error.between_u_max_nodes``).
+  interpolates ``u_continued`` linearly and clips at the queried u_max, which is not exactly the
+  policy of an intermediate bound.
 - ``h``: powers of two 2^-10 (about 1e-3) to 2^-4 with ratio 2, where the policy is close to the
   continuous one and varies slowly in h; ratio 2^(1/8) from 2^-4 to 1 and 2^(1/4) from 1 to 4,
   where the policy follows the landing step u ~ 1/h and linear interpolation needs dense nodes.
@@ -23,7 +32,7 @@ Axes:
   steps are sparser than the breakpoints, a least-squares fit where they are denser. Below
   tau = h (past the last step) lookups give about the one-step policy
   u = min(u_max, y^2 / (1 + h y^2)); beyond 8 they clamp.
-- ``y`` in [-6, 6], even (step 0.05 to 3, 0.1 to 6); beyond 6 lookups clamp.
+- ``y`` in [-6, 6], even (step 0.02 to 0.6, 0.05 to 3, 0.1 to 6); beyond 6 lookups clamp.
 
 Below the smallest h (eta a < 2^-10) the continuous table ``local-quadratic`` applies; the two
 are compared where they meet (metadata ``continuous_agreement``). Built by
@@ -52,6 +61,10 @@ Y_MAX = 6.0
 SOLVE_POINTS = 601
 """Nodes of the Bellman solves on [-6, 6] (spacing 0.02)."""
 QUICK_POINTS = 121
+ZERO_ZONE = 1e-3
+"""u* below this counts as the zone near y = 0 where the policy does not move."""
+CONTINUED = "continued_u_{}"
+"""The solution's control holding the policy continued past its bounds."""
 
 
 def h_axis(quick: bool = False) -> np.ndarray:
@@ -72,16 +85,22 @@ def tau_axis(quick: bool = False) -> np.ndarray:
 
 
 def y_axis(quick: bool = False) -> np.ndarray:
-    """y breakpoints: step 0.05 on [0, 3], 0.1 to 6; mirrored."""
+    """y breakpoints: step 0.02 on [0, 0.6] (the solves' spacing, where u* leaves the zone near
+    y = 0 where it is 0), 0.05 to 3, 0.1 to 6; mirrored."""
     if quick:
         ypos = np.linspace(0.5, Y_MAX, 12)
     else:
-        ypos = np.round(np.concatenate([np.arange(1, 61) * 0.05, 3.0 + np.arange(1, 31) * 0.1]), 12)
+        ypos = np.round(np.concatenate([np.arange(1, 31) * 0.02, 0.6 + np.arange(1, 49) * 0.05,
+                                        3.0 + np.arange(1, 31) * 0.1]), 12)
     return np.concatenate([-ypos[::-1], [0.0], ypos])
 
 
-def solve_slice(u_max: float, h: float, points: int = SOLVE_POINTS, tau_max: float = TAU_MAX):
-    """Bellman solve of the discrete local model for one (u_max, h) with tau_max / h steps (at least 1)."""
+def solve_slice(u_max: float, h: float, points: int = SOLVE_POINTS, tau_max: float = TAU_MAX,
+                continuation: bool = False):
+    """Bellman solve of the discrete local model for one (u_max, h) with tau_max / h steps (at least 1).
+
+    ``continuation``: also keep the policy continued past its bounds (``continued_u_y``).
+    """
     from ..models import get_model
     from ..solvers.bellman import solve_discrete
     from ..solvers.grid import Grid
@@ -90,14 +109,18 @@ def solve_slice(u_max: float, h: float, points: int = SOLVE_POINTS, tau_max: flo
     problem = ControlProblem.from_model(get_model(MODEL, h=h), u_max=u_max)
     grid = Grid.from_domain({"y": (-Y_MAX, Y_MAX)}, points, "linear")
     steps = max(1, math.ceil(tau_max / h - 1e-9))
-    return solve_discrete(problem, grid, steps=steps, progress=False, num_threads=1)
+    return solve_discrete(problem, grid, steps=steps, progress=False, num_threads=1, continuation=continuation)
 
 
-def policy_at(solution, n: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """u*(n steps left, y) of a discrete solution: linear in n between whole steps, n < 1 -> n = 1."""
+def policy_at(solution, n: np.ndarray, y: np.ndarray, key: str = "u_{}") -> np.ndarray:
+    """u*(n steps left, y) of a discrete solution: linear in n between whole steps, n < 1 -> n = 1.
+
+    ``key``: the control to read, ``{}`` standing for the player (``"continued_u_{}"``: the
+    policy continued past its bounds).
+    """
     N = solution.n_steps
     nodes = solution.grid.axes[0]
-    by_n = solution.controls[f"u_{solution.players[0]}"][::-1]  # row n - 1: n steps left
+    by_n = solution.controls[key.format(solution.players[0])][::-1]  # row n - 1: n steps left
     n = np.clip(np.asarray(n, dtype=float), 1.0, N)
     lo = np.minimum(np.floor(n).astype(int), N - 1)
     w = n - lo
@@ -120,7 +143,8 @@ def policy_points(solution, n: np.ndarray, y: np.ndarray) -> np.ndarray:
     return (1 - w) * rows[k, i] + w * rows[k, i + 1]
 
 
-def tau_node_values(solution, h: float, tau: np.ndarray, y: np.ndarray, weight: float = 1e-3) -> np.ndarray:
+def tau_node_values(solution, h: float, tau: np.ndarray, y: np.ndarray, weight: float = 1e-3,
+                    key: str = "u_{}") -> np.ndarray:
     """Values at the tau breakpoints whose linear interpolant passes through the policy at tau = n h.
 
     Least squares over the steps n = 1, 2, ... with n h <= tau[-1]: the interpolant between the
@@ -139,7 +163,7 @@ def tau_node_values(solution, h: float, tau: np.ndarray, y: np.ndarray, weight: 
     A[np.arange(n.size), cell] = 1.0 - frac
     A[np.arange(n.size), cell + 1] = frac
     A[n.size + np.arange(m), np.arange(m)] = weight
-    rhs = np.vstack([policy_at(solution, n, y), weight * policy_at(solution, tau / h, y)])
+    rhs = np.vstack([policy_at(solution, n, y, key), weight * policy_at(solution, tau / h, y, key)])
     values, *_ = np.linalg.lstsq(A, rhs, rcond=None)
     return values
 
@@ -147,10 +171,10 @@ def tau_node_values(solution, h: float, tau: np.ndarray, y: np.ndarray, weight: 
 def _slice_job(args):
     u_max, h, points, tau, y = args
     t0 = time.perf_counter()
-    sol = solve_slice(u_max, h, points)
-    u = np.clip(tau_node_values(sol, h, tau, y), 0.0, u_max)
+    sol = solve_slice(u_max, h, points, continuation=True)
+    w = tau_node_values(sol, h, tau, y, key=CONTINUED)
     d = sol.diagnostics
-    return u_max, h, u, {"steps": int(d["steps"]), "seconds": time.perf_counter() - t0,
+    return u_max, h, w, {"steps": int(d["steps"]), "seconds": time.perf_counter() - t0,
                          "mass_outside": float(d["mass_outside"])}
 
 
@@ -179,11 +203,11 @@ def interpolation_error(table: PolicyTable, *, points: int = SOLVE_POINTS, quick
     """Table lookups against direct Bellman solves at h between the table's nodes.
 
     At each u_max node and at geometric midpoints of h cells, n steps left with n h in (0, 8] and
-    y in [-5, 5] drawn at random: |u_table - u_bellman|. Two subsets: ``interior`` excludes the
-    cells holding the policy's fronts (u* changes by more than 0.25 between neighbouring y
-    breakpoints); ``unsaturated`` keeps the points whose table cell (the two neighbouring h nodes,
-    tau and y breakpoints) and whose reference u* lie strictly inside (0, u_max), away from the
-    kinks where u* reaches a bound.
+    y in [-5, 5] drawn at random: |u_table - u_bellman|. ``interior`` excludes the points whose
+    table cell (the two neighbouring h nodes, tau and y breakpoints) straddles the edge of the zone
+    near y = 0 where u* = 0: there u* leaves 0 with a slope of up to about 10 per unit y, and the
+    edge moves with the steps left, so no cell that holds it is linear. Saturation at u_max needs
+    no exclusion: lookups interpolate the continued policy (module docstring).
     """
     rng = np.random.default_rng(seed)
     hs = table.axis("h").breakpoints
@@ -192,7 +216,7 @@ def interpolation_error(table: PolicyTable, *, points: int = SOLVE_POINTS, quick
     mids = np.sqrt(hs[:-1] * hs[1:])
     pick = mids[mids >= (0.05 if not quick else 0.0)]
     pick = pick[:: max(1, len(pick) // 8)]
-    errors, interior, unsaturated = [], [], []
+    errors, fronts = [], []
     for u_max in table.axis("u_max").breakpoints:
         for h in pick:
             sol = solve_slice(float(u_max), float(h), points)
@@ -200,28 +224,17 @@ def interpolation_error(table: PolicyTable, *, points: int = SOLVE_POINTS, quick
             y = rng.uniform(-5.0, 5.0, size=200)
             ref = policy_points(sol, n, y)
             got = table.lookup(u_max=np.full(200, u_max), h=np.full(200, h), tau_remaining=n * h, y=y)["u"]
-            err = np.abs(np.asarray(got) - ref)
-            # front cells: neighbouring y breakpoints differ by more than 0.25 in the reference
-            j = np.clip(np.searchsorted(y_bp, y) - 1, 0, y_bp.size - 2)
-            lo = policy_points(sol, n, y_bp[j])
-            hi = policy_points(sol, n, y_bp[j + 1])
-            smooth = np.abs(hi - lo) <= 0.25
-            # unsaturated: every corner of the table cell and the reference strictly inside (0, u_max)
+            errors.append(np.abs(np.asarray(got) - ref))
             ih = int(np.searchsorted(hs, h) - 1)
             it = np.clip(np.searchsorted(tau_bp, n * h) - 1, 0, tau_bp.size - 2)
-            free = (ref > 1e-3) & (ref < u_max - 1e-3)
-            for hc in (hs[ih], hs[ih + 1]):
-                for dt in (0, 1):
-                    for dy in (0, 1):
-                        c = np.asarray(table.lookup(u_max=np.full(200, u_max), h=np.full(200, hc),
-                                                    tau_remaining=tau_bp[it + dt], y=y_bp[j + dy])["u"])
-                        free &= (c > 1e-3) & (c < u_max - 1e-3)
-            errors.append(err)
-            interior.append(err[smooth])
-            unsaturated.append(err[free])
+            j = np.clip(np.searchsorted(y_bp, y) - 1, 0, y_bp.size - 2)
+            corners = np.array([table.lookup(u_max=np.full(200, u_max), h=np.full(200, hc),
+                                             tau_remaining=tau_bp[it + dt], y=y_bp[j + dy])["u"]
+                                for hc in (hs[ih], hs[ih + 1]) for dt in (0, 1) for dy in (0, 1)])
+            fronts.append((corners.min(axis=0) < ZERO_ZONE) & (corners.max(axis=0) >= ZERO_ZONE))
     errors = np.concatenate(errors)
-    inner = np.concatenate(interior)
-    free = np.concatenate(unsaturated)
+    front = np.concatenate(fronts)
+    inner = errors[~front]
     return {
         "points": int(errors.size),
         "h_checked": [float(v) for v in pick],
@@ -229,23 +242,26 @@ def interpolation_error(table: PolicyTable, *, points: int = SOLVE_POINTS, quick
         "u_p99_abs": float(np.quantile(errors, 0.99)),
         "u_mean_abs": float(errors.mean()),
         "interior_points": int(inner.size),
-        "interior_u_max_abs": float(inner.max()) if inner.size else float("nan"),
-        "unsaturated_points": int(free.size),
-        "unsaturated_u_max_abs": float(free.max()) if free.size else float("nan"),
-        "unsaturated_u_p99_abs": float(np.quantile(free, 0.99)) if free.size else float("nan"),
+        "interior_u_max_abs": float(inner.max()),
+        "interior_u_p99_abs": float(np.quantile(inner, 0.99)),
+        "front_points": int(front.sum()),
+        "front_u_max_abs": float(errors[front].max()) if front.any() else 0.0,
         "evaluation": "u_max nodes x h at geometric midpoints of h cells x 200 random (n steps left, y in [-5, 5]); "
-                      "interior: cells where u* changes by at most 0.25 between neighbouring y breakpoints; "
-                      "unsaturated: the cell's corners and the reference strictly inside (0, u_max)",
+                      f"interior: points whose table cell does not straddle the edge of the zone u* < {ZERO_ZONE} "
+                      "near y = 0 (front points: those whose cell does)",
     }
 
 
 def continuous_agreement(table: PolicyTable) -> dict:
-    """The u_max = 1 slice at the smallest h against the continuous table ``local-quadratic``."""
+    """The u_max = 1 slice at the smallest h against the continuous table ``local-quadratic``.
+
+    On the discrete table's tau breakpoints and y in [-6, 6] with step 0.05.
+    """
     from .table import load_table
 
     cont = load_table("local-quadratic")
     tau = table.axis("tau_remaining").breakpoints
-    y = table.axis("y").breakpoints
+    y = np.linspace(-Y_MAX, Y_MAX, 241)
     h0 = float(table.axis("h").breakpoints[0])
     T, Y = np.meshgrid(tau, y, indexing="ij")
     disc = np.asarray(table.lookup(u_max=np.ones_like(T), h=np.full_like(T, h0), tau_remaining=T, y=Y)["u"])
@@ -254,8 +270,9 @@ def continuous_agreement(table: PolicyTable) -> dict:
     far = np.abs(Y) >= 0.5
     return {"h": h0, "u_max": 1.0, "u_max_abs": float(du.max()), "u_mean_abs": float(du.mean()),
             "u_max_abs_y_ge_0.5": float(du[far].max()),
-            "note": "max over the table's (tau_remaining, y) breakpoints; the largest differences sit at the "
-                    "policy's front near y = 0, where both tables resolve it only to their breakpoints"}
+            "note": "over the discrete table's tau_remaining breakpoints and y in [-6, 6] with step 0.05; the "
+                    "largest differences sit at the policy's front near y = 0, where both tables resolve it only "
+                    "to their breakpoints"}
 
 
 def build_discrete_table(*, quick: bool = False, workers: int | None = None, check: bool = True,
@@ -278,17 +295,17 @@ def build_discrete_table(*, quick: bool = False, workers: int | None = None, che
     t0 = time.perf_counter()
     say(f"solving {len(jobs)} (u_max, h) slices on {points} nodes with {workers} worker(s)")
     results = _run(jobs, workers, say)
-    U = np.empty((u_nodes.size, hs.size, tau.size, y.size))
+    W = np.empty((u_nodes.size, hs.size, tau.size, y.size))
     seconds, mass = 0.0, 0.0
-    for u_max, h, u, diag in results:
-        U[int(np.flatnonzero(u_nodes == u_max)[0]), int(np.flatnonzero(hs == h)[0])] = u
+    for u_max, h, w, diag in results:
+        W[int(np.flatnonzero(u_nodes == u_max)[0]), int(np.flatnonzero(hs == h)[0])] = w
         seconds += diag["seconds"]
         mass = max(mass, diag["mass_outside"])
     wall = time.perf_counter() - t0
     say(f"solved in {wall:.1f} s ({seconds:.1f} s of solver time)")
-    if not np.all(np.isfinite(U)):
+    if not np.all(np.isfinite(W)):
         raise NumericalError("the discrete table has non-finite entries")
-    U = np.clip(U, 0.0, u_nodes[-1])
+    U = np.clip(W, 0.0, u_nodes[:, None, None, None])
     axes = [
         TableAxis("u_max", u_nodes, units=MULTIPLIER, estimator="the trainer's bound on the multiplier",
                   long_name="upper bound of the learning-rate multiplier; lookups between nodes interpolate "
@@ -303,7 +320,13 @@ def build_discrete_table(*, quick: bool = False, workers: int | None = None, che
                             "lookups clamp"),
     ]
     values = [TableValue("u", U, units=MULTIPLIER, valid_range=(0.0, float(u_nodes[-1])),
-                         long_name="optimal learning-rate multiplier of the discrete local model")]
+                         long_name="optimal learning-rate multiplier of the discrete local model; lookups clip "
+                                   "the interpolated u_continued to [0, u_max]",
+                         interpolant="u_continued", clip=(0.0, "u_max")),
+              TableValue("u_continued", W, units=MULTIPLIER, valid_range=(-math.inf, math.inf), fallback=0.0,
+                         long_name="the optimal multiplier continued past the bound it sits on (the nearest local "
+                                   "minimiser beyond it); clipped to [0, u_max] it is u, and it has no kink where "
+                                   "u meets a bound")]
     meta = {
         "problem": MODEL,
         "equation": "Y_{k+1} = (1 - h u_k) Y_k - u_k sqrt(h) xi_k, u in [0, u_max], cost E[Y_K^2]",
@@ -312,7 +335,8 @@ def build_discrete_table(*, quick: bool = False, workers: int | None = None, che
         "horizon": TAU_MAX,
         "scheme": "bellman",
         "solver": {"method": "discrete-time Bellman recursion; V = quadratic + piecewise-linear interpolant, "
-                             "expectation exact; u by bracket, exact walk and Newton", "points": points,
+                             "expectation exact; u by bracket, exact walk and Newton; u_continued: the nearest "
+                             "local minimiser beyond the bound u sits on", "points": points,
                    "domain": [-Y_MAX, Y_MAX], "solver_seconds": seconds, "wall_seconds": wall,
                    "workers": workers, "max_mass_outside": mass},
         "grid": {"y": [-Y_MAX, Y_MAX], "points": points},
@@ -328,8 +352,9 @@ def build_discrete_table(*, quick: bool = False, workers: int | None = None, che
     t0 = time.perf_counter()
     meta["interpolation_error"] = interpolation_error(table, points=points, quick=quick)
     meta["continuous_agreement"] = continuous_agreement(table)
-    say(f"checks in {time.perf_counter() - t0:.1f} s: interpolation error (interior) "
-        f"{meta['interpolation_error']['interior_u_max_abs']:.3g}, continuous agreement (mean) "
+    say(f"checks in {time.perf_counter() - t0:.1f} s: interpolation error (largest: interior "
+        f"{meta['interpolation_error']['interior_u_max_abs']:.3g}, all points "
+        f"{meta['interpolation_error']['u_max_abs']:.3g}), continuous agreement (mean) "
         f"{meta['continuous_agreement']['u_mean_abs']:.3g}")
     return PolicyTable.from_arrays(axes, values, metadata=meta,
                                    history=f"built from Bellman solves of {MODEL} on {points} nodes; "

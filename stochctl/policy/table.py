@@ -174,6 +174,16 @@ class TableValue:
         fallback: safe value returned for a NaN query: lo unless given
             (NaN when lo is infinite).
         long_name: human-readable description.
+        interpolant: name of another value of the table whose interpolation,
+            clipped to ``clip``, answers lookups of this one (None: this value's
+            own data). For a policy that saturates at a bound: interpolating
+            its continuation past the bound and clipping keeps the kink where
+            the optimum meets the bound, which interpolating the clipped
+            policy would smear over a whole cell. ``data`` must equal the
+            clipped interpolant at every node.
+        clip: (lo, hi) applied to looked-up values, each a number or the
+            name of an axis (the query's coordinate on it, clamped into the
+            grid); None: no clipping.
     """
 
     name: str
@@ -182,6 +192,8 @@ class TableValue:
     valid_range: tuple[float, float] = (0.0, 1.0)
     fallback: float | None = None
     long_name: str = ""
+    interpolant: str | None = None
+    clip: tuple | None = None
 
     def __post_init__(self):
         _check_name("value", self.name)
@@ -210,12 +222,35 @@ class TableValue:
         for attr in ("units", "long_name"):
             if not isinstance(getattr(self, attr), str):
                 raise InputError(f"value {self.name!r} {attr} must be a string; got {getattr(self, attr)!r}")
+        if self.interpolant is not None:
+            _check_name(f"value {self.name!r} interpolant", self.interpolant)
+        if self.clip is not None:
+            clip = tuple(self.clip)
+            if len(clip) != 2:
+                raise InputError(f"value {self.name!r} clip must be a pair (lo, hi); got {self.clip!r}")
+            bounds = []
+            for b in clip:
+                if isinstance(b, str):
+                    _check_name(f"value {self.name!r} clip bound", b)
+                elif isinstance(b, (int, float, np.floating, np.integer)) and not isinstance(b, bool) \
+                        and math.isfinite(float(b)):
+                    b = float(b)
+                else:
+                    raise InputError(f"value {self.name!r} clip bounds must be finite numbers or axis names; "
+                                     f"got {b!r}")
+                bounds.append(b)
+            object.__setattr__(self, "clip", tuple(bounds))
 
     def _header(self) -> dict:
         lo, hi = self.valid_range
-        return {"name": self.name, "units": self.units, "long_name": self.long_name,
-                "valid_range": [_bound_to_json(lo), _bound_to_json(hi)],
-                "fallback": None if math.isnan(self.fallback) else self.fallback}
+        h = {"name": self.name, "units": self.units, "long_name": self.long_name,
+             "valid_range": [_bound_to_json(lo), _bound_to_json(hi)],
+             "fallback": None if math.isnan(self.fallback) else self.fallback}
+        if self.interpolant is not None:  # keys only when set: tables without them keep their checksums
+            h["interpolant"] = self.interpolant
+        if self.clip is not None:
+            h["clip"] = list(self.clip)
+        return h
 
 
 @dataclass
@@ -312,6 +347,7 @@ class PolicyTable:
             if v.data.shape != shape:
                 raise InputError(f"value {v.name!r} has shape {v.data.shape}; the axes "
                                  f"{[a.name for a in axes]} need {shape}")
+        _check_lookup_rules(axes, values)
         if self.interpolation not in INTERPOLATIONS:
             raise InputError(f"interpolation must be one of {INTERPOLATIONS}; got {self.interpolation!r}")
         if self.format_version != FORMAT_VERSION:
@@ -334,6 +370,7 @@ class PolicyTable:
         object.__setattr__(self, "_lookup", None)
         object.__setattr__(self, "_point_rows", {})
         object.__setattr__(self, "_sides", tuple((*a.bounds, a.extrapolation, a.name) for a in axes))
+        object.__setattr__(self, "_axis_index", {a.name: j for j, a in enumerate(axes)})
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -544,12 +581,17 @@ class PolicyTable:
         return f"PolicyTable(axes=({axes}), values={list(self.value_names)}, checksum={self.checksum[:19]}...)"
 
     # ------------------------------------------------------------------ lookup
+    def interpolated(self, name: str) -> np.ndarray:
+        """The array whose multilinear interpolation answers lookups of ``name`` (its interpolant's, or its own)."""
+        v = self.value(name)
+        return v.data if v.interpolant is None else self.value(v.interpolant).data
+
     def _kernel(self):
         if self._lookup is None:
             from ._lookup import Lookup
 
             object.__setattr__(self, "_lookup", Lookup([a.breakpoints for a in self.axes],
-                                                       [v.data for v in self.values],
+                                                       [self.interpolated(v.name) for v in self.values],
                                                        [v.fallback for v in self.values]))
         return self._lookup
 
@@ -606,6 +648,8 @@ class PolicyTable:
             rows = [self.value_names.index(self.value(n).name) for n in names]
         out, status, n_clamped, n_nan = kern(queries, rows)
         n_nan, n_clamped, by_axis = self._account(queries, status, n_clamped, n_nan)
+        for name, arr in zip(names, out):
+            apply_clip(self, name, arr, queries, status)
         return LookupResult(dict(zip(names, out)), status, n_clamped, n_nan, by_axis)
 
     def lookup_point(self, coords: Sequence[float], name: str | None = None) -> tuple[float, int]:
@@ -620,6 +664,11 @@ class PolicyTable:
         if len(coords) != len(self.axes):
             raise InputError(f"need {self.ndim} coordinates {list(self.axis_names)}; got {len(coords)}")
         v, status = (self._lookup or self._kernel()).point(coords, row)
+        clip = self.values[row].clip
+        if clip is not None and status != 2:
+            lo, hi = (float(np.clip(coords[self._axis_index[b]], *self._sides[self._axis_index[b]][:2]))
+                      if isinstance(b, str) else b for b in clip)
+            v = min(max(v, lo), hi)
         st = self.stats
         if status == 1:
             sides = []
@@ -785,10 +834,15 @@ class PolicyTable:
             for i, h in enumerate(val_h):
                 lo, hi = h["valid_range"]
                 fb = h["fallback"]
+                extra = set(h) - {"name", "units", "long_name", "valid_range", "fallback", "interpolant", "clip"}
+                if extra:
+                    raise bad(f"value {i} has unknown header keys {sorted(extra)}")
                 vals.append(TableValue(h["name"], arrays[f"value_{i}"], units=h["units"],
                                        long_name=h["long_name"],
                                        valid_range=(_bound_from_json(lo, -1.0), _bound_from_json(hi, 1.0)),
-                                       fallback=math.nan if fb is None else fb))
+                                       fallback=math.nan if fb is None else fb,
+                                       interpolant=h.get("interpolant"),
+                                       clip=None if h.get("clip") is None else tuple(h["clip"])))
             if not isinstance(header["metadata"], dict):
                 raise bad("metadata must be a JSON object")
             table = cls(tuple(axes), tuple(vals), metadata_json=_canonical_json(header["metadata"]),
@@ -832,6 +886,72 @@ class PolicyTable:
                        for v in self.values],
             "metadata": self.metadata,
         }
+
+
+def _clip_bounds(bound, axes):
+    """A clip bound as an array broadcastable over the nodes (axis name) or a float."""
+    if not isinstance(bound, str):
+        return bound
+    names = [a.name for a in axes]
+    j = names.index(bound)
+    shape = [1] * len(axes)
+    shape[j] = axes[j].breakpoints.size
+    return axes[j].breakpoints.reshape(shape)
+
+
+def _check_lookup_rules(axes, values) -> None:
+    """Interpolants name other values without rules of their own; clip bounds name axes; data = clipped interpolant."""
+    by_name = {v.name: v for v in values}
+    axis_names = [a.name for a in axes]
+    for v in values:
+        if v.clip is not None:
+            for b in v.clip:
+                if isinstance(b, str) and b not in axis_names:
+                    raise InputError(f"value {v.name!r} clips to {b!r}, which is not an axis "
+                                     f"(axes {axis_names})")
+        if v.interpolant is None:
+            continue
+        src = by_name.get(v.interpolant)
+        if src is None or src is v:
+            raise InputError(f"value {v.name!r} interpolant {v.interpolant!r} must name another value "
+                             f"(values {sorted(by_name)})")
+        if src.interpolant is not None:
+            raise InputError(f"value {v.name!r} interpolant {v.interpolant!r} has an interpolant of its own")
+        expect = src.data
+        if v.clip is not None:
+            lo, hi = (_clip_bounds(b, axes) for b in v.clip)
+            expect = np.minimum(np.maximum(expect, lo), hi)
+        err = np.abs(expect - v.data)
+        tol = 1e-12 * max(1.0, float(np.abs(v.data).max(initial=0.0)))
+        if err.max(initial=0.0) > tol:
+            i = np.unravel_index(int(np.argmax(err)), err.shape)
+            raise InputError(f"value {v.name!r} differs from its clipped interpolant {v.interpolant!r} by "
+                             f"{float(err[i]):.3g} at node {tuple(int(k) for k in i)}")
+
+
+def apply_clip(table, name: str, out: np.ndarray, queries: np.ndarray, status: np.ndarray) -> np.ndarray:
+    """Clip looked-up values of ``name`` in place by its rule; an axis bound is the query's coordinate, clamped.
+
+    NaN queries (status 2) keep their fallback.
+    """
+    v = table.value(name)
+    if v.clip is None:
+        return out
+    bounds = []
+    for b in v.clip:
+        if isinstance(b, str):
+            j = table.axis_names.index(b)
+            lo, hi = table.axes[j].bounds
+            with np.errstate(invalid="ignore"):
+                bounds.append(np.clip(queries[:, j], lo, hi))
+        else:
+            bounds.append(b)
+    keep = status == 2
+    saved = out[keep]
+    with np.errstate(invalid="ignore"):
+        np.clip(out, bounds[0], bounds[1], out=out)
+    out[keep] = saved
+    return out
 
 
 def _umask() -> int:

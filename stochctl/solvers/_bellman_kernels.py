@@ -422,3 +422,87 @@ def numpy_expected_value(m, s, nodes, r, q, window=8.0):
     m = m[..., 0]
     s = s[..., 0]
     return q[0] + q[1] * m + q[2] * (m * m + s * s) + r[0] + slopes[0] * (m - nodes[0]) + (h * delta).sum(-1)
+
+
+@jit
+def _derivatives_any_sign(u, x, a, b, y0, dy, r, slopes, c1, c2, q0, q1, q2, window):
+    """(J, J', J'') at any real u: for u < 0 the noise std is |u| b, i.e. b -> -b (Z is symmetric)."""
+    bb = b if u >= 0.0 else -b
+    return objective_derivatives(u, x, a, bb, y0, dy, r, slopes, c1, c2, q0, q1, q2, window)
+
+
+@jit
+def continue_past_bound(x, a, b, u, umin, umax, reach_lo, reach_hi, xatol, y0, dy, r, slopes, c1, c2, q0, q1,
+                        q2, window):
+    """The minimiser u* continued past the bound it sits on (u* itself when it is interior).
+
+    At a bound where J still decreases outwards (J'(u_max) <= 0, or J'(u_min) >= 0), J is
+    followed outwards, in steps doubling from reach / 64, to the first point where J' changes
+    sign: the nearest local minimiser beyond the bound, i.e. the branch of stationary points
+    that reaches the bound, found in that cell by Newton safeguarded by bisection. Clipping the
+    result to [u_min, u_max] gives u* back; unlike u*, it has no kink where the optimum meets
+    a bound. Capped at u_max + reach_hi and u_min - reach_lo.
+    """
+    tol = 10.0 * xatol
+    if u >= umax - tol:
+        side = 1.0
+        ub = umax
+        reach = reach_hi
+    elif u <= umin + tol:
+        side = -1.0
+        ub = umin
+        reach = reach_lo
+    else:
+        return u
+    _, g, _ = _derivatives_any_sign(ub, x, a, b, y0, dy, r, slopes, c1, c2, q0, q1, q2, window)
+    if side * g > 0.0 or reach <= 0.0:
+        return ub
+    # march outwards until J' changes sign: the root lies between prev and t
+    step = reach / 64.0
+    prev = ub
+    t = ub
+    found = False
+    while True:
+        dist = min(abs(t - ub) + step, reach)
+        t = ub + side * dist
+        _, g, _ = _derivatives_any_sign(t, x, a, b, y0, dy, r, slopes, c1, c2, q0, q1, q2, window)
+        if side * g >= 0.0:
+            found = True
+            break
+        if dist >= reach:
+            break
+        prev = t
+        step *= 2.0
+    if not found:
+        return t
+    # bracket [lo, hi] with J'(lo) <= 0 <= J'(hi)
+    lo = prev if side > 0.0 else t
+    hi = t if side > 0.0 else prev
+    un = 0.5 * (lo + hi)
+    for _ in range(100):
+        _, g, g2 = _derivatives_any_sign(un, x, a, b, y0, dy, r, slopes, c1, c2, q0, q1, q2, window)
+        if g > 0.0:
+            hi = un
+        else:
+            lo = un
+        nxt = un - g / g2 if g2 > 0.0 else 0.5 * (lo + hi)
+        if not (lo < nxt < hi):
+            nxt = 0.5 * (lo + hi)
+        if abs(nxt - un) <= xatol or hi - lo <= xatol:
+            return nxt
+        un = nxt
+    return un
+
+
+@jit(parallel=True)
+def continuation_step_1d(nodes, active, a, b, u, umin, umax, reach_lo, reach_hi, xatol, dy, r, q0, q1, q2, window,
+                         slopes, c1, c2, w_out):
+    """:func:`continue_past_bound` at the nodes ``active``, for the level :func:`bellman_step_1d` just solved.
+
+    Reads the remainder tables (``slopes``, ``c1``, ``c2``) that :func:`bellman_step_1d` prepared from ``r``.
+    """
+    y0 = nodes[0]
+    for t in prange(active.shape[0]):
+        i = active[t]
+        w_out[i] = continue_past_bound(nodes[i], a[i], b[i], u[i], umin, umax, reach_lo, reach_hi, xatol, y0, dy,
+                                       r, slopes, c1, c2, q0, q1, q2, window)

@@ -167,7 +167,7 @@ def storage_bytes(points: int, levels: int) -> int:
 
 def solve_discrete(problem, grid: Grid | None = None, *, steps: int, u_bracket: int = DEFAULT_BRACKET,
                    xatol: float = 1e-8, window: float = DEFAULT_WINDOW, symmetric: bool | None = None, store_every: int = 1, progress=None,
-                   num_threads: int | None = None) -> Solution:
+                   num_threads: int | None = None, continuation: bool = False) -> Solution:
     """Solve V_n = min_u E V_{n-1}(next state) for n = 1..steps (module docstring).
 
     Args:
@@ -182,6 +182,10 @@ def solve_discrete(problem, grid: Grid | None = None, *, steps: int, u_bracket: 
         store_every: keep every k-th level (0 and N always).
         progress: True/False to force a progress bar; None shows it on a terminal.
         num_threads: threads of the node-parallel kernel.
+        continuation: also store ``continued_u_<player>``, the optimum continued past the bound
+            it sits on (:func:`~stochctl.solvers._bellman_kernels.continue_past_bound`): clipped
+            to [u_min, u_max] it is u*, and it has no kink where u* meets a bound, so tables
+            interpolate it (then clip) far more accurately than u* itself.
 
     Returns:
         A :class:`Solution` on the step axis k = 0..N (time name ``"k"``).
@@ -214,6 +218,8 @@ def solve_discrete(problem, grid: Grid | None = None, *, steps: int, u_bracket: 
     umin, umax = float(ctl.u_min), float(ctl.u_max)
     start = time.perf_counter()
     if grid.ndim == 2:
+        if continuation:
+            raise InputError("continuation=True is available for one-dimensional states only")
         return _solve_2d(problem, grid, steps, stored, u_bracket, xatol, window, progress, num_threads, start)
     ((a, b),) = step_coefficients(problem, grid)
     _check_spread(grid, b, umin, umax, u_bracket)
@@ -231,6 +237,7 @@ def solve_discrete(problem, grid: Grid | None = None, *, steps: int, u_bracket: 
     values = np.empty((len(stored), n_nodes))
     controls = np.empty((len(stored) - 1, n_nodes))
     interior = np.empty((len(stored) - 1, n_nodes), dtype=bool)
+    continued = np.empty((len(stored) - 1, n_nodes)) if continuation else None
     slot = {int(k): j for j, k in enumerate(stored)}
     values[-1] = V
     stepper = LineStepper(nodes, u_bracket=u_bracket, xatol=xatol, window=window, active=active)
@@ -239,9 +246,9 @@ def solve_discrete(problem, grid: Grid | None = None, *, steps: int, u_bracket: 
     with _threads(num_threads):
         try:
             for n in range(1, steps + 1):
-                v_new, u_new, i_new = stepper.step(V, a, b, umin, umax)
+                v_new, u_new, i_new, *w_new = stepper.step(V, a, b, umin, umax, continuation=continuation)
                 if symmetric:
-                    for arr in (v_new, u_new, i_new):
+                    for arr in (v_new, u_new, i_new, *w_new):
                         arr[:centre] = arr[:centre:-1]
                 if not np.all(np.isfinite(v_new)):
                     i = int(np.argmax(~np.isfinite(v_new)))
@@ -253,6 +260,8 @@ def solve_discrete(problem, grid: Grid | None = None, *, steps: int, u_bracket: 
                     values[slot[k]] = V
                     controls[slot[k]] = u_new
                     interior[slot[k]] = i_new
+                    if continuation:
+                        continued[slot[k]] = w_new[0]
                 if bar is not None:
                     bar.update(1)
         finally:
@@ -282,9 +291,12 @@ def solve_discrete(problem, grid: Grid | None = None, *, steps: int, u_bracket: 
     meta.update(time_name="k", steps=steps, discrete=True,
                 time_axis="step index k; steps_left = steps - k")
     player = problem.players[0].name
+    ctrls = {f"u_{player}": controls}
+    if continuation:
+        ctrls[f"continued_u_{player}"] = continued
     return Solution(problem=problem.model.name, time_name="k", state_names=grid.names, grid=grid,
                     times=np.arange(steps + 1, dtype=float), stored=stored, values=values,
-                    controls={f"u_{player}": controls}, convex={player: interior},
+                    controls=ctrls, convex={player: interior},
                     u_bounds={player: (umin, umax)}, diagnostics=diagnostics, metadata=meta)
 
 
@@ -307,7 +319,7 @@ class LineStepper:
         self.work = [np.empty(n) for _ in range(3)]
         self.levels = _levels(n, self.dy)
 
-    def step(self, V, a, b, umin: float, umax: float, maximise: bool = False):
+    def step(self, V, a, b, umin: float, umax: float, maximise: bool = False, continuation: bool = False):
         nodes = self.nodes
         sign = -1.0 if maximise else 1.0
         with np.errstate(over="ignore", invalid="ignore"):  # an overflow is reported by the caller, with its step
@@ -321,7 +333,19 @@ class LineStepper:
                              np.ascontiguousarray(b, dtype=float), umin, umax, self.u_bracket, self.xatol, self.dy, r,
                              q[0], q[1], q[2], self.window, v, u, inside, *self.work, *self.levels,
                              BRACKET_NODES_PER_SD)
-        return sign * v, u, inside
+        if not continuation:
+            return sign * v, u, inside
+        w = np.empty(nodes.size)
+        reach_lo, reach_hi = continuation_reach(umin, umax)
+        kern.continuation_step_1d(nodes, self.active, np.ascontiguousarray(a, dtype=float),
+                                  np.ascontiguousarray(b, dtype=float), u, umin, umax, reach_lo, reach_hi,
+                                  self.xatol, self.dy, r, q[0], q[1], q[2], self.window, *self.work, w)
+        return sign * v, u, inside, w
+
+
+def continuation_reach(umin: float, umax: float) -> tuple[float, float]:
+    """How far the continued policy may go past the bounds: down to u_min - (u_max - u_min), up to 4 u_max."""
+    return umax - umin, 3.0 * max(umax, umax - umin)
 
 
 def quadratic_fit_2d(mesh) -> tuple[np.ndarray, np.ndarray]:
