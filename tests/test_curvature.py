@@ -273,12 +273,12 @@ def test_local_discrete_loads_by_name_once_shipped():
 
 
 def _noisy_quadratic(controlled, *, lr, a=2.0, s=1.0, K=400, seed=0, policy=None, opt="sgd", every=1,
-                     method="fd"):
+                     method="fd", growth=2.0):
     gen = torch.Generator().manual_seed(seed)
     x = torch.tensor([3.0], dtype=F64, requires_grad=True)
     optim = torch.optim.SGD([x], lr=lr) if opt == "sgd" else torch.optim.Adam([x], lr=lr)
     sched = ControlledLR(optim, policy or OneStepPolicy(u_max=1.0), curvature="own", method=method,
-                         curvature_every=every) if controlled else None
+                         curvature_every=every, remeasure_growth=growth) if controlled else None
     path = []
     for _ in range(K):
         xi = torch.randn(1, generator=gen, dtype=F64)
@@ -316,8 +316,40 @@ def test_first_noiseless_step_lands_on_the_minimum(opt, method, tol):
 
 
 def test_curvature_every_reuses_the_measurement():
-    _, sched = _noisy_quadratic(True, lr=0.5, K=23, every=5)
+    _, sched = _noisy_quadratic(True, lr=0.5, K=23, every=5, growth=None)
     assert sched.curvature_measurements == 5  # steps 0, 5, 10, 15, 20
+    _, sched = _noisy_quadratic(True, lr=0.5, K=23, every=5)  # the noisy gradient also triggers measurements
+    assert sched.curvature_measurements == 5 + sched.remeasurements and sched.remeasurements > 0
+
+
+def _switching_quadratic(growth, *, K=30, every=10, lr=0.5):
+    """f = a_k x^2 / 2 with a = 1 at step 0 and 10 after: at step 1 the gradient is 10 x_1 = 5 against
+    x_0 = 1 at the measurement, and the stale curvature 1 would allow eta a = 5 (|1 - 5| = 4 per step)."""
+    x = torch.tensor([1.0], dtype=F64, requires_grad=True)
+    optim = torch.optim.SGD([x], lr=lr)
+    sched = ControlledLR(optim, OneStepPolicy(u_max=1.0), curvature="own", curvature_every=every,
+                         remeasure_growth=growth)
+    seen = []
+    for k in range(K):
+        a = 1.0 if k < 1 else 10.0
+        closure = lambda: (a * x ** 2 / 2).sum()  # noqa: E731
+        optim.zero_grad()
+        closure().backward()
+        sched.step(closure=closure)
+        optim.step()
+        seen.append(sched.last_curvature[0][0])
+    return np.array(seen), sched
+
+
+def test_gradient_growth_triggers_a_measurement_before_the_schedule():
+    stale, s0 = _switching_quadratic(None)
+    assert s0.curvature_measurements == 3 and s0.remeasurements == 0  # steps 0, 10, 20
+    assert np.allclose(stale[:10], 1.0) and np.allclose(stale[10:], 10.0)
+    seen, s1 = _switching_quadratic(2.0)
+    assert s1.remeasurements == 1 and s1.curvature_measurements == 4  # steps 0, 1, 10, 20
+    assert seen[0] == pytest.approx(1.0) and np.allclose(seen[1:], 10.0)
+    with pytest.raises(InputError, match="remeasure_growth must be a number above 1 or None; got 1.0"):
+        _switching_quadratic(1.0)
 
 
 def test_gan_field_scheduler_caps_the_coupled_step():

@@ -73,10 +73,12 @@ def test_gap_method_changes_only_the_discriminator_rate():
 # --------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("method, per_step", [("sgd", 2), ("gap", 2), ("sgd+discrete-own", 4),
-                                              ("sgd+discrete-field", 8), ("adam+discrete", 8), ("sgd+greedy", 8)])
-def test_gradient_evaluations_are_counted(method, per_step, monkeypatch):
-    """Every backward pass and every autograd.grad call is one gradient evaluation; the run counts them all."""
+@pytest.mark.parametrize("method, per_measurement", [("sgd", 0), ("gap", 0), ("sgd+discrete-own", 2),
+                                                     ("sgd+discrete-field", 6), ("adam+discrete", 6),
+                                                     ("sgd+greedy", 6)])
+def test_gradient_evaluations_are_counted(method, per_measurement, monkeypatch):
+    """Every backward pass and every autograd.grad call is one gradient evaluation; the run counts them all:
+    2 per step, plus per measurement 1 (own) or 3 (field) per player, at steps 0, 10, 20 of 25."""
     torch = pytest.importorskip("torch")
     from stochctl.study.runner import run_job
 
@@ -84,10 +86,13 @@ def test_gradient_evaluations_are_counted(method, per_step, monkeypatch):
     real_backward, real_grad = torch.autograd.backward, torch.autograd.grad
     monkeypatch.setattr(torch.autograd, "backward", lambda *a, **k: calls.append(1) or real_backward(*a, **k))
     monkeypatch.setattr(torch.autograd, "grad", lambda *a, **k: calls.append(1) or real_grad(*a, **k))
-    steps = 5
+    from stochctl.study import methods
+
+    monkeypatch.setattr(methods, "REMEASURE_GROWTH", None)  # the schedule alone: a known count
+    steps = 25
     row, _ = run_job(_tiny(("gauss1d",), (method,), steps=steps), Job("gauss1d", method, 1e-2, 0))
     assert row["diverged"] == 0
-    assert row["grad_evals"] == len(calls) == per_step * steps
+    assert row["grad_evals"] == len(calls) == 2 * steps + per_measurement * 3
 
 
 def test_divergence_step_on_a_non_finite_batch_and_on_the_norm_bound(monkeypatch):
@@ -158,7 +163,11 @@ def test_summary_json_schema_and_contents(tmp_path):
             assert arr.size == 10_000 and arr.shape[1] == cfg.task(r["task"]).data_dim
         if r["method"] == "sgd+discrete":
             assert r["curvature"]["generator"] is not None and r["field"]["discriminator"] > 0
-            assert r["grad_evals_per_step"] == 8
+            # 2 per step, plus 3 per field measurement of either player (steps 0, 10, ... and where its
+            # gradient norm doubled)
+            measurements = (r["grad_evals"] - 2 * r["steps"]) / 3
+            assert measurements == int(measurements) and measurements >= 2 * -(-r["steps"] // 10)
+            assert r["grad_evals_per_step"] == r["grad_evals"] / r["steps"]
         else:
             assert r["curvature"]["generator"] is None and r["grad_evals_per_step"] == 2
     # the schema is documented where the file is written

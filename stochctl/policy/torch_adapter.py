@@ -200,6 +200,12 @@ class ControlledLR(LRScheduler):
         curvature_every: measure the curvature at steps 0, k, 2k, ... and
             reuse the last measurement in between (the noise ratio and the
             rate are updated at every step).
+        remeasure_growth: with ``curvature_every`` > 1, also measure at a step
+            where some group's gradient norm exceeds ``remeasure_growth`` times
+            its value at that group's last measurement (a stale curvature must
+            not carry the rate into a region where the iteration explodes:
+            there the gradient grows by |1 - eta u a| per step); None: only
+            the schedule.
         noise_beta: EMA decay of the noise ratio.
         other_params: the other player's parameters (tensors, a module's
             ``parameters()``, or its optimizer); needed by ``"field"``.
@@ -218,7 +224,8 @@ class ControlledLR(LRScheduler):
 
     def __init__(self, optimizer, policy, *, estimator=None, eta: float | None = None, every: int = 1,
                  last_epoch: int = -1, curvature: str | None = None, method: str = "fd",
-                 curvature_every: int = 1, noise_beta: float = 0.9, other_params=None):
+                 curvature_every: int = 1, noise_beta: float = 0.9, other_params=None,
+                 remeasure_growth: float | None = 2.0):
         if not isinstance(optimizer, torch.optim.Optimizer):
             raise InputError(f"optimizer must be a torch.optim.Optimizer; got {type(optimizer).__name__}")
         if not callable(policy):
@@ -231,7 +238,12 @@ class ControlledLR(LRScheduler):
             raise InputError(f"method must be one of {METHODS}; got {method!r}")
         if not isinstance(curvature_every, int) or isinstance(curvature_every, bool) or curvature_every < 1:
             raise InputError(f"curvature_every must be a positive integer; got {curvature_every!r}")
+        if remeasure_growth is not None and not (isinstance(remeasure_growth, (int, float))
+                                                 and not isinstance(remeasure_growth, bool)
+                                                 and math.isfinite(remeasure_growth) and remeasure_growth > 1):
+            raise InputError(f"remeasure_growth must be a number above 1 or None; got {remeasure_growth!r}")
         self.curvature, self.method, self.curvature_every = curvature, method, curvature_every
+        self.remeasure_growth = remeasure_growth
         if isinstance(other_params, torch.optim.Optimizer):
             other_params = [p for g in other_params.param_groups for p in g["params"]]
         self._other = None if other_params is None else [p for p in other_params if p.requires_grad]
@@ -241,6 +253,8 @@ class ControlledLR(LRScheduler):
         self._noise = [NoiseRatio(noise_beta) for _ in range(n)]
         self.last_curvature = [(math.nan, math.nan)] * n
         self._stored = [None] * n
+        self._measured_gg = [math.nan] * n  # |g|^2 of each group at its last measurement
+        self.remeasurements = 0
         self.curvature_measurements = 0
         self._init = True
         if estimator is None:
@@ -355,23 +369,31 @@ class ControlledLR(LRScheduler):
             raise InputError("curvature='field' needs the other player's loss: scheduler.step(closure=..., "
                              f"other_closure=...); got other_closure={other_closure!r}")
         k = self.last_epoch
-        measure = k % self.curvature_every == 0
         groups = self.optimizer.param_groups
+        prepared = []
+        for i, group in enumerate(groups):
+            params = group["params"]
+            d, g = step_direction(self.optimizer, group)
+            if not all(p.requires_grad for p in params):
+                keep = [p.requires_grad for p in params]
+                params, d, g = ([t for t, k in zip(ts, keep) if k] for ts in (params, d, g))
+            gg = self._noise[i].update(g)
+            prepared.append((params, d, g, gg))
+        measure = k % self.curvature_every == 0 or any(s is None for s in self._stored)
+        if not measure and self.remeasure_growth is not None:
+            limit = self.remeasure_growth ** 2
+            if any(gg > limit * m0 for (_, _, _, gg), m0 in zip(prepared, self._measured_gg)):
+                measure = True
+                self.remeasurements += 1
         everything = [p for g in groups for p in g["params"]] + (self._other or [])
         saved = [None if p.grad is None else p.grad.detach().clone() for p in everything] if measure else None
         copies = {} if saved is None else {id(p): c for p, c in zip(everything, saved)}
         lrs = []
         try:
-            for i, (group, base) in enumerate(zip(groups, self.base_lrs)):
-                params = group["params"]
-                d, g = step_direction(self.optimizer, group)
-                if not all(p.requires_grad for p in params):
-                    keep = [p.requires_grad for p in params]
-                    params, d, g = ([t for t, k in zip(ts, keep) if k] for ts in (params, d, g))
-                gg = self._noise[i].update(g)
+            for i, ((params, d, g, gg), base) in enumerate(zip(prepared, self.base_lrs)):
                 dd = gg if d is g else _sumsq(d)
                 gd = dd if d is g else float(sum(t.sum() for t in torch._foreach_mul(g, d)))
-                if measure or self._stored[i] is None:
+                if measure:
                     if self.curvature == "own":
                         own, fld = _measure([closure], [params], 0, d, self.method, None, field=False,
                                             known=[self._known(params, copies)])
@@ -381,6 +403,7 @@ class ControlledLR(LRScheduler):
                     self.curvature_measurements += 1
                     self.last_curvature[i] = (own, fld)
                     self._stored[i] = (own, fld)
+                    self._measured_gg[i] = gg
                 own, fld = self._stored[i]
                 scale = dd / gd if gd > 0 else math.nan  # curvature per unit of learning rate
                 sig, noise = self._noise[i].read()

@@ -16,8 +16,10 @@ Every method takes one base learning rate ``eta``:
   :class:`~stochctl.policy.ControlledLR` and the discrete-time policy
   ``LocalPolicy("local-discrete", total_steps=K, u_max=1)``, the curvature of
   the step about to be taken measured on the current batch with the default
-  measure :data:`DEFAULT_CURVATURE` (``"field"``); the variants ``-own`` and
-  ``-field`` fix the measure;
+  measure :data:`DEFAULT_CURVATURE` (``"field"``), every
+  :data:`CURVATURE_EVERY` (10) steps and at any step where the player's
+  gradient norm has more than doubled since its last measurement; the
+  variants ``-own`` and ``-field`` fix the measure;
 - ``sgd+continuous``: the ablation with the continuous-time table
   (``local-quadratic``) and the regression estimator (v1's ``ctl-sgd``);
 - ``sgd+greedy``: the ablation with the table-free one-step closed form
@@ -46,7 +48,7 @@ Gradient evaluations: the plain step costs one gradient of each player's
 loss (2 per step). The measured-curvature methods use the one-sided finite
 difference of :mod:`stochctl.policy.curvature` (``method="fd"``): every call
 of a loss closure by a scheduler is one more gradient evaluation (own: 1 per
-player and step; field: 3), counted by :class:`PlayerOptimizer`.
+player and measurement; field: 3), counted by :class:`PlayerOptimizer`.
 
 References: Q. Li, C. Tai, W. E, "Stochastic modified equations and adaptive
 stochastic gradient algorithms", ICML 2017. H. Hazimeh, N. Ponomareva, "Mind
@@ -75,6 +77,11 @@ DEFAULT_CURVATURE = "field"
 """The curvature measure of ``sgd+discrete`` and ``adam+discrete`` (module docstring)."""
 DISCRETE_TABLE = "local-discrete"
 U_MAX = 1.0
+CURVATURE_EVERY = 10
+"""Measured-curvature methods measure every 10 steps (about 25% of a base step for ``own``, 50% for
+``field``, against 130% and 380% at every step: ``benchmarks/bench_curvature.py``) ..."""
+REMEASURE_GROWTH = 2.0
+"""... and sooner when a player's gradient norm has doubled since its last measurement."""
 MEASURED = {  # method -> (policy kind, curvature measure)
     "sgd+discrete": ("discrete", DEFAULT_CURVATURE), "adam+discrete": ("discrete", DEFAULT_CURVATURE),
     "sgd+discrete-own": ("discrete", "own"), "sgd+discrete-field": ("discrete", "field"),
@@ -366,7 +373,8 @@ def measured_scheduler(optimizer, kind: str, curvature: str, *, steps: int, othe
 
     policy = (LocalPolicy(DISCRETE_TABLE, total_steps=steps, u_max=U_MAX) if kind == "discrete"
               else OneStepPolicy(u_max=U_MAX, total_steps=steps))
-    return ControlledLR(optimizer, policy, curvature=curvature,
+    return ControlledLR(optimizer, policy, curvature=curvature, curvature_every=CURVATURE_EVERY,
+                        remeasure_growth=REMEASURE_GROWTH,
                         other_params=list(other.parameters()) if curvature == "field" else None)
 
 

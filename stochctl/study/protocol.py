@@ -24,6 +24,13 @@
   0.1, 10), 1 seed, 150 steps, 3 evaluations.
 - Equal budget: every run reports its gradient evaluations next to its
   steps (:mod:`stochctl.study.methods`).
+- Curvature schedule of the measured methods: every 10 steps, and at any
+  step where a player's gradient norm has more than doubled since its last
+  measurement. (First every step; before any full run it was set to 10,
+  because measuring the field at every step costs about 4 base steps and
+  would have made the full run take about 6.5 hours on 2 cores; the
+  doubling trigger keeps a stale curvature from carrying a rate into an
+  explosion.)
 - Divergence: a run diverges at the first step where a loss or a parameter is
   not finite, or the Euclidean norm of either network's parameter vector
   exceeds :data:`NORM_BOUND` (1e3; the MLPs start near 10, ``gauss1d``'s
@@ -55,7 +62,7 @@ import operator
 from dataclasses import dataclass, field, replace
 
 from ..errors import InputError
-from .methods import FAMILY_NAMES, METHOD_FAMILY, METHOD_NAMES, check_method
+from .methods import DISCRETE_TABLE, FAMILY_NAMES, METHOD_FAMILY, METHOD_NAMES, check_method
 from .tasks import DATA_KINDS, DATA_TASK, TASK_NAMES, DataTask, get_task, load_data_file
 
 PROTOCOL_VERSION = 2
@@ -64,8 +71,9 @@ PROTOCOL_VERSION = 2
 def code_fingerprint(policy_table: str = "local-quadratic") -> str:
     """SHA-256 (16 hex digits) of the code and table that shape the training runs.
 
-    Covers the sources of ``stochctl.study`` and ``stochctl.policy`` and the
-    bytes of the policy table file, so a folder of results is never resumed by
+    Covers the sources of ``stochctl.study`` and ``stochctl.policy``, the
+    bytes of the policy table file and of the discrete-time table the measured
+    methods read, so a folder of results is never resumed by
     code or a table that would produce different rows.
     """
     from pathlib import Path
@@ -81,6 +89,7 @@ def code_fingerprint(policy_table: str = "local-quadratic") -> str:
     table_path = packaged_table_path(policy_table) if policy_table in SHIPPED_TABLES else Path(policy_table)
     if table_path.is_file():
         h.update(table_path.read_bytes())
+    h.update(packaged_table_path(DISCRETE_TABLE).read_bytes())  # the measured methods' policy
     return h.hexdigest()[:16]
 FAMILY_DEFAULTS = {"sgd": 1e-2, "adam": 1e-3}
 """Usual rates of the families (the per-rate tables show rates relative to them)."""
