@@ -100,7 +100,17 @@ def test_round_trip(game, tmp_path):
     with zipfile.ZipFile(path) as zf:  # plain arrays only: nothing needs pickle
         assert all(name.endswith(".npy") for name in zf.namelist())
     with np.load(path, allow_pickle=False) as data:
-        assert int(data["schema_version"]) == 1
+        header = json.loads(str(data["header"]))
+    assert header["format"] == "stochctl.solution" and header["format_version"] == 2
+    assert header["checksum"].startswith("sha256:")
+
+
+def _header_change(key, value):
+    def change(arrays):
+        h = json.loads(str(arrays["header"]))
+        h[key] = value
+        arrays["header"] = np.array(json.dumps(h))
+    return change
 
 
 def _rewrite(path, change):
@@ -116,8 +126,9 @@ def _rewrite(path, change):
     (lambda a: a.__setitem__("header", np.array(str(a["header"]).replace("quadratic-game", "dirac-gan"))),
      "checksum mismatch"),
     (lambda a: a.pop("control__u_omega"), "checksum mismatch"),
-    (lambda a: a.pop("times"), "missing entry 'times'"),
-    (lambda a: a.__setitem__("schema_version", np.array(99)), "schema version 99"),
+    (lambda a: a.pop("times"), "checksum mismatch"),
+    (_header_change("format_version", 99), "solution format version 99 is newer than this stochctl reads"),
+    (_header_change("format", "stochctl-policy-table"), "not a solution"),
 ])
 def test_tampered_files_are_rejected(game, tmp_path, tamper, fragment):
     path = game.save(tmp_path / "game.npz")
@@ -128,7 +139,7 @@ def test_tampered_files_are_rejected(game, tmp_path, tamper, fragment):
 
 def test_inconsistent_file_with_valid_checksum_is_rejected(game, tmp_path):
     """Shapes and finiteness are validated even when the checksum is recomputed."""
-    from stochctl.solvers.solution import _checksum
+    from stochctl._npz import checksum
 
     path = game.save(tmp_path / "game.npz")
 
@@ -136,8 +147,9 @@ def test_inconsistent_file_with_valid_checksum_is_rejected(game, tmp_path):
         v = arrays["values"].copy()
         v[0, 0, 0] = np.nan
         arrays["values"] = v
-        body = {k: x for k, x in arrays.items() if k not in ("header", "schema_version", "checksum")}
-        arrays["checksum"] = np.array(_checksum(str(arrays["header"]), body))
+        header = json.loads(str(arrays["header"]))
+        header["checksum"] = checksum(header, {k: x for k, x in arrays.items() if k != "header"})
+        arrays["header"] = np.array(json.dumps(header))
 
     _rewrite(path, corrupt)
     with pytest.raises(FileFormatError, match="values contain NaN or Inf"):
@@ -153,5 +165,35 @@ def test_unreadable_files(tmp_path):
         Solution.load(junk)
     other = tmp_path / "other.npz"
     np.savez(other, a=np.zeros(3))
-    with pytest.raises(FileFormatError, match="missing entry 'header'"):
+    with pytest.raises(FileFormatError, match="not a solution file \\(no 'header' entry\\)"):
         Solution.load(other)
+
+
+def _write_schema_1(sol, path):
+    """The first file version, written as it was: header, schema_version and checksum entries, the
+    checksum over the header text and each array's |name|dtype|shape| and bytes."""
+    import hashlib
+
+    header = json.loads(json.dumps(sol._header()))
+    for key in ("format", "format_version"):
+        header.pop(key)
+    header.update(schema="stochctl.solution", schema_version=1)
+    text = json.dumps(header, sort_keys=True)
+    arrays = {k: np.ascontiguousarray(v) for k, v in sol._arrays().items()}
+    h = hashlib.sha256(text.encode())
+    for key in sorted(arrays):
+        h.update(f"|{key}|{arrays[key].dtype.str}|{arrays[key].shape}|".encode())
+        h.update(arrays[key].tobytes())
+    np.savez(path, header=np.array(text), schema_version=np.array(1, dtype=np.int64),
+             checksum=np.array(h.hexdigest()), **arrays)
+
+
+def test_first_version_files_still_load_and_are_verified(game, tmp_path):
+    path = tmp_path / "v1.npz"
+    _write_schema_1(game, path)
+    back = Solution.load(path)
+    np.testing.assert_array_equal(back.values, game.values)
+    assert back.controls.keys() == game.controls.keys() and back.metadata == json.loads(json.dumps(game.metadata))
+    _rewrite(path, lambda a: a.__setitem__("values", a["values"] + 1e-9))
+    with pytest.raises(FileFormatError, match="checksum mismatch"):
+        Solution.load(path)

@@ -26,23 +26,23 @@ intact table of a known format version.
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
 import json
 import math
 import os
 import re
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping, Sequence
 
 import numpy as np
 
+from .. import _npz
 from .._io import atomic_path
 from ..errors import FileFormatError, InputError
 
 FORMAT_NAME = "stochctl-policy-table"
 FORMAT_VERSION = 1
+_VERSIONS = range(1, FORMAT_VERSION + 1)
 INTERPOLATIONS = ("linear",)
 EXTRAPOLATIONS = ("clip", "error")
 MULTIPLIER = "multiplier of eta"
@@ -90,8 +90,7 @@ def _jsonable(obj, where: str = "metadata"):
                      f"got {type(obj).__name__}")
 
 
-def _canonical_json(obj) -> str:
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
+_canonical_json = _npz.canonical_json
 
 
 def _bound_to_json(x: float):
@@ -738,19 +737,9 @@ class PolicyTable:
         return _checksum(self._header(with_checksum=False), self._arrays())
 
     def save(self, path) -> Path:
-        """Write the table to ``path`` (.npz; written atomically). Returns the path."""
+        """Write the table to ``path`` (.npz, compressed; written atomically by :mod:`stochctl._npz`). Returns the path."""
         path = Path(path)
-        header = _canonical_json(self._header())
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=path.parent if str(path.parent) else ".")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez_compressed(f, header=np.array(header), **self._arrays())
-            os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes the file private; give it the usual mode
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        _npz.write(path, self._header(with_checksum=False), self._arrays(), compress=True)
         return path
 
     @classmethod
@@ -766,39 +755,17 @@ class PolicyTable:
         path = Path(path)
         if not path.is_file():
             raise InputError(f"table file {str(path)!r} does not exist")
-        try:
-            with np.load(path, allow_pickle=False) as npz:
-                files = list(npz.files)
-                if "header" not in files:
-                    raise FileFormatError(f"{path}: not a policy table (no 'header' entry)")
-                header_arr = npz["header"]
-                arrays = {k: np.asarray(npz[k]) for k in files if k != "header"}
-        except FileFormatError:
-            raise
-        except Exception as exc:  # any failure to parse the container is a bad file
-            raise FileFormatError(f"{path}: unreadable table file ({type(exc).__name__}: {exc})") from exc
-        return cls._from_parts(str(path), header_arr, arrays)
+        header, arrays = _npz.read(path, kind="policy table", format_name=FORMAT_NAME, versions=_VERSIONS)
+        return cls._from_header(str(path), header, arrays)
 
     @classmethod
-    def _from_parts(cls, where: str, header_arr, arrays: dict) -> PolicyTable:
+    def _from_header(cls, where: str, header: dict, arrays: dict) -> PolicyTable:
+        """The table of a verified container (:func:`stochctl._npz.read`); validates its content."""
         def bad(msg):
             return FileFormatError(f"{where}: {msg}")
 
-        if header_arr.dtype.kind != "U" or header_arr.shape != ():
-            raise bad("header entry is not a JSON string")
-        try:
-            header = json.loads(str(header_arr))
-        except ValueError as exc:
-            raise bad(f"header is not valid JSON ({exc})") from exc
-        if not isinstance(header, dict) or header.get("format") != FORMAT_NAME:
-            raise bad(f"not a policy table (format {header.get('format') if isinstance(header, dict) else None!r}, "
-                      f"expected {FORMAT_NAME!r})")
-        version = header.get("format_version")
-        if not isinstance(version, int) or isinstance(version, bool) or version < 1:
-            raise bad(f"invalid format_version {version!r}")
-        if version > FORMAT_VERSION:
-            raise bad(f"table format version {version} is newer than this stochctl reads "
-                      f"(up to {FORMAT_VERSION}); upgrade stochctl")
+        version = header["format_version"]
+        stored = header["checksum"]
         expected = {"format", "format_version", "interpolation", "axes", "values", "metadata", "checksum"}
         if set(header) != expected:
             raise bad(f"header keys {sorted(header)} differ from {sorted(expected)}")
@@ -813,15 +780,6 @@ class PolicyTable:
             if arr.dtype.kind != "f" or arr.dtype.itemsize != 8:
                 raise bad(f"array {k!r} has dtype {arr.dtype}; expected float64")
         arrays = {k: np.ascontiguousarray(v, dtype=_DTYPE) for k, v in arrays.items()}
-        stored = header["checksum"]
-        content = {k: v for k, v in header.items() if k != "checksum"}
-        try:
-            computed = _checksum(content, arrays)
-        except (TypeError, ValueError) as exc:
-            raise bad(f"header cannot be canonicalised ({exc})") from exc
-        if stored != computed:
-            raise bad(f"checksum mismatch (stored {stored!r}, computed {computed!r}): "
-                      "the file was modified or corrupted")
         try:
             axes = []
             for i, h in enumerate(ax_h):
@@ -954,20 +912,9 @@ def apply_clip(table, name: str, out: np.ndarray, queries: np.ndarray, status: n
     return out
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def _checksum(header: dict, arrays: Mapping[str, np.ndarray]) -> str:
-    h = hashlib.sha256()
-    h.update(_canonical_json(header).encode("utf-8"))
-    for key in sorted(arrays):
-        arr = np.ascontiguousarray(arrays[key], dtype=_DTYPE)
-        h.update(f"\n{key}|{arr.dtype.str}|{list(arr.shape)}|{arr.nbytes}\n".encode("ascii"))
-        h.update(arr.tobytes())
-    return "sha256:" + h.hexdigest()
+    """The container checksum (:func:`stochctl._npz.checksum`) of float64 arrays."""
+    return _npz.checksum(header, {k: np.ascontiguousarray(v, dtype=_DTYPE) for k, v in arrays.items()})
 
 
 def _standard_metadata(metadata: Mapping | None, history: str) -> dict:

@@ -8,10 +8,12 @@ for k = 0..K-1 and is kept at the stored levels except K:
 ``controls[name][j]`` is the policy on [t_k, t_{k+1}) with k = stored[j],
 j = 0..len(stored) - 2 (:attr:`Solution.policy_stored`).
 
-Files: ``.npz`` read with ``allow_pickle=False``; a JSON header (names, grid,
-diagnostics, metadata), a schema version and a SHA-256 checksum over the
-header and every array are validated on load, together with shapes and
-finiteness (:class:`~stochctl.errors.FileFormatError` on any failure).
+Files: the package's ``.npz`` container (:mod:`stochctl._npz`: a JSON header with
+format ``stochctl.solution``, its version and a SHA-256 checksum over the header and every
+array, read with ``allow_pickle=False``); the header holds names, grid, diagnostics and
+metadata. Loading validates the container, then shapes and finiteness
+(:class:`~stochctl.errors.FileFormatError` on any failure). Files of the first version
+(schema 1, before the shared container) still load.
 """
 
 from __future__ import annotations
@@ -19,18 +21,18 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from .._io import atomic_path
+from .. import _npz
 from ..errors import FileFormatError, InputError
 from .grid import Grid
 
 SCHEMA = "stochctl.solution"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""2: the shared container of :mod:`stochctl._npz`; 1: a separate schema_version and checksum entry."""
 INTERPOLATION_METHODS = ("linear", "nearest")
 
 
@@ -293,10 +295,10 @@ class Solution:
                 arrays[f"diag__{key}"] = val
         return arrays
 
-    def _header(self) -> str:
-        header = {
-            "schema": SCHEMA,
-            "schema_version": SCHEMA_VERSION,
+    def _header(self) -> dict:
+        return _jsonable({
+            "format": SCHEMA,
+            "format_version": SCHEMA_VERSION,
             "problem": self.problem,
             "time_name": self.time_name,
             "state_names": list(self.state_names),
@@ -306,19 +308,12 @@ class Solution:
             "u_bounds": {k: list(v) for k, v in self.u_bounds.items()},
             "diagnostics": {k: v for k, v in self.diagnostics.items() if not isinstance(v, np.ndarray)},
             "metadata": self.metadata,
-        }
-        return json.dumps(_jsonable(header), sort_keys=True)
+        })
 
     def save(self, path) -> Path:
         """Write the solution to ``path`` (``.npz``; see module docstring). Returns the path."""
         path = Path(path)
-        header = self._header()
-        arrays = self._arrays()
-        arrays = {k: np.ascontiguousarray(v) for k, v in arrays.items()}
-        payload = {"header": np.array(header), "schema_version": np.array(SCHEMA_VERSION, dtype=np.int64),
-                   "checksum": np.array(_checksum(header, arrays)), **arrays}
-        with atomic_path(path) as tmp, open(tmp, "wb") as fh:
-            np.savez(fh, **payload)
+        _npz.write(path, self._header(), self._arrays())
         return path
 
     @classmethod
@@ -326,7 +321,7 @@ class Solution:
         """Read and validate a file written by :meth:`save`.
 
         Raises:
-            FileFormatError: missing or unreadable file, unknown schema,
+            FileFormatError: missing or unreadable file, unknown format or version,
                 checksum mismatch, inconsistent shapes or non-finite values.
         """
         path = Path(path)
@@ -334,26 +329,17 @@ class Solution:
             raise FileFormatError(f"solution file {str(path)!r} does not exist")
         try:
             with np.load(path, allow_pickle=False) as data:
-                arrays = {k: data[k] for k in data.files}
-        except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
-            raise FileFormatError(f"{path}: not a readable .npz solution file ({exc})") from None
-        for key in ("header", "schema_version", "checksum", "times", "stored", "values"):
+                legacy = "schema_version" in data.files
+        except Exception:  # noqa: BLE001 - the container reader below reports it
+            legacy = False
+        if legacy:
+            header, arrays = _read_schema_1(path)
+        else:
+            header, arrays = _npz.read(path, kind="solution", format_name=SCHEMA, versions=range(2, SCHEMA_VERSION + 1))
+        for key in ("times", "stored", "values"):
             if key not in arrays:
                 raise FileFormatError(f"{path}: missing entry {key!r}; not a stochctl solution file")
         try:
-            version = int(arrays.pop("schema_version"))
-            header_text = str(arrays.pop("header")[()])
-            checksum = str(arrays.pop("checksum")[()])
-        except (TypeError, ValueError) as exc:
-            raise FileFormatError(f"{path}: malformed header entries ({exc})") from None
-        if version != SCHEMA_VERSION:
-            raise FileFormatError(f"{path}: schema version {version} is not supported (expected {SCHEMA_VERSION})")
-        if _checksum(header_text, arrays) != checksum:
-            raise FileFormatError(f"{path}: checksum mismatch: the file was modified or corrupted")
-        try:
-            header = json.loads(header_text)
-            if header.get("schema") != SCHEMA:
-                raise FileFormatError(f"{path}: unknown schema {header.get('schema')!r}")
             grid = Grid.from_dict(header["grid"])
             controls = {n: arrays[f"control__{n}"] for n in header["control_names"]}
             convex = {p: arrays[f"convex__{p}"] for p in header["players"]}
@@ -379,14 +365,36 @@ class Solution:
         return obj
 
 
-def _checksum(header: str, arrays: dict[str, np.ndarray]) -> str:
-    """SHA-256 over the header text and each array's name, dtype, shape and bytes."""
-    h = hashlib.sha256(header.encode())
+def _read_schema_1(path: Path) -> tuple[dict, dict]:
+    """(header, arrays) of a first-version file: entries header, schema_version and checksum, the
+    checksum being SHA-256 over the header text and each array's ``|name|dtype|shape|`` and bytes."""
+    with np.load(path, allow_pickle=False) as data:
+        arrays = {k: data[k] for k in data.files}
+    for key in ("header", "checksum"):
+        if key not in arrays:
+            raise FileFormatError(f"{path}: missing entry {key!r}; not a stochctl solution file")
+    try:
+        version = int(arrays.pop("schema_version"))
+        header_text = str(arrays.pop("header")[()])
+        stored = str(arrays.pop("checksum")[()])
+    except (TypeError, ValueError) as exc:
+        raise FileFormatError(f"{path}: malformed header entries ({exc})") from None
+    if version != 1:
+        raise FileFormatError(f"{path}: schema version {version} is not supported (expected {SCHEMA_VERSION})")
+    h = hashlib.sha256(header_text.encode())
     for key in sorted(arrays):
         arr = np.ascontiguousarray(arrays[key])
         h.update(f"|{key}|{arr.dtype.str}|{arr.shape}|".encode())
         h.update(arr.tobytes())
-    return h.hexdigest()
+    if h.hexdigest() != stored:
+        raise FileFormatError(f"{path}: checksum mismatch: the file was modified or corrupted")
+    try:
+        header = json.loads(header_text)
+    except ValueError as exc:
+        raise FileFormatError(f"{path}: malformed solution header ({exc})") from None
+    if not isinstance(header, dict) or header.get("schema") != SCHEMA:
+        raise FileFormatError(f"{path}: unknown schema {header.get('schema') if isinstance(header, dict) else None!r}")
+    return header, arrays
 
 
 def _check_consistency(sol: Solution) -> str | None:
