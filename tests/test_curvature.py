@@ -20,7 +20,8 @@ from stochctl.errors import InputError  # noqa: E402
 from stochctl.models import get_model  # noqa: E402
 from stochctl.policy import ControlledLR, LocalPolicy, OneStepPolicy, PolicyTable  # noqa: E402
 from stochctl.policy.curvature import field_measure, own_curvature, step_direction  # noqa: E402
-from stochctl.policy.estimators import DISCRETE_AXES, Estimate  # noqa: E402
+from stochctl.policy.estimators import Estimate  # noqa: E402
+from stochctl.policy.local_policy import DISCRETE_AXES  # noqa: E402
 
 F64 = torch.float64
 

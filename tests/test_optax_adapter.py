@@ -271,7 +271,7 @@ def test_measured_curvature_agrees_with_the_torch_scheduler(opt):
 
 
 def test_measured_curvature_with_a_discrete_table_agrees_with_torch():
-    from stochctl.policy.estimators import DISCRETE_AXES
+    from stochctl.policy.local_policy import DISCRETE_AXES
 
     um, h = np.array([1.0, 2.0, 4.0, 8.0]), np.geomspace(1e-3, 4.0, 40)
     tau, y = np.linspace(0.0, 8.0, 5), np.linspace(-6.0, 6.0, 121)

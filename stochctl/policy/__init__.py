@@ -19,12 +19,12 @@ import importlib
 
 from .estimators import CompositeEstimator as CompositeEstimator
 from .estimators import Estimate as Estimate
-from .estimators import LocalPolicy as LocalPolicy
+from .local_policy import LocalPolicy as LocalPolicy
 from .estimators import MicroBatchNoise as MicroBatchNoise
-from .estimators import OneStepPolicy as OneStepPolicy
+from .local_policy import OneStepPolicy as OneStepPolicy
 from .estimators import RegressionEstimator as RegressionEstimator
 from .estimators import SecantCurvature as SecantCurvature
-from .estimators import policy_inputs as policy_inputs
+from .local_policy import policy_inputs as policy_inputs
 from .table import MULTIPLIER as MULTIPLIER
 from .table import LookupResult as LookupResult
 from .table import LookupStats as LookupStats

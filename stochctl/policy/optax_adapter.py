@@ -31,7 +31,8 @@ import numpy as np
 
 from ..errors import InputError, require_extra
 from ._jax_lookup import _jax, jax_table_lookup
-from .estimators import STATUS_NAMES, LocalPolicy, RegressionEstimator
+from .estimators import STATUS_NAMES, RegressionEstimator
+from .local_policy import LocalPolicy
 
 COUNT_NAMES = STATUS_NAMES + ("clamped", "nan")
 
@@ -128,7 +129,7 @@ def scale_by_policy(policy: LocalPolicy, *, eta: float | None = None, estimator=
             ``value_fn(params, **kw)`` with ``kw`` the other extra arguments
             whose names it accepts (the batch, say). ``"field"``: also the
             field measure |J[:, p] d| / |d| (the cap eta u field <= 1 of
-            :func:`~stochctl.policy.estimators.step_cap`), from one
+            :func:`~stochctl.policy.local_policy.step_cap`), from one
             ``jax.jvp`` of both players' gradients along d; ``update`` then
             also needs ``other_params=`` (the other player's parameters) and
             ``other_value_fn=`` (its loss as ``other_value_fn(other_params,

@@ -60,7 +60,8 @@ import numpy as np
 
 from ..errors import InputError, require_extra
 from .curvature import METHODS, NoiseRatio, _measure, _sumsq, step_direction
-from .estimators import STATUS_NAMES, Estimate, LocalPolicy, RegressionEstimator, reduce_multiplier
+from .estimators import STATUS_NAMES, Estimate, RegressionEstimator
+from .local_policy import LocalPolicy, reduce_multiplier
 
 torch = require_extra("torch", "torch")
 from torch.optim.lr_scheduler import LRScheduler  # noqa: E402

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._jit import jit
+from ..._jit import jit
 
 VAR_FLOOR = 1e-30
 

@@ -1,0 +1,423 @@
+"""The learning-rate policy: estimates -> local-model coordinates -> table lookup, or the one-step rule."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..errors import InputError
+from .estimators.base import _SCALARS, FALLBACK, NONCONVEX, OK, STATUS_NAMES, WARMUP, Estimate, _check_int
+
+# ---------------------------------------------------------------------------------------------
+# policy
+
+
+def policy_inputs(a, s2, grad_norm, eta, steps_left, xp=np):
+    """Local-model coordinates (tau_remaining, y) from the estimates.
+
+    tau_remaining = a eta (K - k), y = |grad| / sqrt(a eta s^2) (+inf for s^2 = 0);
+    meaningful only for a > 0.
+    """
+    a_pos = xp.where(a > 0, a, 1.0)
+    s2_pos = xp.where(s2 > 0, s2, 1.0)
+    tau = a * eta * steps_left
+    y = xp.where(s2 > 0, grad_norm / xp.sqrt(a_pos * eta * s2_pos), float("inf"))
+    return tau, y
+
+
+def classify(a, s2, grad_norm, ready, xp=np):
+    """Status code per estimate: WARMUP, FALLBACK, NONCONVEX or OK.
+
+    FALLBACK when a or |grad| is NaN/infinite (or |grad| < 0); else NONCONVEX
+    when a <= 0 (s^2 is not needed there); else FALLBACK when s^2 is NaN or
+    negative; else OK.
+    """
+    base = xp.isfinite(a) & xp.isfinite(grad_norm) & (grad_norm >= 0)
+    noise = xp.isfinite(s2) & (s2 >= 0)
+    code = xp.where(base & (a <= 0), NONCONVEX, xp.where(base & noise, OK, FALLBACK))
+    return xp.where(ready, code, WARMUP)
+
+
+class LocalPolicy:
+    """Learning-rate multiplier from the local-model table and online estimates.
+
+    ``multiplier = policy(step, stats)``: ``stats`` is an :class:`Estimate` or a
+    mapping with ``a``, ``s2``, ``grad_norm`` (and optionally ``ready``,
+    ``field``).
+
+    Two kinds of table fit. A continuous-time table (DESIGN section 4) has
+    the axes ``tau_remaining`` and ``y`` (either order) and is read at
+    tau_remaining = a eta (K - k), y = |grad| / sqrt(a eta s^2). A
+    discrete-time table (DESIGN section 4b, e.g. ``"local-discrete"``) has
+    exactly the axes ``u_max, h, tau_remaining, y``; it is read at the
+    ``u_max`` given here (interpolated between the table's slices), the step
+    in curvature units h = eta a, tau_remaining = h (K - k) (n h with n steps
+    left) and the same y, and the discrete-time rules of :func:`step_cap`
+    apply: a <= 0 takes the endpoint u_max capped by the field measure, and
+    h beyond the table's last node keeps the step h u of that node (the table
+    is near u = 1/h there, the step that lands on the minimum).
+
+    Args:
+        table: :class:`~stochctl.policy.PolicyTable`, a file path, or the name
+            of a packaged table (default ``"local-quadratic"``).
+        total_steps: K, the planned number of steps.
+        u_max: discrete-time tables only (required there): the upper bound of
+            the multiplier, a point of the table's ``u_max`` axis range.
+        eta: base learning rate (may also be passed per call).
+        value: the table value to use (``"u"``).
+        tau_axis, y_axis: names of the table's axes.
+        nonconvex_cap: the multiplier for a <= 0 is min(u_max, cap).
+        warmup_multiplier: multiplier before the estimator is ready
+            (default u_max, capped by ``nonconvex_cap``).
+        fallback: multiplier for NaN/degenerate statistics (default: the
+            table value's fallback, u_min).
+
+    Attributes:
+        counts: how often each case occurred (``ok``, ``warmup``,
+            ``nonconvex``, ``fallback``, and the table lookups ``clamped``,
+            ``nan``), counted per multiplier evaluated.
+        last: the last call's table inputs ``tau_remaining``, ``y``, its
+            ``status`` code(s) and the ``counts`` it added.
+    """
+
+    discrete = False
+
+    def __init__(self, table="local-quadratic", *, total_steps: int, eta: float | None = None,
+                 value: str = "u", tau_axis: str = "tau_remaining", y_axis: str = "y",
+                 nonconvex_cap: float | None = None, warmup_multiplier: float | None = None,
+                 fallback: float | None = None, u_max: float | None = None):
+        from .table import load_table
+
+        self.table = load_table(table)
+        self.total_steps = _check_int("total_steps", total_steps, 1)
+        self.eta = None if eta is None else _positive("eta", eta)
+        spec = self.table.value(value)
+        self.value = value
+        names = list(self.table.axis_names)
+        self.discrete = names == list(DISCRETE_AXES)
+        if not self.discrete and sorted(names) != sorted([tau_axis, y_axis]):
+            raise InputError(f"the table's axes {names} do not fit: they must be exactly [{tau_axis!r}, {y_axis!r}] "
+                             f"(continuous time, either order) or {list(DISCRETE_AXES)} (discrete time)")
+        self._order = [0, 1] if names == [tau_axis, y_axis] else [1, 0]
+        self._tau_first = self._order == [0, 1]
+        self.tau_axis, self.y_axis = tau_axis, y_axis
+        lo, hi = spec.valid_range
+        if not (math.isfinite(lo) and math.isfinite(hi)):
+            raise InputError(f"value {value!r} must have a finite valid range to be a multiplier; "
+                             f"got {spec.valid_range}")
+        if self.discrete:
+            ulo, uhi = self.table.axis("u_max").bounds
+            if u_max is None:
+                raise InputError(f"a discrete-time table needs u_max= (a value in its u_max axis range "
+                                 f"[{ulo}, {uhi}])")
+            if not (isinstance(u_max, (int, float)) and not isinstance(u_max, bool) and ulo <= u_max <= uhi):
+                raise InputError(f"u_max must be a number in the table's u_max axis range [{ulo}, {uhi}]; "
+                                 f"got {u_max!r}")
+            hi = min(hi, float(u_max))
+            self.h_max = float(self.table.axis("h").bounds[1])
+        elif u_max is not None:
+            raise InputError(f"u_max= selects a slice of a discrete-time table (axes {list(DISCRETE_AXES)}); "
+                             f"this table's axes are {names} and its u_max is its valid range {spec.valid_range}")
+        self.u_min, self.u_max = lo, hi
+        cap = hi if nonconvex_cap is None else _positive("nonconvex_cap", nonconvex_cap, allow_zero=True)
+        self.nonconvex_multiplier = float(np.clip(cap, lo, hi))
+        self.warmup_multiplier = self.nonconvex_multiplier if warmup_multiplier is None else \
+            _in_range("warmup_multiplier", warmup_multiplier, lo, hi)
+        self.fallback = spec.fallback if fallback is None else _in_range("fallback", fallback, lo, hi)
+        if math.isnan(self.fallback):
+            self.fallback = lo
+        self.counts = {k: 0 for k in STATUS_NAMES + ("clamped", "nan")}
+        self.last = None
+
+    def config(self) -> dict:
+        return {"table_checksum": None if self.table is None else self.table.checksum, "value": self.value,
+                "rule": type(self).__name__, "total_steps": self.total_steps,
+                "u_min": self.u_min, "u_max": self.u_max, "nonconvex_multiplier": self.nonconvex_multiplier,
+                "warmup_multiplier": self.warmup_multiplier, "fallback": self.fallback}
+
+    def _eta(self, eta):
+        if eta is None:
+            eta = self.eta
+        if eta is None:
+            raise InputError("LocalPolicy needs eta (the base learning rate): pass eta= here or to the constructor")
+        return _positive("eta", eta)
+
+    def inputs(self, step: int, stats, *, eta: float | None = None):
+        """Table coordinates (tau_remaining, y) for the estimates (numpy)."""
+        st = stats if isinstance(stats, Estimate) else Estimate.from_mapping(stats)
+        with np.errstate(all="ignore"):
+            return policy_inputs(np.asarray(st.a, dtype=np.float64), np.asarray(st.s2, dtype=np.float64),
+                                 np.asarray(st.grad_norm, dtype=np.float64), self._eta(eta),
+                                 float(self.total_steps - step))
+
+    def evaluate(self, step, a, s2, grad_norm, ready, eta, lookup, xp=np, field=None):
+        """Generic core: (multiplier, status code, tau, y, lookup status) as arrays of ``xp``.
+
+        ``lookup(tau, y, mask) -> (u, status)`` interpolates the table value
+        where ``mask`` holds (status 0 inside, 1 clamped, 2 NaN query); other
+        entries are ignored. Discrete-time policies call ``lookup(tau, y, mask, h)``
+        and apply :func:`step_cap` with ``field``.
+        """
+        tau, y = policy_inputs(a, s2, grad_norm, eta, self.total_steps - step, xp)
+        code = classify(a, s2, grad_norm, ready, xp)
+        ok = code == OK
+        if self.discrete:
+            u_tab, lstat = lookup(tau, y, ok, a * eta)
+        else:
+            u_tab, lstat = lookup(tau, y, ok)
+        lstat = xp.where(ok, lstat, 0)
+        u = xp.where(ok, u_tab, xp.where(code == NONCONVEX, self.nonconvex_multiplier,
+                                        xp.where(code == WARMUP, self.warmup_multiplier, self.fallback)))
+        if self.discrete:
+            u = step_cap(u, code, a, eta, field, xp)
+        return u, code, tau, y, lstat
+
+    def lookup_fn(self, xp=np):
+        """The table lookup of :meth:`evaluate` for arrays of ``xp`` (numpy or jax.numpy)."""
+        if xp is np:
+            return self._np_lookup_discrete if self.discrete else self._np_lookup
+        from ._jax_lookup import jax_table_lookup
+
+        base = jax_table_lookup(self.table, self.value)
+        if not self.discrete:
+            order = self._order
+
+            def lookup(tau, y, mask):
+                coords = (tau, y)
+                return base(*(coords[i] for i in order))
+
+            return lookup
+        u_max, h_max = self.u_max, self.h_max
+
+        def lookup_discrete(tau, y, mask, h):
+            u, status = base(u_max + 0 * h, h, tau, y)
+            return _beyond_h(u, h, h_max, xp), status
+
+        return lookup_discrete
+
+    def _np_lookup_discrete(self, tau, y, mask, h):
+        shape = np.shape(tau)
+        mask = np.broadcast_to(mask, shape).reshape(-1)
+        hh = np.broadcast_to(np.asarray(h, dtype=np.float64), shape).reshape(-1)
+        u = np.zeros(mask.size)
+        status = np.zeros(mask.size, dtype=np.int8)
+        if mask.any():
+            q = np.ascontiguousarray(np.stack([np.full(int(mask.sum()), self.u_max), hh[mask],
+                                               np.asarray(tau, dtype=np.float64).reshape(-1)[mask],
+                                               np.asarray(y, dtype=np.float64).reshape(-1)[mask]], axis=1))
+            res = self.table.lookup_array(q, names=[self.value])
+            u[mask] = _beyond_h(res.values[self.value], hh[mask], self.h_max, np)
+            status[mask] = res.status
+        return u.reshape(shape), status.reshape(shape)
+
+    def _np_lookup(self, tau, y, mask):
+        shape = np.shape(tau)
+        mask = np.broadcast_to(mask, shape).reshape(-1)
+        u = np.zeros(mask.size)
+        status = np.zeros(mask.size, dtype=np.int8)
+        if mask.any():
+            cols = [np.asarray(tau, dtype=np.float64).reshape(-1)[mask],
+                    np.asarray(y, dtype=np.float64).reshape(-1)[mask]]
+            q = np.ascontiguousarray(np.stack([cols[i] for i in self._order], axis=1))
+            res = self.table.lookup_array(q, names=[self.value])
+            u[mask] = res.values[self.value]
+            status[mask] = res.status
+        return u.reshape(shape), status.reshape(shape)
+
+    def _scalar(self, step, a, s2, gn, ready, eta, field=None):
+        """Scalar twin of :meth:`evaluate` in plain Python (same formulas and order)."""
+        lstat = 0
+        tau = y = math.nan
+        if not ready:
+            code = WARMUP
+        elif not (math.isfinite(a) and math.isfinite(gn) and gn >= 0):
+            code = FALLBACK
+        elif a <= 0:
+            code = NONCONVEX
+        elif not (math.isfinite(s2) and s2 >= 0):
+            code = FALLBACK
+        else:
+            code = OK
+        if code == OK:
+            tau = a * eta * (self.total_steps - step)
+            y = gn / math.sqrt(a * eta * s2) if s2 > 0 else math.inf
+            if self.discrete:
+                u, lstat = self._point_discrete(a * eta, tau, y)
+            else:
+                coords = (tau, y) if self._tau_first else (y, tau)
+                u, lstat = self.table.lookup_point(coords, self.value)
+        else:
+            u = (self.nonconvex_multiplier if code == NONCONVEX else
+                 self.warmup_multiplier if code == WARMUP else self.fallback)
+        if self.discrete:  # scalar twin of step_cap
+            m, apply = (abs(a), code == NONCONVEX) if field is None else (field, code in (OK, NONCONVEX))
+            if apply and m > 0 and math.isfinite(m):
+                u = min(u, 1.0 / (eta * m))
+        return u, code, tau, y, lstat
+
+    def _point_discrete(self, h, tau, y):
+        """Discrete-time table value at one point (scalar twin of the discrete lookup)."""
+        u, lstat = self.table.lookup_point((self.u_max, h, tau, y), self.value)
+        return (u * self.h_max / h if h > self.h_max else u), lstat
+
+    def __call__(self, step: int, stats, *, eta: float | None = None):
+        """Multiplier u* for step ``step`` (0-based) given the estimates ``stats``."""
+        st = stats if isinstance(stats, Estimate) else Estimate.from_mapping(stats)
+        eta = self._eta(eta)
+        if (all(type(v) is float for v in (st.a, st.s2, st.grad_norm)) or all(
+                isinstance(v, _SCALARS) and not isinstance(v, bool) for v in (st.a, st.s2, st.grad_norm))) and (
+                st.field is None or isinstance(st.field, _SCALARS)):
+            u, code, tau, y, lstat = self._scalar(step, float(st.a), float(st.s2), float(st.grad_norm),
+                                                  bool(st.ready), eta, None if st.field is None else float(st.field))
+            name = STATUS_NAMES[code]
+            self.counts[name] += 1
+            counts = {name: 1}
+            if lstat:
+                which = "clamped" if lstat == 1 else "nan"
+                self.counts[which] += 1
+                counts[which] = 1
+            self.last = {"tau_remaining": tau, "y": y, "status": code, "counts": counts}
+            return float(u)
+        a = np.asarray(st.a, dtype=np.float64)
+        with np.errstate(all="ignore"):
+            u, code, tau, y, lstat = self.evaluate(
+                step, a, np.broadcast_to(np.asarray(st.s2, dtype=np.float64), a.shape),
+                np.broadcast_to(np.asarray(st.grad_norm, dtype=np.float64), a.shape), bool(st.ready), eta,
+                self.lookup_fn(np), field=None if st.field is None else np.asarray(st.field, dtype=np.float64))
+        counts = self.record(code, lstat)
+        self.last = {"tau_remaining": tau, "y": y, "status": code, "counts": counts}
+        return float(u) if np.ndim(u) == 0 else np.asarray(u)
+
+    def record(self, code, lstat) -> dict:
+        """Add status codes (arrays) to :attr:`counts`; returns the counts added."""
+        code = np.asarray(code).reshape(-1)
+        lstat = np.asarray(lstat).reshape(-1)
+        added = {name: int(np.count_nonzero(code == i)) for i, name in enumerate(STATUS_NAMES)}
+        added["clamped"] = int(np.count_nonzero(lstat == 1))
+        added["nan"] = int(np.count_nonzero(lstat == 2))
+        for name, v in added.items():
+            self.counts[name] += v
+        return added
+
+
+DISCRETE_AXES = ("u_max", "h", "tau_remaining", "y")
+
+
+def _beyond_h(u, h, h_max, xp):
+    """Beyond the table's last h node keep the step h u of that node: u * h_max / h."""
+    over = h > h_max
+    return xp.where(over, u * h_max / xp.where(over, h, 1.0), u)
+
+
+def step_cap(u, code, a, eta, field, xp=np):
+    """Cap a discrete-time multiplier so that one step moves the gradient field by at most its own size.
+
+    The cap is the largest u with eta u m <= 1, m the field measure
+    |J[:, p] d| / |d| when it was measured (``field`` not None; applied in
+    every case), else the size |a| of the own curvature (applied where the
+    own curvature is not positive, the endpoint case; where it is positive
+    the policy itself stays below 1/h). Why 1 and not the explosion threshold
+    2: along one direction of curvature a the step eta u a = 1 lands on the
+    linearised minimum, and 2 is the step past which the iterates grow
+    (|1 - eta u a| > 1); the field measure bounds the gradient's change over
+    the step, so eta u m <= 1 keeps the change of the whole field (the other
+    player's part included) no larger than the gradient that caused it, a
+    margin of 2 below that threshold where the coupling is weak. For the
+    quadratic game with a = c the GDA threshold is 2 a / m^2 (:mod:`stochctl.
+    analysis.explosion`), which the cap respects whenever m <= 2 a; a purely
+    rotational coupling explodes at every rate and the cap bounds the growth
+    per step to at most sqrt(2).
+    """
+    if field is None:
+        m = xp.abs(a)
+        apply = code == NONCONVEX
+    else:
+        m = field
+        apply = (code == OK) | (code == NONCONVEX)
+    good = apply & (m > 0) & xp.isfinite(m)
+    cap = 1.0 / (eta * xp.where(good, m, 1.0))
+    return xp.where(good, xp.minimum(u, cap), u)
+
+
+class OneStepPolicy(LocalPolicy):
+    """The one-step-left Bellman rule of the discrete local model, in closed form (no table).
+
+    With one step left the discrete iteration Y' = (1 - h u) Y - u sqrt(h) xi
+    costs (1 - h u)^2 y^2 + h u^2 in expectation, minimised at
+
+        u = min(u_max, y^2 / (1 + h y^2)),
+
+    in the trainer's variables eta u = SNR / a with SNR = |grad|^2 / (|grad|^2 + s^2)
+    (DESIGN section 4b): a Newton step along the step direction shrunk by the
+    gradient's signal-to-noise ratio; never past the landing step h u = 1.
+    Applied greedily at every step (it ignores the steps left). Non-convex
+    directions and the field cap follow :func:`step_cap`. Same call
+    interface as :class:`LocalPolicy`.
+
+    Args:
+        u_max: upper bound of the multiplier.
+        total_steps: K (only reported in ``last``; the rule does not use it).
+        eta: base learning rate (may also be passed per call).
+        nonconvex_cap, warmup_multiplier, fallback: as for :class:`LocalPolicy`.
+    """
+
+    discrete = True
+
+    def __init__(self, *, u_max: float = 1.0, total_steps: int = 1, eta: float | None = None,
+                 nonconvex_cap: float | None = None, warmup_multiplier: float | None = None,
+                 fallback: float | None = None):
+        self.table = None
+        self.value = "u"
+        self.total_steps = _check_int("total_steps", total_steps, 1)
+        self.eta = None if eta is None else _positive("eta", eta)
+        self.u_min, self.u_max = 0.0, _positive("u_max", u_max)
+        self.h_max = math.inf
+        cap = self.u_max if nonconvex_cap is None else _positive("nonconvex_cap", nonconvex_cap, allow_zero=True)
+        self.nonconvex_multiplier = float(min(cap, self.u_max))
+        self.warmup_multiplier = self.nonconvex_multiplier if warmup_multiplier is None else \
+            _in_range("warmup_multiplier", warmup_multiplier, 0.0, self.u_max)
+        self.fallback = 0.0 if fallback is None else _in_range("fallback", fallback, 0.0, self.u_max)
+        self.counts = {k: 0 for k in STATUS_NAMES + ("clamped", "nan")}
+        self.last = None
+
+    def _point_discrete(self, h, tau, y):
+        y2 = y * y
+        return (min(self.u_max, 1.0 / (1.0 / y2 + h)) if y2 > 0 else 0.0), 0
+
+    def lookup_fn(self, xp=np):
+        u_max = self.u_max
+
+        def rule(tau, y, mask, h):
+            y2 = y * y
+            y2 = xp.where(mask, y2, 1.0)
+            u = 1.0 / (1.0 / y2 + xp.where(mask, h, 1.0))  # y = inf gives 1/h
+            return xp.minimum(u_max, xp.where(mask, u, 0.0)), xp.zeros_like(u, dtype=xp.int32)
+
+        return rule
+
+
+def reduce_multiplier(u, weights) -> float:
+    """One multiplier from per-coordinate ones: sum_i w_i u_i / sum_i w_i (plain mean if all w_i = 0)."""
+    if type(u) is float:
+        return u
+    u = np.asarray(u, dtype=np.float64)
+    if u.ndim == 0:
+        return float(u)
+    w = np.ones_like(u) if weights is None else np.asarray(weights, dtype=np.float64)
+    sw = w.sum()
+    return float((w * u).sum() / sw) if sw > 0 else float(u.mean())
+
+
+def _positive(name, value, *, allow_zero=False):
+    ok = isinstance(value, (int, float, np.floating)) and not isinstance(value, bool) and math.isfinite(value)
+    ok = ok and (value >= 0 if allow_zero else value > 0)
+    if not ok:
+        raise InputError(f"{name} must be a {'non-negative' if allow_zero else 'positive'} number; got {value!r}")
+    return float(value)
+
+
+def _in_range(name, value, lo, hi):
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not lo <= value <= hi:
+        raise InputError(f"{name} must be a number in [{lo}, {hi}]; got {value!r}")
+    return float(value)
