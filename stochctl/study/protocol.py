@@ -71,7 +71,7 @@ PROTOCOL_VERSION = 2
 def code_fingerprint(policy_table: str = "local-quadratic") -> str:
     """SHA-256 (16 hex digits) of the code and table that shape the training runs.
 
-    Covers the sources of ``stochctl.study`` and ``stochctl.policy``, the
+    Covers the sources of ``stochctl.study`` and ``stochctl.policy`` (subpackages included), the
     bytes of the policy table file and of the discrete-time table the measured
     methods read, so a folder of results is never resumed by
     code or a table that would produce different rows.
@@ -83,8 +83,8 @@ def code_fingerprint(policy_table: str = "local-quadratic") -> str:
     root = Path(__file__).resolve().parent.parent
     h = hashlib.sha256()
     for sub in ("study", "policy"):
-        for path in sorted((root / sub).glob("*.py")):
-            h.update(f"{sub}/{path.name}\n".encode())
+        for path in sorted((root / sub).rglob("*.py")):
+            h.update(f"{path.relative_to(root).as_posix()}\n".encode())
             h.update(path.read_bytes())
     table_path = packaged_table_path(policy_table) if policy_table in SHIPPED_TABLES else Path(policy_table)
     if table_path.is_file():
