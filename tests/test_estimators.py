@@ -398,7 +398,7 @@ def test_concave_direction_is_detected():
 
 def test_policy_configuration_errors():
     table = local_table()
-    with pytest.raises(InputError, match="must be exactly"):
+    with pytest.raises(InputError, match=r"axes \[.tau_remaining., .y.\] do not fit: a trainer reads \[.tau., .y.\].*axis .tau_remaining. does not"):
         LocalPolicy(table, total_steps=10, tau_axis="tau")
     with pytest.raises(InputError, match="needs eta"):
         LocalPolicy(table, total_steps=10)(0, {"a": 1, "s2": 1, "grad_norm": 1})

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..errors import InputError
 from ._common import dump_json
 from ._paths import check_npz_input, check_output_file, replaced_note
 
@@ -34,6 +35,10 @@ def register(subparsers) -> None:
                    help="export only this control (repeatable; default: all)")
     p.add_argument("--value", action="store_true", help="also tabulate the value function V")
     p.add_argument("--convex", action="store_true", help="also tabulate the convexity map")
+    p.add_argument("--axis-from", action="append", metavar="AXIS=FORMULA", default=[],
+                   help="how a trainer computes a state axis, as a formula in a, s2, grad_norm, eta, "
+                        "steps_left (e.g. x=grad_norm/a); with it on every axis the table drives a trainer "
+                        "(LocalPolicy); repeatable")
     p.add_argument("--json", action="store_true", help="print a JSON summary")
     p.set_defaults(func=run)
 
@@ -48,10 +53,23 @@ def run(args) -> int:
     if args.csv is not None:
         csv_path = Path(args.csv) if args.csv else out.with_suffix(".csv")
         check_output_file(csv_path, "--csv", suffix=".csv", what="the CSV table", inputs=[args.solution])
+    axis_info = {}
+    for item in args.axis_from:
+        name, eq, formula = item.partition("=")
+        if not eq or not name.strip() or not formula.strip():
+            raise InputError(f"--axis-from needs AXIS=FORMULA (e.g. x=grad_norm/a); got {item!r}")
+        if name.strip() in axis_info:
+            raise InputError(f"--axis-from gives axis {name.strip()!r} twice")
+        axis_info[name.strip()] = {"from_trainer": formula.strip()}
     existed = {p: p.exists() for p in (out, csv_path) if p is not None}
     solution = Solution.load(args.solution)
+    axes = set(solution.grid.names) | {"tau_remaining", "t", "steps_left"}
+    unknown = sorted(set(axis_info) - axes)
+    if unknown:
+        raise InputError(f"--axis-from names unknown axis {unknown[0]!r}; the table's axes come from the "
+                         f"solution's state {list(solution.grid.names)} and its time axis")
     table = PolicyTable.from_solution(solution, controls=args.control, time_axis=args.time_axis,
-                                      include_value=args.value, include_convex=args.convex,
+                                      include_value=args.value, include_convex=args.convex, axis_info=axis_info,
                                       metadata={"source": str(args.solution)})
     out = table.save(out)
     csv = None if csv_path is None else table.to_csv(csv_path)

@@ -46,7 +46,7 @@ class LocalPolicy:
     mapping with ``a``, ``s2``, ``grad_norm`` (and optionally ``ready``,
     ``field``).
 
-    Two kinds of table fit. A continuous-time table (DESIGN section 4) has
+    Three kinds of table fit. A continuous-time table (DESIGN section 4) has
     the axes ``tau_remaining`` and ``y`` (either order) and is read at
     tau_remaining = a eta (K - k), y = |grad| / sqrt(a eta s^2). A
     discrete-time table (DESIGN section 4b, e.g. ``"local-discrete"``) has
@@ -56,7 +56,11 @@ class LocalPolicy:
     left) and the same y, and the discrete-time rules of :func:`step_cap`
     apply: a <= 0 takes the endpoint u_max capped by the field measure, and
     h beyond the table's last node keeps the step h u of that node (the table
-    is near u = 1/h there, the step that lands on the minimum).
+    is near u = 1/h there, the step that lands on the minimum). Any other
+    table fits when each of its axes declares how a trainer computes it
+    (``from_trainer``, a formula in a, s2, grad_norm, eta, steps_left; e.g. a
+    table exported from a solved TOML model with ``stochctl export --axis-from
+    x=grad_norm/a``): it is read at those coordinates, with the same guards.
 
     Args:
         table: :class:`~stochctl.policy.PolicyTable`, a file path, or the name
@@ -82,6 +86,7 @@ class LocalPolicy:
     """
 
     discrete = False
+    declared = None
 
     def __init__(self, table="local-quadratic", *, total_steps: int, eta: float | None = None,
                  value: str = "u", tau_axis: str = "tau_remaining", y_axis: str = "y",
@@ -96,9 +101,9 @@ class LocalPolicy:
         self.value = value
         names = list(self.table.axis_names)
         self.discrete = names == list(DISCRETE_AXES)
+        self.declared = None
         if not self.discrete and sorted(names) != sorted([tau_axis, y_axis]):
-            raise InputError(f"the table's axes {names} do not fit: they must be exactly [{tau_axis!r}, {y_axis!r}] "
-                             f"(continuous time, either order) or {list(DISCRETE_AXES)} (discrete time)")
+            self.declared = _declared_axes(self.table, tau_axis, y_axis)
         self._order = [0, 1] if names == [tau_axis, y_axis] else [1, 0]
         self._tau_first = self._order == [0, 1]
         self.tau_axis, self.y_axis = tau_axis, y_axis
@@ -164,6 +169,11 @@ class LocalPolicy:
         ok = code == OK
         if self.discrete:
             u_tab, lstat = lookup(tau, y, ok, a * eta)
+        elif self.declared is not None:
+            coords = [f(a, s2, grad_norm, eta, self.total_steps - step) for f in self.declared.functions(xp)]
+            coords = [xp.where(ok, c, 0.0) for c in xp.broadcast_arrays(*coords, a)[:-1]]
+            u_tab, lstat = lookup(coords, ok)
+            tau, y = (coords[self.declared.time] if self.declared.time is not None else xp.nan * a), xp.nan * a
         else:
             u_tab, lstat = lookup(tau, y, ok)
         lstat = xp.where(ok, lstat, 0)
@@ -176,10 +186,14 @@ class LocalPolicy:
     def lookup_fn(self, xp=np):
         """The table lookup of :meth:`evaluate` for arrays of ``xp`` (numpy or jax.numpy)."""
         if xp is np:
+            if self.declared is not None:
+                return self._np_lookup_declared
             return self._np_lookup_discrete if self.discrete else self._np_lookup
         from ._jax_lookup import jax_table_lookup
 
         base = jax_table_lookup(self.table, self.value)
+        if self.declared is not None:
+            return lambda coords, mask: base(*coords)
         if not self.discrete:
             order = self._order
 
@@ -211,6 +225,19 @@ class LocalPolicy:
             status[mask] = res.status
         return u.reshape(shape), status.reshape(shape)
 
+    def _np_lookup_declared(self, coords, mask):
+        shape = np.shape(coords[0])
+        mask = np.broadcast_to(mask, shape).reshape(-1)
+        u = np.zeros(mask.size)
+        status = np.zeros(mask.size, dtype=np.int8)
+        if mask.any():
+            q = np.ascontiguousarray(np.stack([np.asarray(c, dtype=np.float64).reshape(-1)[mask] for c in coords],
+                                              axis=1))
+            res = self.table.lookup_array(q, names=[self.value])
+            u[mask] = res.values[self.value]
+            status[mask] = res.status
+        return u.reshape(shape), status.reshape(shape)
+
     def _np_lookup(self, tau, y, mask):
         shape = np.shape(tau)
         mask = np.broadcast_to(mask, shape).reshape(-1)
@@ -239,7 +266,14 @@ class LocalPolicy:
             code = FALLBACK
         else:
             code = OK
-        if code == OK:
+        if code == OK and self.declared is not None:
+            with np.errstate(all="ignore"):
+                coords = tuple(float(f(a, s2, gn, eta, float(self.total_steps - step)))
+                               for f in self.declared.functions(np))
+            u, lstat = self.table.lookup_point(coords, self.value)
+            if self.declared.time is not None:
+                tau = coords[self.declared.time]
+        elif code == OK:
             tau = a * eta * (self.total_steps - step)
             y = gn / math.sqrt(a * eta * s2) if s2 > 0 else math.inf
             if self.discrete:
@@ -302,6 +336,45 @@ class LocalPolicy:
 
 
 DISCRETE_AXES = ("u_max", "h", "tau_remaining", "y")
+
+
+class _DeclaredAxes:
+    """The ``from_trainer`` formulas of a table's axes, compiled per array namespace."""
+
+    def __init__(self, table):
+        import sympy as sp
+
+        from .table.spec import TRAINER_SYMBOLS, trainer_formula
+
+        self.texts = [a.from_trainer for a in table.axes]
+        self.exprs = [trainer_formula(t, where=f"axis {a.name!r} from_trainer") for a, t in zip(table.axes, self.texts)]
+        self.symbols = [sp.Symbol(n, real=True) for n in TRAINER_SYMBOLS]
+        roles = [a.role for a in table.axes]
+        self.time = roles.index("time_to_go") if "time_to_go" in roles else None
+        self._compiled = {}
+
+    def functions(self, xp):
+        """f(a, s2, grad_norm, eta, steps_left) per axis, for arrays of ``xp`` (numpy or jax.numpy)."""
+        key = xp.__name__
+        if key not in self._compiled:
+            import sympy as sp
+
+            module = "jax" if key.startswith("jax") else "numpy"
+            self._compiled[key] = [sp.lambdify(self.symbols, e, modules=module) for e in self.exprs]
+        return self._compiled[key]
+
+
+def _declared_axes(table, tau_axis: str, y_axis: str) -> _DeclaredAxes:
+    """The declared-axes reading of a table that is neither local layout, or one clear error."""
+    names = list(table.axis_names)
+    missing = [a.name for a in table.axes if a.from_trainer is None]
+    if missing:
+        raise InputError(f"the table's axes {names} do not fit: a trainer reads [{tau_axis!r}, {y_axis!r}] "
+                         f"(continuous time, either order), {list(DISCRETE_AXES)} (discrete time), or axes that "
+                         f"each declare how a trainer computes them; axis {missing[0]!r} does not (export the "
+                         f"table with --axis-from {missing[0]}=FORMULA, a formula in a, s2, grad_norm, eta, "
+                         "steps_left)")
+    return _DeclaredAxes(table)
 
 
 def _beyond_h(u, h, h_max, xp):

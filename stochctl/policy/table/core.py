@@ -263,8 +263,13 @@ class PolicyTable:
                 b = arrays[f"axis_{i}"]
                 if h.get("size") != b.size:
                     raise bad(f"axis {i} size {h.get('size')!r} differs from its array ({b.size})")
+                extra = set(h) - {"name", "units", "long_name", "estimator", "extrapolation", "size", "role",
+                                  "from_trainer"}
+                if extra:
+                    raise bad(f"axis {i} has unknown header keys {sorted(extra)}")
                 axes.append(TableAxis(h["name"], b, units=h["units"], long_name=h["long_name"],
-                                      estimator=h["estimator"], extrapolation=tuple(h["extrapolation"])))
+                                      estimator=h["estimator"], extrapolation=tuple(h["extrapolation"]),
+                                      role=h.get("role"), from_trainer=h.get("from_trainer")))
             vals = []
             for i, h in enumerate(val_h):
                 lo, hi = h["valid_range"]

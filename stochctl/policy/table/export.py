@@ -41,9 +41,13 @@ def from_solution(cls, solution, *, controls: Sequence[str] | None = None,
         include_convex: also tabulate each player's convexity map
             (1 where the clipped-ratio rule applies, 0 where the policy is
             bang-bang), named ``convex`` or ``convex_<player>``.
-        axis_info: axis name -> dict of units/long_name/estimator/extrapolation
-            (for the local-quadratic model, ``y`` defaults to the online
-            estimate |grad| / sqrt(a eta s^2)).
+        axis_info: axis name -> dict of units/long_name/estimator/extrapolation/
+            role/from_trainer. Defaults: the time axis is ``time_to_go`` with
+            from_trainer ``eta*steps_left`` (t = k eta), ``a*eta*steps_left``
+            for the dimensionless local-quadratic model, ``steps_left`` for a
+            discrete-time solution; state axes have role ``state`` and no
+            from_trainer (a trainer cannot know a model's state unless told
+            how), except the local model's ``y`` = ``grad_norm/sqrt(a*eta*s2)``.
         metadata: extra metadata, e.g. ``{"refinement_error": 3e-3}``.
     """
     if time_axis not in ("tau_remaining", "t"):
@@ -107,21 +111,28 @@ def from_solution(cls, solution, *, controls: Sequence[str] | None = None,
                                              "0 where the policy is bang-bang"))
     problem = solution.problem if isinstance(solution.problem, str) else sol_meta.get("model")
     info = {}
-    if problem == "local-quadratic":
+    local = problem == "local-quadratic"  # dimensionless: time a eta k, state in noise units
+    if local:
         info["y"] = {"long_name": "distance to the minimum in noise units, |x| sqrt(a / (eta s^2))",
-                     "estimator": "|grad|/sqrt(a*eta*s^2)"}
-    info.update(axis_info or {})
-    t_defaults = ({"long_name": "time to go (horizon minus time)", "estimator": "a*eta*(K-k)"}
-                  if time_axis == "tau_remaining" else {"long_name": "time", "estimator": "eta*k"})
+                     "estimator": "|grad|/sqrt(a*eta*s^2)", "from_trainer": "grad_norm/sqrt(a*eta*s2)"}
+    for key, extra in (axis_info or {}).items():
+        info[key] = {**info.get(key, {}), **extra}
+    # the time axis: the model's time is t = k eta (DESIGN section 1), the local model's a eta k
+    clock = "a*eta" if local else "eta"
+    if time_axis == "tau_remaining":
+        t_defaults = {"long_name": "time to go (horizon minus time)", "estimator": f"{clock}*(K-k)",
+                      "role": "time_to_go", "from_trainer": f"{clock}*steps_left"}
+    else:
+        t_defaults = {"long_name": "time", "estimator": f"{clock}*k", "role": "parameter"}
     t_name = time_axis
     if sol_meta.get("discrete") and time_axis == "tau_remaining":
         # a discrete-time solution's time is the step index: the axis counts the steps left
         t_name = "steps_left"
         t_defaults = {"long_name": "training steps left; the value at n is the policy with n steps left",
-                      "estimator": "K-k"}
+                      "estimator": "K-k", "role": "time_to_go", "from_trainer": "steps_left"}
     ax = [TableAxis(t_name, t_axis, **{**t_defaults, **info.get(t_name, {})})]
     for n, g in zip(grid_names, grid_axes):
-        ax.append(TableAxis(n, g, **{"long_name": f"state {n}", **info.get(n, {})}))
+        ax.append(TableAxis(n, g, **{"long_name": f"state {n}", "role": "state", **info.get(n, {})}))
     diag = dict(getattr(solution, "diagnostics", {}) or {})
     scalar = (bool, int, float, str, np.integer, np.floating)
     meta = {

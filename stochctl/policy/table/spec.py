@@ -24,6 +24,12 @@ SHIPPED_TABLES = {"local-quadratic": "local_quadratic_table.npz", "local-discret
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _DTYPE = np.dtype("<f8")
+AXIS_ROLES = ("time_to_go", "state", "parameter")
+"""What an axis is: the time (or steps) left, a coordinate of the state, or a fixed parameter of the run."""
+TRAINER_SYMBOLS = ("a", "s2", "grad_norm", "eta", "steps_left")
+"""What a trainer estimates at each step, for the axes' ``from_trainer`` formulas: the curvature along
+the step a, the gradient-noise variance s2, the gradient norm |grad|, the base learning rate eta and
+the steps left K - k."""
 
 
 def _check_name(kind: str, name) -> str:
@@ -86,6 +92,12 @@ class TableAxis:
             ``"a*eta*(K-k)"``.
         extrapolation: rule at the (lower, upper) end: ``"clip"`` clamps a
             query to the boundary and counts it, ``"error"`` refuses it.
+        role: what the axis is (:data:`AXIS_ROLES`): ``"time_to_go"``,
+            ``"state"`` or ``"parameter"``; None: not declared.
+        from_trainer: the coordinate as a formula in what a trainer estimates
+            (:data:`TRAINER_SYMBOLS`), e.g. ``"a*eta*steps_left"``: with it on
+            every axis, :class:`~stochctl.policy.LocalPolicy` can drive a
+            trainer from the table; None: not declared.
     """
 
     name: str
@@ -94,6 +106,8 @@ class TableAxis:
     long_name: str = ""
     estimator: str = ""
     extrapolation: tuple[str, str] = ("clip", "clip")
+    role: str | None = None
+    from_trainer: str | None = None
 
     def __post_init__(self):
         _check_name("axis", self.name)
@@ -119,15 +133,40 @@ class TableAxis:
         for attr in ("units", "long_name", "estimator"):
             if not isinstance(getattr(self, attr), str):
                 raise InputError(f"axis {self.name!r} {attr} must be a string; got {getattr(self, attr)!r}")
+        if self.role is not None and self.role not in AXIS_ROLES:
+            raise InputError(f"axis {self.name!r} role must be one of {AXIS_ROLES}; got {self.role!r}")
+        if self.from_trainer is not None:
+            trainer_formula(self.from_trainer, where=f"axis {self.name!r} from_trainer")
 
     @property
     def bounds(self) -> tuple[float, float]:
         return float(self.breakpoints[0]), float(self.breakpoints[-1])
 
     def _header(self) -> dict:
-        return {"name": self.name, "units": self.units, "long_name": self.long_name,
-                "estimator": self.estimator, "extrapolation": list(self.extrapolation),
-                "size": int(self.breakpoints.size)}
+        h = {"name": self.name, "units": self.units, "long_name": self.long_name,
+             "estimator": self.estimator, "extrapolation": list(self.extrapolation),
+             "size": int(self.breakpoints.size)}
+        if self.role is not None:  # keys only when set: tables without them keep their checksums
+            h["role"] = self.role
+        if self.from_trainer is not None:
+            h["from_trainer"] = self.from_trainer
+        return h
+
+
+def trainer_formula(text, *, where: str):
+    """The sympy expression of a ``from_trainer`` formula (whitelist parser, :data:`TRAINER_SYMBOLS` only)."""
+    import sympy as sp
+
+    from ...errors import FormulaError
+    from ...formula import parse_formula
+
+    if not isinstance(text, str) or not text.strip():
+        raise InputError(f"{where} must be a formula in {list(TRAINER_SYMBOLS)}; got {text!r}")
+    symbols = {name: sp.Symbol(name, real=True) for name in TRAINER_SYMBOLS}
+    try:
+        return parse_formula(text, symbols, where=where)
+    except FormulaError as exc:
+        raise InputError(f"{exc} (a trainer knows {', '.join(TRAINER_SYMBOLS)})") from None
 
 
 @dataclass(frozen=True, eq=False)
