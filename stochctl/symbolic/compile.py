@@ -18,6 +18,11 @@ Signatures (``x``, ``xi``, ``params`` are float64 1-D arrays)::
     objective(x, params)            g(x)
     terminal(x, params)             G(x)
     running(x, params)              r(x) (state part)
+
+For the grid solvers, :func:`compile_hamiltonian` takes the Hamiltonian terms and the
+per-player control constants from the problem's derivation (computed once per problem,
+:func:`derivation_of`); the control rules themselves are the generated kernels of
+:mod:`stochctl.symbolic._rule_kernels`. numpy evaluation goes through :mod:`stochctl._evaluator`.
 """
 
 from __future__ import annotations

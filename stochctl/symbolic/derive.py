@@ -33,6 +33,7 @@ import numpy as np
 import sympy as sp
 
 from ..errors import InputError, NumericalError
+from . import rules
 from .optimal import (
     _u_rule,
     kkt_candidates,
@@ -41,7 +42,6 @@ from .optimal import (
     piecewise_u_m,
     piecewise_u_value,
 )
-from . import rules
 from .problem import BatchControl, ControlProblem
 
 __all__ = ["derive", "Derivation", "PlayerDerivation", "IsaacsCheck", "Minimize", "Maximize"]
