@@ -20,7 +20,6 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
-import numpy as np
 import sympy as sp
 
 from ..errors import InputError
@@ -279,39 +278,19 @@ class Model:
 
     # ----------------------------------------------------------- numerics
     def lambdify(self, expr, *, params: bool = False):
-        """Vectorised numpy function of the state (and optionally parameters).
+        """Vectorised numpy function of the state (and optionally parameters), from the one cached evaluator.
 
         With ``params=False`` the current parameter values are bound; the
         function takes one array per state symbol and returns an array of their
         broadcast shape (a matrix expression gives shape ``(rows, cols, *shape)``).
         With ``params=True`` it is sympy's raw lambdify over the state symbols
-        followed by the parameter symbols.
+        followed by the parameter symbols. See :mod:`stochctl._evaluator`.
         """
-        args = list(self.state_symbols) + list(self.parameter_symbols)
-        if isinstance(expr, sp.MatrixBase):
-            entries = [self.lambdify(e) for e in expr]
-            rows, cols = expr.shape
-            if params:
-                return sp.lambdify(args, expr, modules="numpy", cse=True)
+        from .._evaluator import numpy_function, state_function
 
-            def matrix(*state):
-                vals = [f(*state) for f in entries]
-                shape = np.broadcast(*[np.asarray(s) for s in state]).shape if state else ()
-                return np.array([np.broadcast_to(v, shape) for v in vals], dtype=float).reshape(rows, cols, *shape)
-
-            return matrix
-        expr = sp.sympify(expr)
-        f = sp.lambdify(args, expr, modules="numpy", cse=True)
         if params:
-            return f
-        values = self.parameter_values
-
-        def bound(*state):
-            out = np.asarray(f(*state, *values), dtype=float)
-            shape = np.broadcast(*[np.asarray(s) for s in state]).shape if state else ()
-            return np.broadcast_to(out, shape).copy() if shape else float(out)
-
-        return bound
+            return numpy_function(tuple(self.state_symbols) + tuple(self.parameter_symbols), expr)
+        return state_function(self, expr)
 
     def summary(self) -> str:
         players = ", ".join(f"{p.name} ({p.sense}: {', '.join(map(str, p.symbols))})" for p in self.players)

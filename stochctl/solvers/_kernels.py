@@ -16,7 +16,9 @@ Hamiltonian is (module :mod:`stochctl.solvers.explicit`)
 where D1_i is the upwind difference (forward where s_p g_i < 0, i.e. where the
 drift -s_p u g_i points up the axis) and D2_i the central second difference,
 both in units of h_i (not divided by it). Boundary codes are the indices of
-:data:`stochctl.solvers.grid.BOUNDARY_KINDS`.
+:data:`stochctl.solvers.grid.BOUNDARY_KINDS`. The optimum of each player and its part of the
+Hamiltonian come from the generated rule kernels (:mod:`stochctl.symbolic._rule_kernels`,
+printed from :mod:`stochctl.symbolic.rules`), the one form of the rules that every scheme calls.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import numpy as np
 from numba import prange
 
 from .._jit import jit
+from ..symbolic._rule_kernels import player_optimum, player_part, u_rule
 
 DIRICHLET = 0
 LINEAR = 1
@@ -60,98 +63,6 @@ def axis_differences(vm, v0, vp, fwd, side, kind):
             d1 = 0.0 if fwd else v0 - vm
             d2 = 0.0
     return d1, d2
-
-
-@jit
-def u_rule(A, Bs, ul, uh):
-    """argmin of phi(u) = -u A + u^2 Bs / 2 on [ul, uh]; returns (u, convex).
-
-    Bs > 0: clip(A / Bs, ul, uh); Bs <= 0: uh iff A > (ul + uh) Bs / 2 (ties -> ul).
-    """
-    if Bs > 0.0:
-        if A <= ul * Bs:
-            return ul, True
-        if A >= uh * Bs:
-            return uh, True
-        return A / Bs, True
-    if A > 0.5 * (ul + uh) * Bs:
-        return uh, False
-    return ul, False
-
-
-@jit
-def m_rule(u, Bs, kappa, ml, mh):
-    """argmin of u^2 m Bs / 2 + kappa / m on [ml, mh]: clip(sqrt(2 kappa / (u^2 Bs))) if u^2 Bs > 0, else mh."""
-    c = u * u * Bs
-    if c > 0.0:
-        if 2.0 * kappa <= c * ml * ml:
-            return ml
-        if 2.0 * kappa >= c * mh * mh:
-            return mh
-        return math.sqrt(2.0 * kappa / c)
-    return mh
-
-
-@jit
-def _joint_f(u, m, A, Bs, kappa):
-    return -u * A + 0.5 * u * u * m * Bs + kappa / m
-
-
-@jit
-def joint_rule(A, Bs, kappa, ul, uh, ml, mh):
-    """argmin of f(u, m) = -u A + u^2 m Bs / 2 + kappa / m over the box by KKT candidates.
-
-    Candidates in order: interior stationary curve, faces m = ml, m = mh,
-    u = ul, u = uh, then the corners; the first with the smallest f wins.
-    Returns (u, m, f).
-    """
-    best_u = ul
-    best_m = ml
-    best_f = math.inf
-    if Bs > 0.0 and kappa > 0.0 and A > 0.0 and uh > 0.0 and A * A == 2.0 * kappa * Bs:
-        c = A / Bs
-        m_lo = max(ml, c / uh)
-        m_hi = min(mh, c / ul) if ul > 0.0 else mh
-        if m_lo <= m_hi:
-            mi = math.sqrt(m_lo * m_hi)
-            ui = c / mi
-            best_u, best_m, best_f = ui, mi, _joint_f(ui, mi, A, Bs, kappa)
-    for k in range(2):
-        mf = ml if k == 0 else mh
-        uf, _ = u_rule(A, mf * Bs, ul, uh)
-        f = _joint_f(uf, mf, A, Bs, kappa)
-        if f < best_f:
-            best_u, best_m, best_f = uf, mf, f
-    for k in range(2):
-        uf = ul if k == 0 else uh
-        mf = m_rule(uf, Bs, kappa, ml, mh)
-        f = _joint_f(uf, mf, A, Bs, kappa)
-        if f < best_f:
-            best_u, best_m, best_f = uf, mf, f
-    for k in range(4):
-        uc = ul if k < 2 else uh
-        mc = ml if k % 2 == 0 else mh
-        f = _joint_f(uc, mc, A, Bs, kappa)
-        if f < best_f:
-            best_u, best_m, best_f = uc, mc, f
-    return best_u, best_m, best_f
-
-
-@jit
-def player_optimum(A, Bt, s, ul, uh, mfix, isbatch, kappa, ml, mh):
-    """Optimal (u, m) of one player and its Hamiltonian part h (control cost included).
-
-    Fixed batch: h = -s u A + u^2 m Bt / 2 at u = u_rule(A, s m Bt).
-    Batch control: h = s f(u, m) with f of :func:`joint_rule` at Bs = s Bt,
-    i.e. -s u A + u^2 m Bt / 2 + s kappa / m. Returns (u, m, h, convex) with
-    convex = (s Bt > 0), the clipped-ratio case.
-    """
-    Bs = s * Bt
-    if isbatch:
-        u, m, f = joint_rule(A, Bs, kappa, ul, uh, ml, mh)
-        return u, m, s * f, Bs > 0.0
-    u, cv = u_rule(A, s * (mfix * Bt), ul, uh)
-    return u, mfix, -s * u * A + 0.5 * u * u * (mfix * Bt), cv
 
 
 @jit
@@ -294,15 +205,11 @@ def _block_2d(i0, i1, j0, j1, V, out, gh, sd, r, has_r, owner, sign, umin, umax,
 def _interior_2d(vm, v, vp, g0r, g1r, d0r, d1r, o, first, s0, s1, ul0, uh0, m0, ul1, uh1, m1, dt):
     """Nodes j = 1..n1-2 of an interior row in 2D, two players, fixed batch, r = 0, no policy stored: branch-free.
 
-    Same formulas as the general path, written so that the loop vectorises:
-    the clip rule is clip(A / Bs, ul, uh) where Bs > 0 (equal to the
-    comparison form up to the rounding of the ratio at the clip points), and
-    ``error_model="numpy"`` lets the discarded ratio be inf/nan where Bs <= 0.
+    Same formulas as the general path (:func:`u_rule`, :func:`player_part`), written so that the
+    loop vectorises: no policy is stored and the rule's conditional expression becomes a select.
     Rows are 1-D arrays. Returns the number of non-finite results.
     """
     n1 = v.shape[0]
-    mid0 = 0.5 * (ul0 + uh0)
-    mid1 = 0.5 * (ul1 + uh1)
     nbad = 0
     for j in range(1, n1 - 1):
         v0 = v[j]
@@ -313,13 +220,9 @@ def _interior_2d(vm, v, vp, g0r, g1r, d0r, d1r, o, first, s0, s1, ul0, uh0, m0, 
         a1 = g1 * ((v[j + 1] - v0) if s1 * g1 < 0.0 else (v0 - v[j - 1]))
         b1 = d1r[j] * ((v[j + 1] - 2.0 * v0) + v[j - 1])
         B0 = m0 * b0
-        bs0 = s0 * B0
-        u0 = min(max(a0 / bs0, ul0), uh0) if bs0 > 0.0 else (uh0 if a0 > mid0 * bs0 else ul0)
-        h0 = -s0 * u0 * a0 + 0.5 * u0 * u0 * B0
+        h0 = player_part(u_rule(a0, s0 * B0, ul0, uh0), a0, B0, s0)
         B1 = m1 * b1
-        bs1 = s1 * B1
-        u1 = min(max(a1 / bs1, ul1), uh1) if bs1 > 0.0 else (uh1 if a1 > mid1 * bs1 else ul1)
-        h1 = -s1 * u1 * a1 + 0.5 * u1 * u1 * B1
+        h1 = player_part(u_rule(a1, s1 * B1, ul1, uh1), a1, B1, s1)
         H = (0.0 + h0) + h1 if first else (0.0 + h1) + h0
         val = v0 + dt * H
         o[j] = val
@@ -331,7 +234,6 @@ def _interior_2d(vm, v, vp, g0r, g1r, d0r, d1r, o, first, s0, s1, ul0, uh0, m0, 
 def _interior_2d_one(vm, v, vp, g0r, g1r, d0r, d1r, o, s, ul, uh, m, dt):
     """As :func:`_interior_2d` for one player owning both axes: A = A_0 + A_1, Bt = Bt_0 + Bt_1."""
     n1 = v.shape[0]
-    mid = 0.5 * (ul + uh)
     nbad = 0
     for j in range(1, n1 - 1):
         v0 = v[j]
@@ -341,9 +243,7 @@ def _interior_2d_one(vm, v, vp, g0r, g1r, d0r, d1r, o, s, ul, uh, m, dt):
             (v[j + 1] - v0) if s * g1 < 0.0 else (v0 - v[j - 1]))
         b = d0r[j] * ((vp[j] - 2.0 * v0) + vm[j]) + d1r[j] * ((v[j + 1] - 2.0 * v0) + v[j - 1])
         B = m * b
-        bs = s * B
-        u = min(max(a / bs, ul), uh) if bs > 0.0 else (uh if a > mid * bs else ul)
-        val = v0 + dt * (0.0 + (-s * u * a + 0.5 * u * u * B))
+        val = v0 + dt * (0.0 + player_part(u_rule(a, s * B, ul, uh), a, B, s))
         o[j] = val
         nbad += (val - val) != 0.0
     return nbad

@@ -44,7 +44,7 @@ from ..errors import InputError, NumericalError
 from ..symbolic.problem import ControlProblem
 from . import _bellman_kernels as kern
 from . import _bellman_kernels_2d as kern2d
-from .coefficients import _evaluate, check_diagonal
+from .coefficients import _evaluate, check_diagonal, hamiltonian_terms
 from .explicit import progress_bar
 from .grid import Grid
 from .solution import Solution
@@ -99,17 +99,15 @@ def step_coefficients(problem: ControlProblem, grid: Grid) -> list[tuple[np.ndar
 
     p owns coordinate i (s_p = +1 for a minimiser, -1 for a maximiser; B_p its batch), and one step
     is x_i' = x_i - u_p (a_i + b_i xi_i) with independent xi_i (a correlated diffusion is refused).
+    dg/dx_i and Sigma_ii are the derivation's Hamiltonian terms
+    (:func:`~stochctl.solvers.coefficients.hamiltonian_terms`), as for the grid solvers.
     """
-    model = problem.model
     mesh = grid.mesh()
     check_diagonal(problem, grid, mesh)
+    grads, sigmas = hamiltonian_terms(problem, grid, mesh)
     out = []
-    for i, name in enumerate(model.state_names):
+    for i, (grad, sigma) in enumerate(zip(grads, sigmas)):
         p = problem.owner(i)
-        grad = _evaluate(model, model.gradient[i], mesh, f"dg/d{name}", grid)
-        sigma = _evaluate(model, problem.covariance[i, i], mesh, f"Sigma[{name}, {name}]", grid)
-        if (sigma < 0).any():
-            raise NumericalError(f"Sigma[{name}, {name}] is negative on the grid")
         a = problem.eta * float(problem.players[p].sign) * grad
         b = problem.eta * np.sqrt(sigma / problem.controls[p].batch_size)
         out.append((np.ascontiguousarray(a, dtype=float), np.ascontiguousarray(b, dtype=float)))

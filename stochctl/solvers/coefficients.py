@@ -1,14 +1,17 @@
-"""Time-independent coefficients of the scheme, evaluated once per solve.
+"""Time-independent coefficients of the scheme, evaluated once per solve, from the derivation.
 
-On the grid nodes x (vectorised numpy through ``Model.lambdify``):
+The Hamiltonian terms come from the problem's derivation through the compiled layer
+(:func:`stochctl.symbolic.compile.compile_hamiltonian`): per player p,
+A_p = sum_{i of p} g_i V_i and Bt_p = eta sum_{i of p} Sigma_ii V_ii, and on the grid nodes x
+(vectorised numpy, :mod:`stochctl._evaluator`)
 
-    gh_i(x) = g_i(x) / h_i,  g_i = dg/dx_i            (drift per unit u),
-    sd_i(x) = eta Sigma_ii(x) / h_i^2                  (diffusion per unit u^2 m),
+    gh_i(x) = g_i(x) / h_i,  g_i = dA_p / dV_i = dg/dx_i          (drift per unit u),
+    sd_i(x) = eta Sigma_ii(x) / h_i^2,  Sigma_ii = dBt_p / dV_ii / eta  (diffusion per unit u^2 m),
     G(x) terminal cost,  r(x) state running cost,
 
-and the per-player constants of the controls. The scheme needs a diagonal
-diffusion a_ij = 0 for i != j; a problem whose diffusion has off-diagonal
-entries (noise="shared" coupling the players, or a player whose coordinates
+and the per-player constants of the controls (the derivation's bounds, m_p, kappa_p). The
+scheme needs a diagonal diffusion a_ij = 0 for i != j; a problem whose diffusion has
+off-diagonal entries (noise="shared" coupling the players, or a player whose coordinates
 have correlated gradient noise) is refused.
 """
 
@@ -133,42 +136,70 @@ def check_diagonal(problem, grid: Grid, mesh=None) -> None:
                 )
 
 
+def hamiltonian_terms(problem, grid: Grid, mesh=None) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """(g_i, Sigma_ii) on the grid nodes, per coordinate, from the derivation (module docstring).
+
+    Raises NumericalError naming the node where a term is not finite or Sigma_ii < 0.
+    """
+    from ..symbolic.compile import compile_hamiltonian
+
+    names = problem.model.state_names
+    if tuple(grid.names) != tuple(names):
+        raise InputError(f"grid axes {grid.names} must be the problem's state coordinates {names}")
+    mesh = grid.mesh() if mesh is None else mesh
+    g, sigma = compile_hamiltonian(problem).evaluate(mesh)
+    for i, name in enumerate(names):
+        g[i] = _checked(g[i], f"dg/d{name}", grid)
+        sigma[i] = _checked(sigma[i], f"Sigma[{name}, {name}]", grid)
+        if (sigma[i] < 0).any():
+            raise NumericalError(f"Sigma[{name}, {name}] is negative at {_location(grid, sigma[i] < 0)}")
+    return g, sigma
+
+
+def _checked(values, what: str, grid: Grid) -> np.ndarray:
+    out = np.broadcast_to(np.asarray(values, dtype=float), grid.shape).astype(float, copy=True)
+    bad = ~np.isfinite(out)
+    if bad.any():
+        raise NumericalError(f"{what} is not finite at {_location(grid, bad)}")
+    return out
+
+
 def evaluate_coefficients(problem, grid: Grid) -> Coefficients:
     """Evaluate the scheme's coefficients of ``problem`` on ``grid`` (module docstring)."""
+    from ..symbolic.compile import compile_hamiltonian
+
     model = problem.model
     names = model.state_names
     if tuple(grid.names) != tuple(names):
         raise InputError(f"grid axes {grid.names} must be the problem's state coordinates {names}")
     mesh = grid.mesh()
     check_diagonal(problem, grid, mesh)
+    g, sigma = hamiltonian_terms(problem, grid, mesh)
+    ham = compile_hamiltonian(problem)
     d = grid.ndim
     h = grid.spacing
     gh = np.empty((d, *grid.shape))
     sd = np.empty((d, *grid.shape))
     for i in range(d):
-        gh[i] = _evaluate(model, model.gradient[i], mesh, f"dg/d{names[i]}", grid) / h[i]
-        sig = _evaluate(model, problem.covariance[i, i], mesh, f"Sigma[{names[i]}, {names[i]}]", grid)
-        if (sig < 0).any():
-            raise NumericalError(f"Sigma[{names[i]}, {names[i]}] is negative at {_location(grid, sig < 0)}")
-        sd[i] = problem.eta * sig / (h[i] * h[i])
+        gh[i] = g[i] / h[i]
+        sd[i] = ham.eta * sigma[i] / (h[i] * h[i])
     # a non-finite terminal value is reported by the solver as the value at time T
     terminal = _evaluate(model, problem.terminal_cost, mesh, "the terminal cost", grid, check=False)
     running = None
     if sp.sympify(problem.running_cost) != 0:
         running = _evaluate(model, problem.running_cost, mesh, "the running cost", grid)
-    ctl = problem.controls
-    isbatch = np.array([c.batch is not None for c in ctl], dtype=np.bool_)
+    pl = ham.players
     return Coefficients(
         grid=grid, gh=gh, sd=sd, terminal=terminal, running=running,
-        owner=np.array([problem.owner(i) for i in range(d)], dtype=np.int64),
-        sign=np.array([float(p.sign) for p in problem.players]),
-        umin=np.array([c.u_min for c in ctl], dtype=float),
-        umax=np.array([c.u_max for c in ctl], dtype=float),
-        mfix=np.array([1.0 / c.batch_size for c in ctl], dtype=float),
-        isbatch=isbatch,
-        kappa=np.array([c.batch.kappa if c.batch else 0.0 for c in ctl], dtype=float),
-        mmin=np.array([c.batch.m_min if c.batch else 1.0 / c.batch_size for c in ctl], dtype=float),
-        mmax=np.array([c.batch.m_max if c.batch else 1.0 / c.batch_size for c in ctl], dtype=float),
-        players=tuple(p.name for p in problem.players),
+        owner=ham.owner.copy(),
+        sign=np.array([p.sign for p in pl]),
+        umin=np.array([p.u_min for p in pl], dtype=float),
+        umax=np.array([p.u_max for p in pl], dtype=float),
+        mfix=np.array([p.m for p in pl], dtype=float),
+        isbatch=np.array([p.batch for p in pl], dtype=np.bool_),
+        kappa=np.array([p.kappa for p in pl], dtype=float),
+        mmin=np.array([p.m_min for p in pl], dtype=float),
+        mmax=np.array([p.m_max for p in pl], dtype=float),
+        players=tuple(p.name for p in pl),
         time_name=model.time_name,
     )

@@ -18,6 +18,11 @@ Signatures (``x``, ``xi``, ``params`` are float64 1-D arrays)::
     objective(x, params)            g(x)
     terminal(x, params)             G(x)
     running(x, params)              r(x) (state part)
+
+For the grid solvers, :func:`compile_hamiltonian` takes the Hamiltonian terms and the
+per-player control constants from the problem's derivation (computed once per problem,
+:func:`derivation_of`); the control rules themselves are the generated kernels of
+:mod:`stochctl.symbolic._rule_kernels`. numpy evaluation goes through :mod:`stochctl._evaluator`.
 """
 
 from __future__ import annotations
@@ -231,3 +236,116 @@ def _compile(problem: ControlProblem) -> CompiledProblem:
         np_terminal=model.lambdify(problem.terminal_cost),
         np_running=model.lambdify(problem.running_cost),
     )
+
+
+# ------------------------------------------------------------------ the derivation, compiled for grid solvers
+@dataclass(frozen=True)
+class CompiledPlayer:
+    """One player's optimal-control rule with its constants taken from the derivation.
+
+    Attributes:
+        name: the player.
+        sign: s = +1 (minimiser) or -1 (maximiser).
+        u_min, u_max: bounds of u.
+        m: m = 1 / batch size when the batch is fixed (the derivation's value of m_p).
+        batch: whether (u, m) is optimised jointly (batch control).
+        kappa, m_min, m_max: the compute cost and the bounds of m (batch control; else 0, m, m).
+    """
+
+    name: str
+    sign: float
+    u_min: float
+    u_max: float
+    m: float
+    batch: bool
+    kappa: float
+    m_min: float
+    m_max: float
+
+    def optimum(self, A, Bt):
+        """(u, m, h, convex) arrays at A_p, Bt_p (Bt_p = B_p / m_p), by the solvers' numba rule.
+
+        h = -s u A + u^2 m Bt / 2 (+ s kappa / m) is the player's part of the Hamiltonian and
+        ``convex`` whether the clipped ratio applies (s m Bt > 0).
+        """
+        from ._rule_kernels import player_optimum_array
+
+        A, Bt = np.broadcast_arrays(np.asarray(A, dtype=float), np.asarray(Bt, dtype=float))
+        shape = A.shape
+        A, Bt = np.ascontiguousarray(A).ravel(), np.ascontiguousarray(Bt).ravel()
+        U, M, H = np.empty(A.size), np.empty(A.size), np.empty(A.size)
+        C = np.empty(A.size, dtype=np.bool_)
+        player_optimum_array(A, Bt, self.sign, self.u_min, self.u_max, self.m, self.batch, self.kappa,
+                             self.m_min, self.m_max, U, M, H, C)
+        return U.reshape(shape), M.reshape(shape), H.reshape(shape), C.reshape(shape)
+
+
+@dataclass(frozen=True)
+class CompiledHamiltonian:
+    """What a grid solver needs of a :class:`~stochctl.symbolic.derive.Derivation`.
+
+    Per player p, A_p = sum_{i of p} g_i V_i and Bt_p = eta sum_{i, j of p} Sigma_ij V_ij; the
+    solver reads the coefficients of the derivation's A_p and Bt_p and the player's rule.
+
+    Attributes:
+        derivation: the derivation they come from.
+        players: one :class:`CompiledPlayer` per player, in order.
+        owner: player index of each state coordinate.
+        drift: g_i = dA_p / dV_i per coordinate (sympy).
+        diffusion: Sigma_ii = dBt_p / dV_ii / eta per coordinate (sympy).
+        eta: the base learning rate.
+    """
+
+    derivation: object = field(repr=False)
+    players: tuple
+    owner: np.ndarray
+    drift: tuple = field(repr=False)
+    diffusion: tuple = field(repr=False)
+    eta: float = 0.0
+
+    def evaluate(self, mesh) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """(g_i, Sigma_ii) at the state arrays ``mesh`` (one evaluator, :mod:`stochctl._evaluator`)."""
+        model = self.derivation.model
+        with np.errstate(all="ignore"):
+            g = [np.asarray(model.lambdify(e)(*mesh), dtype=float) for e in self.drift]
+            sigma = [np.asarray(model.lambdify(e)(*mesh), dtype=float) for e in self.diffusion]
+        return g, sigma
+
+
+_DERIVED: "weakref.WeakKeyDictionary[ControlProblem, object]" = weakref.WeakKeyDictionary()
+_HAMILTONIANS: "weakref.WeakKeyDictionary[ControlProblem, CompiledHamiltonian]" = weakref.WeakKeyDictionary()
+
+
+def derivation_of(problem: ControlProblem):
+    """:func:`~stochctl.symbolic.derive.derive` of ``problem``, computed once per problem object."""
+    hit = _DERIVED.get(problem)
+    if hit is None:
+        from .derive import derive
+
+        hit = _DERIVED[problem] = derive(problem)
+    return hit
+
+
+def compile_hamiltonian(problem: ControlProblem) -> CompiledHamiltonian:
+    """The problem's Hamiltonian terms and control rules from its derivation (cached per problem)."""
+    hit = _HAMILTONIANS.get(problem)
+    if hit is not None:
+        return hit
+    d = derivation_of(problem)
+    n = len(d.state_symbols)
+    owner = np.array([problem.owner(i) for i in range(n)], dtype=np.int64)
+    drift = tuple(sp.diff(d.players[owner[i]].A, d.value_gradient[i]) for i in range(n))
+    diffusion = tuple(sp.diff(d.players[owner[i]].Bt, d.value_hessian[i, i]) / d.eta for i in range(n))
+    players = []
+    for p, control in zip(d.players, problem.controls):
+        m = d.values.get(p.m.name, 1.0 / control.batch_size)  # under batch control: the default batch
+        players.append(CompiledPlayer(
+            name=p.name, sign=float(p.sign), u_min=float(p.u_min), u_max=float(p.u_max),
+            m=m, batch=p.batch is not None,
+            kappa=d.values[p.kappa.name] if p.kappa is not None else 0.0,
+            m_min=p.batch.m_min if p.batch is not None else m,
+            m_max=p.batch.m_max if p.batch is not None else m))
+    hit = _HAMILTONIANS[problem] = CompiledHamiltonian(
+        derivation=d, players=tuple(players), owner=owner, drift=drift, diffusion=diffusion,
+        eta=float(d.values["eta"]))
+    return hit

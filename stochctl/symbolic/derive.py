@@ -33,6 +33,7 @@ import numpy as np
 import sympy as sp
 
 from ..errors import InputError, NumericalError
+from . import rules
 from .optimal import (
     _u_rule,
     kkt_candidates,
@@ -434,7 +435,7 @@ def derive(problem: ControlProblem) -> Derivation:
         u, m, kap = us[k], ms[k], kappas[k]
         lo, hi = exact(c.u_min), exact(c.u_max)
         B_eff = m * Bt_s if c.batch is not None else B_s
-        part = -s * u * A_s + u**2 * B_eff / 2 + (s * kap / m if kap is not None else 0)
+        part = rules.player_part(u, A_s, B_eff, s) if kap is None else rules.joint_part(u, m, A_s, Bt_s, kap, s)
         ham_ab += part
         other = None
         A_eff = A_s
@@ -457,7 +458,7 @@ def derive(problem: ControlProblem) -> Derivation:
             A_symbol=A_s, B_symbol=B_s, Bt_symbol=Bt_s, kappa=kap,
             A=A_c.xreplace(full), B=(m * Bt_c).xreplace(full), Bt=Bt_c.xreplace(full),
             A_compact=A_c, B_compact=m * Bt_c, Bt_compact=Bt_c,
-            hamiltonian=part, convex_condition=s * B_eff > 0, effective_A=A_eff,
+            hamiltonian=part, convex_condition=rules.convex(s * B_eff), effective_A=A_eff,
             best_response_to=other, **opts,
         ))
     players = tuple(players)

@@ -24,8 +24,11 @@ For one player, with A = grad_p g . grad_p V and B = eta m tr(Sigma_p D2_pp V):
   batch). The max player
   maximises u A + u^2 m Bt / 2 - kappa / m, i.e. minimises f with Bt -> -Bt.
 
-Each rule exists twice: as a vectorised numpy function (``optimal_*``) and as
-a sympy builder (``piecewise_*``) used by :func:`stochctl.symbolic.derive`.
+The rules themselves are written once, in :mod:`stochctl.symbolic.rules`: the sympy
+builders here (``piecewise_*``, used by :func:`stochctl.symbolic.derive`) substitute the
+player's sense into them, and the vectorised numpy functions (``optimal_*``) are their
+lambdified forms (:func:`stochctl.symbolic.rulegen.numpy_rules`), as the solvers' numba
+kernels are their printed forms.
 """
 
 from __future__ import annotations
@@ -34,6 +37,8 @@ import numpy as np
 import sympy as sp
 
 from ..errors import InputError
+from . import rules
+from .rulegen import numpy_rules
 
 SENSES = ("min", "max")
 
@@ -83,15 +88,7 @@ def convex_case(B, sense: str = "min"):
 
 def _u_rule(A, B, u_min, u_max):
     """argmin of phi(u) = -u A + u^2 B / 2 over [u_min, u_max] (module docstring)."""
-    A, B, lo, hi = np.broadcast_arrays(*(np.asarray(v, dtype=float) for v in (A, B, u_min, u_max)))
-    convex = B > 0
-    below = convex & (A <= lo * B)
-    above = convex & (A >= hi * B)
-    inside = convex & ~below & ~above
-    ratio = np.divide(A, B, out=np.zeros(A.shape), where=inside)
-    upper_end = A > 0.5 * (lo + hi) * B  # phi(u_max) < phi(u_min)
-    out = np.where(convex, np.where(below, lo, np.where(above, hi, ratio)), np.where(upper_end, hi, lo))
-    return out
+    return numpy_rules().u_rule(A, B, u_min, u_max)
 
 
 def optimal_u_min_player(A, B, u_min, u_max):
@@ -123,22 +120,13 @@ def optimal_u(A, B, u_min, u_max, sense: str = "min"):
 
 def control_value(u, A, B, sense: str = "min"):
     """The player's part of the Hamiltonian: -u A + u^2 B / 2 (min) or u A + u^2 B / 2 (max)."""
-    s = _sign(sense)
-    u = np.asarray(u, dtype=float)
-    return -s * u * np.asarray(A, dtype=float) + 0.5 * u * u * np.asarray(B, dtype=float)
+    return _scalar_or_array(numpy_rules().player_part(u, A, B, _sign(sense)))
 
 
 def _m_rule(u, Bt, kappa, m_min, m_max):
     """argmin of h(m) = u^2 m Bt / 2 + kappa / m over [m_min, m_max] (kappa >= 0)."""
-    u, Bt, kappa, lo, hi = np.broadcast_arrays(*(np.asarray(v, dtype=float) for v in (u, Bt, kappa, m_min, m_max)))
-    c = u * u * Bt
-    pos = c > 0
-    # m* = sqrt(2 kappa / c) compared with the bounds without forming the ratio.
-    below = pos & (2.0 * kappa <= c * lo * lo)
-    above = pos & (2.0 * kappa >= c * hi * hi)
-    inside = pos & ~below & ~above
-    ratio = np.sqrt(np.divide(2.0 * kappa, c, out=np.ones(c.shape), where=inside))
-    return np.where(pos, np.where(below, lo, np.where(above, hi, ratio)), hi)
+    u, Bt = np.asarray(u, dtype=float), np.asarray(Bt, dtype=float)
+    return numpy_rules().m_rule(u * u * Bt, kappa, m_min, m_max)
 
 
 def _check_kappa(kappa):
@@ -165,42 +153,12 @@ def joint_value(u, m, A, Bt, kappa, sense: str = "min"):
 
     min: -u A + u^2 m Bt / 2 + kappa / m;  max: u A + u^2 m Bt / 2 - kappa / m.
     """
-    s = _sign(sense)
-    u = np.asarray(u, dtype=float)
-    m = np.asarray(m, dtype=float)
-    return -s * u * np.asarray(A, dtype=float) + 0.5 * u * u * m * np.asarray(Bt, dtype=float) + s * np.asarray(
-        kappa, dtype=float) / m
+    return _scalar_or_array(numpy_rules().joint_part(u, m, A, Bt, kappa, _sign(sense)))
 
 
 def _joint_candidates_np(A, Bt, kappa, ul, uh, ml, mh):
-    """KKT candidates (u_k, m_k, admissible_k) of min f(u, m) = -u A + u^2 m Bt/2 + kappa/m (arrays)."""
-    shape = A.shape
-    zeros = np.zeros(shape)
-    cands = []
-    # Interior stationary set: A^2 = 2 kappa Bt with Bt, kappa, A > 0: the curve u m = c = A / Bt
-    # (f = 0 on it); its admissible m-range is [max(m_min, c/u_max), min(m_max, c/u_min)].
-    stat = (Bt > 0) & (kappa > 0) & (A > 0) & (uh > 0) & (A * A == 2.0 * kappa * Bt)
-    c = np.divide(A, Bt, out=zeros.copy(), where=stat)
-    m_lo = np.maximum(ml, np.divide(c, uh, out=zeros.copy(), where=stat))
-    m_hi = np.minimum(mh, np.divide(c, ul, out=np.full(shape, np.inf), where=stat & (ul > 0)))
-    stat &= m_lo <= m_hi
-    m_i = np.sqrt(np.where(stat, m_lo * m_hi, 1.0))
-    cands.append((np.divide(c, m_i, out=zeros.copy(), where=stat), m_i, stat))
-    # Faces m = m_k: stationary u = A / (m_k Bt) when Bt > 0 and it lies in [u_min, u_max].
-    for m_face in (mh, ml):
-        b = m_face * Bt
-        ok = (b > 0) & (A >= ul * b) & (A <= uh * b)
-        cands.append((np.divide(A, b, out=zeros.copy(), where=ok), m_face, ok))
-    # Faces u = u_k: stationary m = sqrt(2 kappa / (u_k^2 Bt)) when u_k^2 Bt > 0 and it lies in [m_min, m_max].
-    for u_face in (ul, uh):
-        q = u_face * u_face * Bt
-        ok = (q > 0) & (2.0 * kappa >= q * ml * ml) & (2.0 * kappa <= q * mh * mh)
-        m_s = np.sqrt(np.divide(2.0 * kappa, q, out=np.ones(shape), where=ok))
-        cands.append((u_face, np.where(ok, m_s, ml), ok))
-    for u_c in (ul, uh):
-        for m_c in (mh, ml):
-            cands.append((u_c, m_c, np.ones(shape, dtype=bool)))
-    return cands
+    """KKT candidates (u_k, m_k, f_k, admissible_k) of min f(u, m) = -u A + u^2 m Bt/2 + kappa/m (arrays)."""
+    return [tuple(fn(A, Bt, kappa, ul, uh, ml, mh) for fn in cand) for cand in numpy_rules().kkt]
 
 
 def optimal_u_m(A, Bt, kappa, u_min, u_max, m_min, m_max, sense: str = "min"):
@@ -227,10 +185,10 @@ def optimal_u_m(A, Bt, kappa, u_min, u_max, m_min, m_max, sense: str = "min"):
         *(np.asarray(v, dtype=float) for v in (A, Bt, kappa, u_min, u_max, m_min, m_max)))
     Bt = s * Bt  # the max player minimises f with Bt -> -Bt
     cands = _joint_candidates_np(A, Bt, kappa, ul, uh, ml, mh)
-    us = np.array([np.broadcast_to(u, A.shape) for u, _, _ in cands])
-    ms = np.array([np.broadcast_to(m, A.shape) for _, m, _ in cands])
-    ok = np.array([np.broadcast_to(v, A.shape) for _, _, v in cands])
-    values = np.where(ok, -us * A + 0.5 * us * us * ms * Bt + kappa / ms, np.inf)
+    us = np.array([u for u, _, _, _ in cands])
+    ms = np.array([m for _, m, _, _ in cands])
+    ok = np.array([v for _, _, _, v in cands])
+    values = np.where(ok, np.array([f for _, _, f, _ in cands]), np.inf)
     best = np.argmin(values, axis=0)[None]
     return (_scalar_or_array(np.take_along_axis(us, best, axis=0)[0]),
             _scalar_or_array(np.take_along_axis(ms, best, axis=0)[0]))
@@ -242,16 +200,14 @@ def _sym(v):
 
 
 def piecewise_u(A, B, u_min, u_max, sense: str = "min") -> sp.Piecewise:
-    """u* as a sympy Piecewise with the convexity case split (module docstring).
+    """u* as a sympy Piecewise with the convexity case split (:func:`stochctl.symbolic.rules.u_rule`).
 
     min: ``Piecewise((clip(A/B), B > 0), (u_max, A > (u_min+u_max) B/2), (u_min, True))``;
     max: the same with B replaced by -B.
     """
     s = _sign(sense)
     A, B, lo, hi = map(_sym, (A, B, u_min, u_max))
-    Bs = s * B
-    clip = sp.Min(sp.Max(A / Bs, lo), hi)
-    return sp.Piecewise((clip, Bs > 0), (hi, A > (lo + hi) * Bs / 2), (lo, True))
+    return rules.u_rule(A, s * B, lo, hi)
 
 
 def piecewise_u_value(A, B, u_min, u_max, sense: str = "min") -> sp.Piecewise:
@@ -263,17 +219,7 @@ def piecewise_u_value(A, B, u_min, u_max, sense: str = "min") -> sp.Piecewise:
     """
     s = _sign(sense)
     A, B, lo, hi = map(_sym, (A, B, u_min, u_max))
-    Bs = s * B
-
-    def phi(u):
-        return -u * A + u**2 * Bs / 2
-
-    pw = sp.Piecewise(
-        (phi(lo), (Bs > 0) & (A <= lo * Bs)),
-        (-A**2 / (2 * Bs), (Bs > 0) & (A < hi * Bs)),
-        (phi(hi), (Bs > 0) | (A > (lo + hi) * Bs / 2)),
-        (phi(lo), True),
-    )
+    pw = rules.u_value(A, s * B, lo, hi)
     return pw if s == 1 else -pw
 
 
@@ -281,8 +227,7 @@ def piecewise_m(u, Bt, kappa, m_min, m_max, sense: str = "min") -> sp.Piecewise:
     """m* for fixed u as a Piecewise: clip(sqrt(2 kappa / (s u^2 Bt))) where s u^2 Bt > 0, else m_max."""
     s = _sign(sense)
     u, Bt, kappa, lo, hi = map(_sym, (u, Bt, kappa, m_min, m_max))
-    c = s * u**2 * Bt
-    return sp.Piecewise((sp.Min(sp.Max(sp.sqrt(2 * kappa / c), lo), hi), c > 0), (hi, True))
+    return rules.m_rule(s * u**2 * Bt, kappa, lo, hi)
 
 
 def kkt_candidates(A, Bt, kappa, u_min, u_max, m_min, m_max, sense: str = "min"):
@@ -292,33 +237,12 @@ def kkt_candidates(A, Bt, kappa, u_min, u_max, m_min, m_max, sense: str = "min")
     Piecewise: ``value`` is f(u, m) = -u A + u^2 m Bt' / 2 + kappa / m with
     Bt' = Bt (min) or -Bt (max), so the optimum is always the admissible
     candidate with the smallest ``value`` (the max player's optimal value is
-    -value), and ``exists`` is the condition under which the candidate is admissible.
+    -value), and ``exists`` is the condition under which the candidate is admissible
+    (:func:`stochctl.symbolic.rules.kkt_candidates`).
     """
     s = _sign(sense)
     A, Bt, kappa, ul, uh, ml, mh = map(_sym, (A, Bt, kappa, u_min, u_max, m_min, m_max))
-    Bs = s * Bt
-
-    def f(u, m):
-        return -u * A + u**2 * m * Bs / 2 + kappa / m
-
-    c = A / Bs
-    m_lo = sp.Max(ml, c / uh)
-    m_hi = mh if ul == 0 else sp.Min(mh, c / ul)
-    m_int = sp.sqrt(m_lo * m_hi)
-    cands = [("interior", c / m_int, m_int, sp.Integer(0),
-              sp.And(sp.Eq(A**2, 2 * kappa * Bs), Bs > 0, kappa > 0, A > 0, m_lo <= m_hi))]
-    for mk in (mh, ml):
-        uk = A / (mk * Bs)
-        cands.append((f"face m = {mk}", uk, mk, f(uk, mk), sp.And(Bs > 0, A >= ul * mk * Bs, A <= uh * mk * Bs)))
-    for uk in (ul, uh):
-        q = uk**2 * Bs
-        mk = sp.sqrt(2 * kappa / q)
-        ok = sp.And(q > 0, 2 * kappa >= q * ml**2, 2 * kappa <= q * mh**2)
-        cands.append((f"face u = {uk}", uk, mk, f(uk, mk) if ok is not sp.false else sp.nan, ok))
-    for uc in (ul, uh):
-        for mc in (mh, ml):
-            cands.append((f"corner (u, m) = ({uc}, {mc})", uc, mc, f(uc, mc), sp.true))
-    return tuple(c for c in cands if c[4] is not sp.false)
+    return rules.kkt_candidates(A, s * Bt, kappa, ul, uh, ml, mh)
 
 
 def piecewise_u_m(A, Bt, kappa, u_min, u_max, m_min, m_max, sense: str = "min"):
@@ -335,6 +259,7 @@ def piecewise_u_m(A, Bt, kappa, u_min, u_max, m_min, m_max, sense: str = "min"):
         beats = [sp.Or(sp.Not(oj), vk < vj) if j < k else sp.Or(sp.Not(oj), vk <= vj)
                  for j, (_, _, _, vj, oj) in enumerate(cands) if j != k]
         conds.append(sp.And(ok, *beats))
+
     def pick(item: int) -> sp.Piecewise:
         # evaluate=False: sympy's Piecewise canonicalisation is very slow on these conditions
         pieces = [(c[item], cond) for c, cond in zip(cands[:-1], conds[:-1])]
