@@ -101,3 +101,32 @@ def test_bad_axis_from_is_one_clear_line(tmp_path, capsys, arg, message):
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1 and "Traceback" not in err
     assert not (tmp_path / "t.npz").exists()
+
+
+def test_declared_axes_read_alike_in_numpy_and_jax(rng):
+    """The optax path evaluates the same formulas and lookup under jax.numpy (jitted updates)."""
+    pytest.importorskip("jax")
+    import jax
+
+    jax.config.update("jax_enable_x64", True)
+    import jax.numpy as jnp
+
+    from stochctl.policy.table import TableAxis, TableValue
+
+    tau, x = np.linspace(0, 5, 11), np.linspace(0, 4, 9)
+    table = PolicyTable.from_arrays(
+        [TableAxis("tau_remaining", tau, role="time_to_go", from_trainer="eta*steps_left"),
+         TableAxis("x", x, role="state", from_trainer="grad_norm/a")],
+        [TableValue("u", np.clip(0.2 + 0.1 * tau[:, None] + 0.15 * x[None, :] ** 2, 0, 1), valid_range=(0, 1))])
+    pol = LocalPolicy(table, total_steps=30, eta=0.1)
+    a, s2, gn = rng.uniform(-0.5, 3, 50), rng.uniform(0, 1, 50), rng.uniform(0, 5, 50)
+    u_np, code_np, *_ = pol.evaluate(7, a, s2, gn, True, 0.1, pol.lookup_fn(np), np)
+    u_jx, code_jx, *_ = pol.evaluate(7, jnp.asarray(a), jnp.asarray(s2), jnp.asarray(gn), True, 0.1,
+                                     pol.lookup_fn(jnp), jnp)
+    np.testing.assert_allclose(np.asarray(u_jx), u_np, rtol=1e-12, atol=1e-12)
+    assert np.array_equal(np.asarray(code_jx), code_np)
+    ok = a > 0  # and where the estimates are usable: the table at (eta (K - k), grad_norm / a)
+    ref = table.lookup(tau_remaining=np.full(ok.sum(), 0.1 * 23), x=gn[ok] / a[ok])["u"]
+    np.testing.assert_allclose(u_np[ok], ref, rtol=1e-12)
+    for i in np.flatnonzero(ok)[:5]:  # the scalar path agrees
+        assert pol(7, {"a": float(a[i]), "s2": float(s2[i]), "grad_norm": float(gn[i])}) == pytest.approx(u_np[i])
