@@ -35,10 +35,11 @@ Jacobian J at the point and the players' multipliers U = diag(u_p):
   U J has |1 - eta lambda| > 1, i.e. eta > 2 Re(lambda) / |lambda|^2, so
   eta_crit = min over eigenvalues (0 as soon as one has Re(lambda) <= 0, e.g.
   purely imaginary ones; zero eigenvalues are neutral and skipped);
-* alternating GDA (players in the model's order, each at the point left by the
-  previous one): M_alt = T_P ... T_1 with T_p = I - eta E_p U J (E_p selects
-  player p's rows); eta_crit is the first eta at which the spectral radius
-  rho(M_alt) exceeds 1, found on a log-spaced scan of (0, eta_max] refined by
+* alternating GDA (players in the model's order, each at the point left by
+  the previous one, :func:`stochctl.analysis.iteration.update_phases`):
+  M_alt = T_P ... T_1 with T_p = I - eta E_p U J (E_p selects player p's
+  rows); eta_crit is the first eta at which the spectral radius rho(M_alt)
+  exceeds 1, found on a log-spaced scan of (0, eta_max] refined by
   bisection. For the quadratic game g = a th^2/2 + b th om - c om^2/2 with
   a, c >= 0 and u = 1 it equals 2 / lambda_max([[a, b], [b, c]]) (Jury's
   condition 1 + det + trace > 0 on the 2 x 2 iteration matrix);
@@ -55,14 +56,20 @@ Numerical thresholds: the scan starts at 1e-3 of the natural step 2 / rho(U J)
 at every scanned step down to there (every eta > 0 on the first-order
 analysis), ``None`` that it does not explode up to ``eta_max``.
 
-**Simulation.** :func:`simulate_explosion` runs the real discrete iteration
-(see :mod:`stochctl.analysis._explosion_kernels`) for many seeded paths and a
-sweep of eta, and reports the probability that |x_k - center| exceeds a bound
-or stops being finite within a number of steps, with a binomial confidence
-interval (Wilson or Clopper-Pearson). Paths measure the almost-sure threshold.
-:func:`simulate_second_moment` averages |x_k - center|^2 over many paths and
-fits its growth rate, which measures the mean-square one: between the two
-thresholds almost every path converges while the mean square diverges.
+**Simulation.** :func:`simulate_paths`, :func:`simulate_explosion` and
+:func:`simulate_second_moment` run the one discrete iteration of
+:mod:`stochctl.analysis.iteration` (the Monte Carlo checks of
+:mod:`stochctl.solvers.montecarlo` run the same step): paths, the probability
+that |x_k - center| exceeds a bound or stops being finite within a number of
+steps (with a Wilson or Clopper-Pearson interval), which measures the
+almost-sure threshold, and the averaged |x_k - center|^2 and its growth rate,
+which measures the mean-square one: between the two thresholds almost every
+path converges while the mean square diverges.
+
+Modules: :mod:`.scalar` (critical steps of the multiplicative model),
+:mod:`.linear` (the linearised iteration and its matrices), :mod:`.thresholds`,
+:mod:`.maps` (explosion maps of a solved policy), :mod:`.simulation`; every
+public name is re-exported here.
 
 References: Li, Tai & E (2017/2019) for the SDE approximation and the
 quadratic test case; Mescheder, Geiger & Nowozin (2018) for the Dirac GAN and
@@ -87,8 +94,10 @@ from .scalar import critical_steps as critical_steps
 from .scalar import expected_log_abs_normal as expected_log_abs_normal
 from .scalar import lyapunov_exponent as lyapunov_exponent
 from .simulation import ExplosionSimulation as ExplosionSimulation
+from .simulation import IterationPaths as IterationPaths
 from .simulation import SecondMomentGrowth as SecondMomentGrowth
 from .simulation import simulate_explosion as simulate_explosion
+from .simulation import simulate_paths as simulate_paths
 from .simulation import simulate_second_moment as simulate_second_moment
 from .thresholds import ExplosionThresholds as ExplosionThresholds
 from .thresholds import explosion_thresholds as explosion_thresholds
@@ -97,6 +106,7 @@ from .thresholds import simultaneous_critical_eta as simultaneous_critical_eta
 __all__ = [
     "ExplosionThresholds", "ExplosionMap", "ExplosionSimulation", "SecondMomentGrowth", "LocalLinearization",
     "explosion_thresholds", "explosion_map", "simulate_explosion", "simulate_second_moment", "local_linearization",
+    "IterationPaths", "simulate_paths",
     "critical_steps", "lyapunov_exponent", "expected_log_abs_normal", "simultaneous_critical_eta",
     "iteration_matrix", "second_moment_matrix", "spectral_radius", "resolve_point",
     "UPDATES", "NOISES", "INTERVALS", "ONE_PLAYER_CRITERIA", "GAME_CRITERIA",

@@ -9,11 +9,9 @@ import numpy as np
 
 from ...errors import InputError
 from ...models import Model
+from ..iteration import NOISES as NOISES
+from ..iteration import UPDATES as UPDATES
 
-UPDATES = ("simultaneous", "alternating")
-"""Update orders of the players."""
-NOISES = ("gaussian", "sample", "none")
-"""Minibatch noise models of the simulations (:mod:`stochctl.analysis._explosion_kernels`)."""
 INTERVALS = ("wilson", "clopper-pearson")
 """Binomial confidence intervals of the explosion probability."""
 ONE_PLAYER_CRITERIA = ("deterministic", "mean_square", "almost_sure")
@@ -25,17 +23,10 @@ RHO_TOL = 1e-9
 _ZERO_TOL = 1e-12
 
 
-def _check_update(update):
-    if update not in UPDATES:
-        raise InputError(f"update {update!r} unknown; valid: {', '.join(UPDATES)}")
-
-
-
 def _positive_int(name, value, minimum=1):
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
         raise InputError(f"{name} must be an integer >= {minimum}; got {value!r}")
     return int(value)
-
 
 
 def resolve_point(model: Model, point, where: str = "point") -> np.ndarray:
@@ -71,12 +62,10 @@ def resolve_point(model: Model, point, where: str = "point") -> np.ndarray:
     return np.array(out)
 
 
-
 def _signs_owner(model: Model) -> tuple[np.ndarray, np.ndarray]:
     owner = np.concatenate([np.full(len(p.symbols), k) for k, p in enumerate(model.players)]).astype(np.int64)
     signs = np.array([model.players[k].sign for k in owner], dtype=float)
     return signs, owner
-
 
 
 def _as_model(obj):

@@ -22,7 +22,8 @@ import sympy as sp
 
 from ...errors import NumericalError
 from ...models import Model, expectation
-from ._common import _as_model, _check_update, _signs_owner, resolve_point
+from ..iteration import check_update as _check_update
+from ._common import _as_model, _signs_owner, resolve_point
 
 def _player_rows(owner, n_players) -> np.ndarray:
     """(n_players, n) boolean: which coordinates each player owns."""

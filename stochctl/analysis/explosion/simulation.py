@@ -20,7 +20,8 @@ from scipy import stats
 
 from ...errors import InputError
 from ...models import Model
-from ._common import (INTERVALS, NOISES, UPDATES, _as_model, _check_update, _defaults, _per_player, _positive_int,
+from ..iteration import check_update as _check_update
+from ._common import (INTERVALS, NOISES, UPDATES, _as_model, _defaults, _per_player, _positive_int,
                       _signs_owner, resolve_point)
 from .linear import local_linearization, second_moment_matrix, spectral_radius
 
@@ -41,7 +42,8 @@ def _problem_of(model: Model):
 def _setup(model_or_problem, start, etas, multipliers, update, noise, batch_size, center, seed, paths):
     """Validated inputs and the kernel arguments shared by both simulations."""
     from ...symbolic.compile import compile_problem
-    from .._explosion_kernels import NOISE_MODES, explosion_kernels
+    from .._explosion_kernels import explosion_kernels
+    from ..iteration import NOISE_MODES, update_phases
 
     model, problem = _as_model(model_or_problem)
     _check_update(update)
@@ -62,18 +64,14 @@ def _setup(model_or_problem, start, etas, multipliers, update, noise, batch_size
     slices = model.player_slices()
     starts = np.array([s.start for s in slices], dtype=np.int64)
     stops = np.array([s.stop for s in slices], dtype=np.int64)
-    if update == "alternating" and n_players > 1:
-        phase, n_phases = np.arange(n_players, dtype=np.int64), n_players
-    else:
-        phase, n_phases = np.zeros(n_players, dtype=np.int64), 1
-    hs = etas[:, None] * us[owner][None, :]
+    phase, n_phases = update_phases(n_players, update)
     seeds = np.random.SeedSequence(seed).generate_state(paths, dtype=np.uint32).astype(np.int64)
-    args = (compiled.params, signs, owner, phase, n_phases, starts, stops, np.ascontiguousarray(hs), bs,
-            NOISE_MODES[noise], int(compiled.n_noises), x0, c)
+    args = (compiled.params, signs, owner, phase, n_phases, starts, stops, etas, us, 1.0 / bs, bs,
+            NOISE_MODES[noise], int(compiled.n_noises), x0)
     info = dict(model=model.name, update=update if n_players > 1 else "sgd", noise=noise, names=model.state_names,
                 start=tuple(map(float, x0)), center=tuple(map(float, c)), players=tuple(p.name for p in model.players),
                 multipliers=tuple(map(float, us)), batch_sizes=tuple(map(int, bs)), etas=etas, paths=paths, seed=seed)
-    return module, args, seeds, info, model
+    return module, args, c, seeds, info, model
 
 
 @dataclass(frozen=True, eq=False)
@@ -162,10 +160,10 @@ def simulate_explosion(model, start, etas, *, multipliers=None, update: str = "s
         raise InputError(f"confidence must be a number in (0, 1); got {confidence!r}")
     if interval not in INTERVALS:
         raise InputError(f"interval {interval!r} unknown; valid: {', '.join(INTERVALS)}")
-    module, args, seeds, info, _ = _setup(model, start, etas, multipliers, update, noise, batch_size, center, seed,
-                                          paths)
+    module, args, c, seeds, info, _ = _setup(model, start, etas, multipliers, update, noise, batch_size, center,
+                                             seed, paths)
     out = np.empty((len(info["etas"]), info["paths"]), dtype=np.int64)
-    module.explosion_paths(*args, seeds, steps, float(bound) ** 2, out)
+    module.explosion_paths(*args, c, seeds, steps, float(bound) ** 2, out)
     counts = (out >= 0).sum(axis=1)
     method = "wilson" if interval == "wilson" else "exact"
     lows, highs = [], []
@@ -226,13 +224,13 @@ def simulate_second_moment(model, start, etas, *, multipliers=None, update: str 
     without additive noise).
     """
     steps = _positive_int("steps", steps)
-    module, args, seeds, info, mdl = _setup(model, start, etas, multipliers, update, noise, batch_size, center,
-                                            seed, paths)
+    module, args, c, seeds, info, mdl = _setup(model, start, etas, multipliers, update, noise, batch_size, center,
+                                               seed, paths)
     chunks = min(64, info["paths"])
     n_eta = len(info["etas"])
     sums = np.empty((n_eta, chunks, steps + 1))
     sums2 = np.empty_like(sums)
-    module.second_moments(*args, seeds, steps, sums, sums2)
+    module.second_moments(*args, c, seeds, steps, sums, sums2)
     p = info["paths"]
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         mean = sums.sum(axis=1) / p
@@ -251,3 +249,52 @@ def simulate_second_moment(model, start, etas, *, multipliers=None, update: str 
                                                                 lin.owner, upd)))
     return SecondMomentGrowth(**info, steps=steps, mean=mean, stderr=stderr, growth_rate=growth,
                               growth_stderr=growth_se, predicted_rate=predicted)
+
+
+@dataclass(frozen=True, eq=False)
+class IterationPaths:
+    """Paths of the discrete iteration (:mod:`stochctl.analysis.iteration`) with fixed multipliers.
+
+    Attributes:
+        model, update, noise, names, start, players, multipliers, batch_sizes,
+        etas, paths, seed: as in :class:`ExplosionSimulation` (``center`` unused).
+        steps: iterations K.
+        x: (len(etas), paths, K + 1, d) iterates x_k, as computed (a path that
+            overflows shows inf or nan from that step on).
+    """
+
+    model: str
+    update: str
+    noise: str
+    names: tuple[str, ...]
+    start: tuple[float, ...]
+    center: tuple[float, ...]
+    players: tuple[str, ...]
+    multipliers: tuple[float, ...]
+    batch_sizes: tuple[int, ...]
+    etas: np.ndarray
+    paths: int
+    seed: int
+    steps: int
+    x: np.ndarray
+
+
+def simulate_paths(model, start, etas, *, multipliers=None, update: str = "simultaneous", noise: str = "gaussian",
+                   batch_size=None, paths: int = 100, steps: int = 100, seed: int = 0) -> IterationPaths:
+    """The iterates x_0..x_K of the discrete iteration for each eta (arguments as in :func:`simulate_explosion`).
+
+    The same paths, step for step, that :func:`simulate_explosion` and
+    :func:`simulate_second_moment` summarise (same seeds, same kernel step).
+    """
+    from ...solvers._limits import check_paths
+
+    steps = _positive_int("steps", steps)
+    module, args, _, seeds, info, mdl = _setup(model, start, etas, multipliers, update, noise, batch_size, None,
+                                               seed, paths)
+    total = len(info["etas"]) * info["paths"]
+    check_paths(total, len(mdl.state_names), keep_paths=total, steps=steps)
+    out = np.empty((len(info["etas"]), info["paths"], steps + 1, len(mdl.state_names)))
+    with np.errstate(over="ignore", invalid="ignore"):
+        module.trajectories(*args, seeds, out)
+    out.flags.writeable = False
+    return IterationPaths(**info, steps=steps, x=out)
