@@ -33,9 +33,79 @@ import sympy as sp
 from ..errors import InputError, NumericalError
 from ._minmax import XTOL, grid_values, minmax, objective_function, resolve_box, resolve_points
 
-__all__ = ["BlockConvexity", "ConvexityReport", "FailurePoint", "ProfileObjective", "analyze_convexity"]
+__all__ = ["BlockConvexity", "BlockScan", "ConvexityReport", "FailurePoint", "ProfileObjective", "analyze_convexity",
+           "scan_block_convexity", "CONVEXITY_TOL"]
 
 _DIGITS = 30
+
+CONVEXITY_TOL = 1e-9
+"""Relative tolerance of the convexity scan (:func:`scan_block_convexity`).
+
+A player's deciding eigenvalue fails its requirement when it lies on the wrong
+side of 0 by more than CONVEXITY_TOL * max(1, largest |eigenvalue| of that
+block on the grid): round-off of an exactly zero curvature (a bilinear term, a
+Dirac GAN at theta = 0) then never counts as a failure.
+"""
+
+
+@dataclass(frozen=True)
+class BlockScan:
+    """One player's Hessian block on a grid: its eigenvalues and where its requirement fails.
+
+    Attributes:
+        player, sense: the player's name and ``"min"`` or ``"max"``.
+        requirement: ``"convex"`` (min player: lambda_min >= 0) or ``"concave"``
+            (max player: lambda_max <= 0).
+        symbols: the player's state symbols.
+        block: the symbolic block D2_{x_p x_p} g.
+        eigenvalues: ascending eigenvalues per grid point, shape (*grid, k).
+        extreme: the deciding eigenvalue (lambda_min or lambda_max), shape of the grid.
+        fails: ``extreme`` beyond ``tolerance`` on the wrong side of 0.
+        tolerance: CONVEXITY_TOL * max(1, max |eigenvalue|).
+    """
+
+    player: str
+    sense: str
+    requirement: str
+    symbols: tuple[sp.Symbol, ...]
+    block: sp.ImmutableMatrix
+    eigenvalues: np.ndarray
+    extreme: np.ndarray
+    fails: np.ndarray
+    tolerance: float
+
+
+def scan_block_convexity(model, mesh) -> tuple[BlockScan, ...]:
+    """The convexity scan: each player's Hessian block on a grid (module docstring, :data:`CONVEXITY_TOL`).
+
+    Args:
+        model: a :class:`~stochctl.models.Model`.
+        mesh: one array per state coordinate, all of the grid's shape.
+
+    Raises:
+        NumericalError: a block is not finite somewhere on the grid, naming the player.
+    """
+    mesh = [np.asarray(m, dtype=float) for m in mesh]
+    shape = mesh[0].shape
+    hessian = model.hessian
+    out = []
+    for player, sl in zip(model.players, model.player_slices()):
+        block = sp.ImmutableMatrix(hessian[sl, sl])
+        k = block.rows
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            raw = model.lambdify(block)(*mesh)
+        mat = np.stack([np.broadcast_to(np.asarray(raw[i][j], dtype=float), shape)
+                        for i in range(k) for j in range(k)], axis=-1).reshape(*shape, k, k)
+        if not np.all(np.isfinite(mat)):
+            raise NumericalError(f"the Hessian block of {player.name} is not finite on the box; choose a smaller box")
+        eig = np.linalg.eigvalsh((mat + np.swapaxes(mat, -1, -2)) / 2)
+        tol = CONVEXITY_TOL * max(1.0, float(np.abs(eig).max()))
+        if player.sense == "min":
+            extreme, fails, requirement = eig[..., 0], eig[..., 0] < -tol, "convex"
+        else:
+            extreme, fails, requirement = eig[..., -1], eig[..., -1] > tol, "concave"
+        out.append(BlockScan(player.name, player.sense, requirement, player.symbols, block, eig, extreme, fails, tol))
+    return tuple(out)
 
 
 @dataclass(frozen=True)
@@ -280,25 +350,13 @@ def analyze_convexity(model, *, box: Mapping | None = None, points: int | None =
     g = objective_function(model)
     values = grid_values(g, axes)
     mesh = np.meshgrid(*axes, indexing="ij")
-    hessian = model.hessian
 
     blocks, failures = [], []
-    for player, sl in zip(model.players, model.player_slices()):
-        block = sp.ImmutableMatrix(hessian[sl, sl])
-        k = block.rows
-        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            mat = np.asarray(model.lambdify(block)(*mesh), dtype=float)  # (k, k, *grid)
-        mat = np.moveaxis(mat.reshape(k, k, *values.shape), (0, 1), (-2, -1))
-        if not np.all(np.isfinite(mat)):
-            raise NumericalError(f"the Hessian block of {player.name} is not finite on the box; choose a smaller box")
-        eig = np.linalg.eigvalsh((mat + np.swapaxes(mat, -1, -2)) / 2)
-        tol = 1e-9 * max(1.0, float(np.abs(eig).max()))
-        if player.sense == "min":
-            extreme, fails, requirement = eig[..., 0], eig[..., 0] < -tol, "convex"
-        else:
-            extreme, fails, requirement = eig[..., -1], eig[..., -1] > tol, "concave"
-        blocks.append(BlockConvexity(player.name, player.sense, requirement, player.symbols, block, eig,
-                                     extreme, fails, float(fails.mean()), tol))
+    for scan in scan_block_convexity(model, mesh):
+        player = next(p for p in model.players if p.name == scan.player)
+        block, extreme, fails, requirement = scan.block, scan.extreme, scan.fails, scan.requirement
+        blocks.append(BlockConvexity(player.name, player.sense, requirement, player.symbols, block, scan.eigenvalues,
+                                     extreme, fails, float(fails.mean()), scan.tolerance))
         idx = np.argwhere(fails)
         score = -player.sign * extreme[fails]
         found = 0

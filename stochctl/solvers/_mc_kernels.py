@@ -1,24 +1,26 @@
 """numba kernels of the Monte Carlo checks: policy lookup and path simulation.
 
 One kernel simulates both the controlled SDE (Euler-Maruyama) and the discrete
-training iteration, because with step ``dt`` both take the form
+training iteration, because both are the iteration of
+:mod:`stochctl.analysis.iteration` with gaussian noise,
 
-    x_i <- x_i - s_i u_p dt (d_i g(x) + sqrt(m_p eta / dt) sqrt(Sigma_ii(x)) z_i),
+    x_i <- x_i - s_i u_p dt (d_i g(x) + sqrt(m_p r) Sigma^{1/2}(x) z),
 
-(coordinate i owned by player p, z_i standard normal): with ``dt`` the
-Euler-Maruyama step this is d x = -s u grad g dt + u sqrt(eta m Sigma) dW, and
-with ``dt = eta`` it is the SGD / SGA update
-x <- x - s eta u (grad g + sqrt(m) Sigma^{1/2} z). Players are updated in
-``phases``: one phase for simultaneous updates, min players then max players
-(at the updated point) for alternating ones.
+(coordinate i owned by player p, z standard normal, Sigma diagonal): with ``dt``
+the Euler-Maruyama step and r = eta / dt this is
+d x = -s u grad g dt + u sqrt(eta m Sigma) dW, and with ``dt = eta``, r = 1 it is
+the SGD / SGA update. Each step is the shared ``advance`` of
+:mod:`stochctl.analysis._iteration_kernels`, reading the policy at each phase's
+point, so simultaneous and alternating updates mean here exactly what they mean
+for the explosion analysis.
 
 Every path seeds numba's thread-local generator with its own seed before
 drawing, so a path's noise depends only on its seed: results do not depend on
 the number of threads, and two simulations with the same seeds share their
 noise (common random numbers).
 
-The path kernel calls the problem's compiled functions (g's gradient, Sigma,
-G, r). numba cannot cache a kernel that receives them as arguments or through
+The path kernel calls the generated ``advance`` and the problem's compiled G
+and r. numba cannot cache a kernel that receives them as arguments or through
 a closure, so :func:`simulator` writes the kernel, bound to one compiled
 problem module, into the kernel cache folder under a name that hashes its
 text (which includes a hash of this file) and imports it: a second run loads
@@ -89,7 +91,7 @@ def interp_points(tab, c, levels, lower, h, npts, strides, points, out):
     return out
 
 
-# The path kernel (module docstring); {kernels} names the compiled problem's module.
+# The path kernel (module docstring); {kernels} names the compiled problem's module, {iteration} its step.
 _SIMULATE_TEMPLATE = '''"""Generated Monte Carlo kernel bound to {kernels} ({tag})."""
 import math
 
@@ -97,12 +99,12 @@ import numpy as np
 from numba import prange
 
 from stochctl._jit import jit
-from stochctl.solvers._mc_kernels import interp
-from {kernels} import grad, running, sigma, terminal
+from {iteration} import advance
+from {kernels} import running, terminal
 
 
 @jit(parallel=True)
-def simulate_paths(params, signs, owner,
+def simulate_paths(params, signs, owner, starts, stops,
                    x0, seeds, antithetic, dt, noise_ratio, level_of_step, phase, n_phases,
                    lower, h, npts, strides, tab, u_index, m_index, m_fixed, kappa, psign,
                    sample, costs, exited):
@@ -110,12 +112,13 @@ def simulate_paths(params, signs, owner,
 
     Args:
         params, signs, owner: parameter values; +1/-1 per coordinate; player per coordinate.
+        starts, stops: each player's coordinate slice.
         x0: start points, shape (1, d) (shared) or (paths, d).
         seeds: per-path seeds (per pair of paths when ``antithetic``).
         antithetic: pair path 2j+1 with path 2j using the negated noise.
         dt: step; noise_ratio: eta / dt (1 for the discrete iteration).
         level_of_step: policy time level used at each step.
-        phase, n_phases: update phase of each player (see module docstring).
+        phase, n_phases: update phase of each player (stochctl.analysis.iteration.update_phases).
         lower, h, npts, strides: the policy grid (uniform axes, C-order strides).
         tab: (controls, levels, grid points) policy tables; player p's
             multiplier is ``tab[u_index[p]]``, its batch control ``tab[m_index[p]]``
@@ -146,11 +149,19 @@ def simulate_paths(params, signs, owner,
             x[j] = x0[k, j] if x0.shape[0] > 1 else x0[0, j]
         g = np.empty(d)
         S = np.empty((d, d))
+        L = np.empty((d, d))
         z = np.empty(d)
+        xi = np.zeros(1)
+        gs = np.empty(d)
+        batch = np.ones(n_players, np.int64)
         idx = np.empty(d, np.int64)
         w = np.empty(d)
         u = np.zeros(n_players)
         m = np.ones(n_players)
+        problem = (params, signs, owner, starts, stops)
+        order = (phase, n_phases)
+        table = (lower, h, npts, strides, tab, u_index, m_index, m_fixed, kappa, psign)
+        work = (g, S, L, z, xi, gs, idx, w)
         cost = 0.0
         left = 0
         alive = True
@@ -161,27 +172,9 @@ def simulate_paths(params, signs, owner,
             for j in range(d):
                 sample[k, 0, j] = x[j]
         for n in range(steps):
-            level = level_of_step[n]
             cost += dt * running(x, params)
-            for i in range(d):
-                z[i] = flip * np.random.standard_normal()
-            for ph in range(n_phases):
-                for p in range(n_players):
-                    if phase[p] == ph:
-                        u[p] = interp(tab, u_index[p], level, lower, h, npts, strides, x, idx, w)
-                        if m_index[p] >= 0:
-                            m[p] = interp(tab, m_index[p], level, lower, h, npts, strides, x, idx, w)
-                        else:
-                            m[p] = m_fixed[p]
-                        if kappa[p] != 0.0:
-                            cost += dt * psign[p] * kappa[p] / m[p]
-                grad(x, params, g)
-                sigma(x, params, S)
-                for i in range(d):
-                    p = owner[i]
-                    if phase[p] == ph:
-                        noise = math.sqrt(m[p] * noise_ratio * max(S[i, i], 0.0)) * z[i]
-                        x[i] -= signs[i] * u[p] * dt * (g[i] + noise)
+            cost = advance(x, problem, order, dt, u, m, noise_ratio, batch, 1, 0, flip, True, level_of_step[n],
+                           table, cost, work)
             for j in range(d):
                 if not math.isfinite(x[j]):
                     alive = False
@@ -216,11 +209,13 @@ def simulator(compiled):
         compiled: a :class:`~stochctl.symbolic.compile.CompiledProblem`; its
             functions' module must be imported (it is, once compiled).
     """
+    from ..analysis._iteration_kernels import iteration_module
     from ..symbolic.compile import import_generated
 
     kernels = compiled.grad.py_func.__module__
     if kernels not in sys.modules:
         raise RuntimeError(f"compiled problem module {kernels!r} is not imported")
-    source = _SIMULATE_TEMPLATE.format(kernels=kernels, tag=f"mc source {_source_hash()}")
+    iteration = iteration_module(compiled).__name__
+    source = _SIMULATE_TEMPLATE.format(kernels=kernels, iteration=iteration, tag=f"mc source {_source_hash()}")
     module = import_generated(source, "stochctl_mc")
     return module.simulate_paths

@@ -15,8 +15,11 @@ the cost of a path is
 :func:`simulate_iteration` runs the training iteration itself with Gaussian
 minibatch-like noise, x_{k+1} = x_k - s_p eta u_p (grad_p g(x_k) +
 sqrt(m_p) Sigma_p^{1/2}(x_k) z_k), with the policy looked up at t = k eta:
-``"sgd"`` (one player), ``"simultaneous"`` SGA, or ``"alternating"`` SGA (min
-players first, then max players at the updated point).
+``"sgd"`` (one player), ``"simultaneous"`` SGA, or ``"alternating"`` SGA (players
+in the model's order, each at the point, and with the policy read at the point,
+left by the previous one). Both are the one iteration of
+:mod:`stochctl.analysis.iteration`; the Euler-Maruyama scheme is its simultaneous
+form with step dt and noise scaled by eta / dt.
 
 Policies are read by multilinear interpolation in space (clamped to the grid's
 box) and are piecewise constant in time: on [t_j, t_{j+1}) the level stored at
@@ -468,6 +471,7 @@ def _start_points(policy: GridPolicy, x0, paths: int) -> np.ndarray:
 
 def _run(problem, policy, x0, *, paths, seed, antithetic, keep_paths, dt, noise_ratio, levels, alternating,
          method) -> MonteCarloResult:
+    from ..analysis.iteration import update_phases
     from ..symbolic.compile import compile_problem
 
     paths = _count("paths", paths, minimum=2)
@@ -496,11 +500,10 @@ def _run(problem, policy, x0, *, paths, seed, antithetic, keep_paths, dt, noise_
     m_fixed = np.array([1.0 / c.batch_size for c in players])
     kappa = np.array([c.batch.kappa if c.batch is not None else 0.0 for c in players])
     psign = np.array([float(c.player.sign) for c in players])
-    if alternating:
-        phase = np.array([0 if c.player.sense == "min" else 1 for c in players], dtype=np.int64)
-    else:
-        phase = np.zeros(len(players), dtype=np.int64)
-    n_phases = int(phase.max()) + 1
+    phase, n_phases = update_phases(len(players), "alternating" if alternating else "simultaneous")
+    slices = problem.model.player_slices()
+    starts = np.array([sl.start for sl in slices], dtype=np.int64)
+    stops = np.array([sl.stop for sl in slices], dtype=np.int64)
 
     n_seeds = paths // 2 if antithetic else paths
     seeds = np.random.SeedSequence(seed).generate_state(n_seeds, dtype=np.uint32).astype(np.int64)
@@ -512,7 +515,8 @@ def _run(problem, policy, x0, *, paths, seed, antithetic, keep_paths, dt, noise_
     simulate_paths = _mc_kernels.simulator(compiled)
     simulate_paths(
         compiled.params,
-        compiled.signs.astype(np.float64), compiled.owner.astype(np.int64), x0, seeds, bool(antithetic),
+        compiled.signs.astype(np.float64), compiled.owner.astype(np.int64), starts, stops, x0, seeds,
+        bool(antithetic),
         float(dt), float(noise_ratio), np.ascontiguousarray(levels, dtype=np.int64), phase, n_phases,
         *policy._grid_arrays(), policy.table, u_index, m_index, m_fixed, kappa, psign,
         sample, costs, exited,

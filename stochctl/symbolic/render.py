@@ -573,40 +573,30 @@ def _grid(model, max_points: int = 4096):
     return np.array(np.meshgrid(*axes, indexing="ij")).reshape(len(xs), -1), per_axis
 
 
-def convexity_findings(model, tol: float = 1e-12) -> list[dict]:
+def convexity_findings(model) -> list[dict]:
     """Where g is not convex in a min player's block / not concave in a max player's block.
 
-    For each player p the Hessian block D2_pp g is evaluated on a grid of the
-    model's domain; a point fails when the smallest eigenvalue is < -tol * scale
-    (min player) or the largest is > tol * scale (max player). Returns one dict
-    per player with the symbolic block, the number of failing grid points, the
-    worst point and its eigenvalue.
+    The convexity scan of :func:`stochctl.analysis.convexity.scan_block_convexity`
+    (one tolerance, :data:`~stochctl.analysis.convexity.CONVEXITY_TOL`) on a grid of the
+    model's domain. Returns one dict per player with the symbolic block, the number
+    of failing grid points, the worst point and its eigenvalue.
     """
+    from ..analysis.convexity import scan_block_convexity
+
     pts, per_axis = _grid(model)
-    H = model.hessian
     out = []
-    for mp, sl in zip(model.players, model.player_slices()):
-        idx = list(range(sl.start, sl.stop))
-        block = H.extract(idx, idx)
-        vals = np.asarray(model.lambdify(block)(*pts), dtype=float).reshape(len(idx), len(idx), -1)
-        eig = np.linalg.eigvalsh(np.moveaxis(vals, -1, 0))  # (N, k), ascending
-        scale = max(1.0, float(np.max(np.abs(eig))))
-        if mp.sense == "min":
-            crit = eig[:, 0]
-            fails = crit < -tol * scale
-            worst = int(np.argmin(np.round(crit / scale, 9)))
-        else:
-            crit = eig[:, -1]
-            fails = crit > tol * scale
-            worst = int(np.argmax(np.round(crit / scale, 9)))
+    for mp, scan in zip(model.players, scan_block_convexity(model, list(pts))):
+        crit = scan.extreme
+        scale = max(1.0, float(np.max(np.abs(scan.eigenvalues))))
+        worst = int(np.argmin(np.round(crit / scale, 9)) if mp.sense == "min" else np.argmax(np.round(crit / scale, 9)))
         out.append({
             "player": mp.name,
             "sense": mp.sense,
             "symbols": [s.name for s in mp.symbols],
-            "block": block,
+            "block": scan.block,
             "grid_points": int(pts.shape[1]),
             "per_axis": per_axis,
-            "failing": int(np.count_nonzero(fails)),
+            "failing": int(np.count_nonzero(scan.fails)),
             "worst_point": {s.name: float(v) for s, v in zip(model.state_symbols, pts[:, worst])},
             "worst_eigenvalue": float(crit[worst]),
             "range": (float(crit.min()), float(crit.max())),

@@ -1,0 +1,170 @@
+"""numba step of the discrete iteration (:mod:`stochctl.analysis.iteration`), shared by every simulation.
+
+``advance`` performs one iteration
+
+    x_i <- x_i - s_i u_p dt (d_i g(x) + noise_i)
+
+in the players' phases, reading the multipliers (and batch controls) of each
+phase's players from a policy table at the phase's point when ``policy`` is set,
+else using the fixed ``u`` and ``m``. It calls the problem's compiled functions
+(grad g, Sigma, grad l). numba cannot cache a kernel that receives them as
+arguments or through a closure, so :func:`iteration_module` writes ``advance``,
+bound to one compiled problem module, into the kernel cache folder under a name
+that hashes its text (which includes a hash of this file) and imports it; the
+explosion kernels and the Monte Carlo kernel import ``advance`` from there.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import math
+import sys
+from pathlib import Path
+
+from .._jit import jit
+
+
+@jit
+def cholesky_block(S, lo, hi, scale, L):
+    """Lower Cholesky factor of ``scale * S[lo:hi, lo:hi]`` written into ``L[lo:hi, lo:hi]``.
+
+    A non-positive pivot (a singular, positive semi-definite block) gives a
+    zero column, so L L^T equals the block wherever the block is PSD.
+    """
+    for i in range(lo, hi):
+        for j in range(lo, hi):
+            L[i, j] = 0.0
+    for j in range(lo, hi):
+        diag = scale * S[j, j]
+        for k in range(lo, j):
+            diag -= L[j, k] * L[j, k]
+        if diag <= 0.0:
+            continue
+        ljj = math.sqrt(diag)
+        L[j, j] = ljj
+        for i in range(j + 1, hi):
+            acc = scale * S[i, j]
+            for k in range(lo, j):
+                acc -= L[i, k] * L[j, k]
+            L[i, j] = acc / ljj
+    return L
+
+
+# The step bound to one compiled problem (module docstring); {kernels} names its module.
+_TEMPLATE = '''"""Generated iteration step bound to {kernels} ({tag})."""
+import math
+
+import numpy as np
+
+from stochctl._jit import jit
+from stochctl.analysis._iteration_kernels import cholesky_block
+from stochctl.solvers._mc_kernels import interp
+from {kernels} import grad, sample_grad, sigma
+
+
+@jit(inline="always")
+def advance(x, problem, order, dt, u, m, noise_ratio, batch, noise_mode, n_noises, flip, policy, level, table, cost,
+            work):
+    """One iteration of stochctl.analysis.iteration; returns cost + dt sum_p s_p kappa_p / m_p (policy reads).
+
+    Inlined into its callers (numba inlines only calls with few arguments, hence the tuples).
+
+    Args:
+        x: state, updated in place.
+        problem: (params, signs, owner, starts, stops): parameter values; +1/-1 per coordinate;
+            player per coordinate; each player's coordinate slice.
+        order: (phase, n_phases), the update phase of each player (stochctl.analysis.iteration.update_phases).
+        dt: step (the base learning rate for the training iteration).
+        u, m: per-player multipliers and batch factors m_p = 1/B_p (overwritten by policy reads).
+        noise_ratio: r in the gaussian noise covariance m_p r Sigma_pp (1 for the iteration).
+        batch: per-player minibatch sizes of the ``sample`` noise.
+        noise_mode: 0 none, 1 gaussian, 2 sample; n_noises: number of model noises.
+        flip: +1, or -1 for the antithetic partner of a path (gaussian noise).
+        policy: read u (and m) from the table at each phase's point, at time level ``level``.
+        table: (lower, spacing, npts, strides, tab, u_index, m_index, m_fixed, kappa, psign): the
+            policy grid and table (stochctl.solvers._mc_kernels.interp), m_index[p] < 0 meaning
+            m_p = m_fixed[p], and the compute cost per sample and sign per player.
+        cost: running total of the compute cost.
+        work: (g, S, L, z, xi, gs, idx, w) work arrays.
+    """
+    params, signs, owner, starts, stops = problem
+    phase, n_phases = order
+    lower, spacing, npts, strides, tab, u_index, m_index, m_fixed, kappa, psign = table
+    g, S, L, z, xi, gs, idx, w = work
+    d = x.shape[0]
+    n_players = starts.shape[0]
+    if noise_mode == 1:
+        for i in range(d):
+            z[i] = flip * np.random.standard_normal()
+    for ph in range(n_phases):
+        if policy:
+            for p in range(n_players):
+                if phase[p] == ph:
+                    u[p] = interp(tab, u_index[p], level, lower, spacing, npts, strides, x, idx, w)
+                    if m_index[p] >= 0:
+                        m[p] = interp(tab, m_index[p], level, lower, spacing, npts, strides, x, idx, w)
+                    else:
+                        m[p] = m_fixed[p]
+                    if kappa[p] != 0.0:
+                        cost += dt * psign[p] * kappa[p] / m[p]
+        if noise_mode == 2:
+            for p in range(n_players):
+                if phase[p] != ph:
+                    continue
+                for i in range(starts[p], stops[p]):
+                    g[i] = 0.0
+                for b in range(batch[p]):
+                    for q in range(n_noises):
+                        xi[q] = np.random.standard_normal()
+                    sample_grad(x, xi, params, gs)
+                    for i in range(starts[p], stops[p]):
+                        g[i] += gs[i]
+                for i in range(starts[p], stops[p]):
+                    g[i] /= batch[p]
+        else:
+            grad(x, params, g)
+            if noise_mode == 1:
+                sigma(x, params, S)
+                for p in range(n_players):
+                    if phase[p] != ph:
+                        continue
+                    lo = starts[p]
+                    if stops[p] - lo == 1:  # the 1 x 1 Cholesky factor, without the call
+                        var = m[p] * noise_ratio * S[lo, lo]
+                        if var > 0.0:
+                            g[lo] += math.sqrt(var) * z[lo]
+                        continue
+                    cholesky_block(S, lo, stops[p], m[p] * noise_ratio, L)
+                    for i in range(lo, stops[p]):
+                        acc = 0.0
+                        for j in range(lo, i + 1):
+                            acc += L[i, j] * z[j]
+                        g[i] += acc
+        for i in range(d):
+            p = owner[i]
+            if phase[p] == ph:
+                x[i] -= signs[i] * (u[p] * dt) * g[i]
+    return cost
+'''
+
+
+@functools.lru_cache(maxsize=1)
+def _source_hash() -> str:
+    return hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:16]
+
+
+def iteration_module(compiled):
+    """The generated module with ``advance`` bound to a compiled problem (module docstring).
+
+    Args:
+        compiled: a :class:`~stochctl.symbolic.compile.CompiledProblem`; its
+            functions' module must be imported (it is, once compiled).
+    """
+    from ..symbolic.compile import import_generated
+
+    kernels = compiled.grad.py_func.__module__
+    if kernels not in sys.modules:
+        raise RuntimeError(f"compiled problem module {kernels!r} is not imported")
+    source = _TEMPLATE.format(kernels=kernels, tag=f"iteration source {_source_hash()}")
+    return import_generated(source, "stochctl_iter")
