@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import sympy as sp
 
+from ..._evaluator import numpy_function
 from ...errors import NumericalError
 from ...models import Model, expectation
 from ..iteration import check_update as _check_update
@@ -133,7 +134,8 @@ def _structure_key(model: Model) -> str:
 
 
 def _ingredients(model: Model) -> _Ingredients:
-    """Symbolic Hessian, per-sample curvature covariance and Sigma, lambdified (cached by structure)."""
+    """Symbolic Hessian, per-sample curvature covariance and Sigma as numpy functions (the package's one
+    evaluator, :func:`stochctl._evaluator.numpy_function`); the symbolic work is cached by structure."""
     key = _structure_key(model)
     if key in _INGREDIENTS:
         return _INGREDIENTS[key]
@@ -152,9 +154,9 @@ def _ingredients(model: Model) -> _Ingredients:
     sigma = model.gradient_covariance
     ing = _Ingredients(
         n=n,
-        hessian=sp.lambdify(args, [hess[i, j] for i in range(n) for j in range(n)], modules="numpy", cse=True),
-        moments=sp.lambdify(args, moments, modules="numpy", cse=True),
-        sigma=sp.lambdify(args, [sigma[i, j] for i in range(n) for j in range(n)], modules="numpy", cse=True),
+        hessian=numpy_function(args, [hess[i, j] for i in range(n) for j in range(n)]),
+        moments=numpy_function(args, moments),
+        sigma=numpy_function(args, [sigma[i, j] for i in range(n) for j in range(n)]),
         pairs=pairs,
         products=products,
     )
