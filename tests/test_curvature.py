@@ -240,6 +240,11 @@ def test_discrete_table_policy_agrees_with_the_closed_form():
     lp = LocalPolicy(table, total_steps=10, u_max=1.0)
     assert lp(0, Estimate(40.0, 1e-6, 100.0), eta=1.0) * 40.0 == pytest.approx(
         lp(0, Estimate(4.0, 1e-6, 100.0 / math.sqrt(10)), eta=1.0) * 4.0, rel=1e-6)
+    # the array path (numpy, and jax in optax) applies the same rule as the scalar one
+    scalar = [lp(0, Estimate(a, 1e-6, g), eta=1.0) for a, g in ((40.0, 100.0), (4.0, 100.0 / math.sqrt(10)))]
+    arrays = lp(0, Estimate(np.array([40.0, 4.0]), np.array([1e-6, 1e-6]), np.array([100.0, 100.0 / math.sqrt(10)])),
+                eta=1.0)
+    np.testing.assert_allclose(arrays, scalar, rtol=1e-12)
 
 
 def test_discrete_policy_bad_input():

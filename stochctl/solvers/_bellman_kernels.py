@@ -49,15 +49,6 @@ _H_STEP = 1.0 / _H_PER_UNIT
 
 
 @jit
-def hinge_expectation_exact(mu, s):
-    """E (mu + s Z)_+ for Z ~ N(0, 1): s phi(mu / s) + mu Phi(mu / s) (max(mu, 0) for s = 0)."""
-    if s <= 0.0:
-        return mu if mu > 0.0 else 0.0
-    d = mu / s
-    return s * _INV_SQRT2PI * math.exp(-0.5 * d * d) + mu * 0.5 * math.erfc(-d * _INV_SQRT2)
-
-
-@jit
 def _table_cell(d):
     """Cell k of the H1 table holding d (|d| < limit) and the fraction t in [0, 1] within it."""
     z = (d + _H_LIMIT) * _H_PER_UNIT
