@@ -16,10 +16,8 @@ timestamps, floats printed with a fixed number of significant digits.
 
 from __future__ import annotations
 
-import json
 import re
 
-import numpy as np
 import sympy as sp
 
 from ..errors import InputError
@@ -461,214 +459,6 @@ def to_latex(d) -> str:
 
 
 # ---------------------------------------------------------------- JSON
-def _s(expr) -> str | None:
-    return None if expr is None else str(expr)
-
-
-def _definition_strings(d) -> dict:
-    model = d.model
-    quad = uses_quadrature(model)
-    E = "E_{" + ",".join(z.name for z in model.noises) + "}"
-    out = {}
-    xs = model.state_symbols
-    for s, e in d.placeholders.items():
-        if not quad:
-            out[s.name] = str(e)
-            continue
-        parts = s.name.split("_")[1:]
-        if s.name.startswith("g_"):
-            x = next(v for v in xs if v.name == "_".join(parts))
-            out[s.name] = f"{E}[{sp.diff(model.loss, x)}]"
-        else:
-            i, j = _pair_indices(xs, s.name[len("Sigma_"):])
-            li, lj = sp.diff(model.loss, xs[i]), sp.diff(model.loss, xs[j])
-            out[s.name] = f"Var_{E[2:]}[{li}]" if i == j else f"Cov_{E[2:]}[{li}, {lj}]"
-    return out
-
-
-def _pair_indices(xs, rest: str):
-    for i, a in enumerate(xs):
-        for j, b in enumerate(xs):
-            if f"{a.name}_{b.name}" == rest:
-                return i, j
-    raise KeyError(rest)
-
-
-def to_dict(d) -> dict:
-    """The derivation as a JSON-ready dict: formulas as strings, the Isaacs verdict, parameters."""
-    model, pr = d.model, d.problem
-    quad = uses_quadrature(model)
-    iv = d.isaacs
-    players = {}
-    for p, c in zip(d.players, pr.controls):
-        entry = {
-            "sense": p.sense,
-            "u_min": p.u_min,
-            "u_max": p.u_max,
-            "batch_size": None if c.batch is not None else c.batch_size,
-            "batch_control": None if c.batch is None else {"b_min": c.batch.b_min, "b_max": c.batch.b_max,
-                                                           "kappa": c.batch.kappa},
-            "A": str(p.A_compact),
-            "B": str(p.B_compact),
-            "Bt": str(p.Bt_compact),
-            "hamiltonian_part": str(p.hamiltonian),
-            "convex_case": str(p.convex_condition),
-            "effective_A": str(p.effective_A),
-            "best_response_to": p.best_response_to,
-            "optimal_u": str(p.optimal_control),
-            "optimal_m": _s(p.optimal_batch),
-            "optimal_m_given_u": _s(p.batch_given_u),
-            "kkt_candidates": [{"label": lab, "u": str(u), "m": str(m), "value": str(v), "admissible": str(ok)}
-                               for lab, u, m, v, ok in p.kkt],
-            "optimal_value": _s(p.value),
-        }
-        players[p.name] = entry
-    return {
-        "model": model.name,
-        "description": model.description,
-        "state": [s.name for s in model.state_symbols],
-        "time": model.time_name,
-        "parameters": {k: float(v) for k, v in model.values.items()},
-        "problem": {"eta": pr.eta, "horizon": pr.horizon, "noise": pr.noise,
-                    "terminal_cost": "g" if pr.terminal_cost == model.objective else str(pr.terminal_cost),
-                    "running_cost": str(d.running_cost)},
-        "loss": str(model.loss),
-        "noises": [z.name for z in model.noises],
-        "objective": ("E_{" + ",".join(z.name for z in model.noises) + "}[l]") if quad else str(model.objective),
-        "quadrature_order": model.quadrature_order if quad else None,
-        "definitions": _definition_strings(d),
-        "drift": [str(e) for e in d.drift_compact],
-        "diffusion": [[str(d.diffusion_compact[i, j]) for j in range(d.diffusion_compact.cols)]
-                      for i in range(d.diffusion_compact.rows)],
-        "generator": str(d.generator_compact),
-        "hamiltonian": str(d.hamiltonian_compact),
-        "hamiltonian_ab": str(d.hamiltonian_ab),
-        "cross_term": None if d.cross_symbol is None else {"symbol": d.cross_symbol.name, "C": str(d.cross_compact)},
-        "separable": d.separable,
-        "isaacs": {
-            "applicable": iv.applicable,
-            "holds": iv.holds,
-            "reason": iv.reason,
-            "lower_hamiltonian": _s(iv.lower),
-            "upper_hamiltonian": _s(iv.upper),
-            "counterexample": iv.counterexample,
-        },
-        "players": players,
-        "reduced_hamiltonian": _s(d.reduced_hamiltonian),
-        "values": dict(d.values),
-    }
-
-
-def to_json(d) -> str:
-    """:func:`to_dict` as an indented JSON string."""
-    return json.dumps(to_dict(d), indent=2, allow_nan=False)
-
-
-# ---------------------------------------------------------------- convexity and documents
-def _grid(model, max_points: int = 4096):
-    xs = model.state_symbols
-    per_axis = max(5, int(round(max_points ** (1.0 / len(xs)))))
-    per_axis = min(per_axis, 41) if len(xs) > 1 else 201
-    axes = [np.linspace(*model.domain[s.name], per_axis) for s in xs]
-    return np.array(np.meshgrid(*axes, indexing="ij")).reshape(len(xs), -1), per_axis
-
-
-def convexity_findings(model) -> list[dict]:
-    """Where g is not convex in a min player's block / not concave in a max player's block.
-
-    The convexity scan of :func:`stochctl.analysis.convexity.scan_block_convexity`
-    (one tolerance, :data:`~stochctl.analysis.convexity.CONVEXITY_TOL`) on a grid of the
-    model's domain. Returns one dict per player with the symbolic block, the number
-    of failing grid points, the worst point and its eigenvalue.
-    """
-    from ..analysis.convexity import scan_block_convexity
-
-    pts, per_axis = _grid(model)
-    out = []
-    for mp, scan in zip(model.players, scan_block_convexity(model, list(pts))):
-        crit = scan.extreme
-        scale = max(1.0, float(np.max(np.abs(scan.eigenvalues))))
-        worst = int(np.argmin(np.round(crit / scale, 9)) if mp.sense == "min" else np.argmax(np.round(crit / scale, 9)))
-        out.append({
-            "player": mp.name,
-            "sense": mp.sense,
-            "symbols": [s.name for s in mp.symbols],
-            "block": scan.block,
-            "grid_points": int(pts.shape[1]),
-            "per_axis": per_axis,
-            "failing": int(np.count_nonzero(scan.fails)),
-            "worst_point": {s.name: float(v) for s, v in zip(model.state_symbols, pts[:, worst])},
-            "worst_eigenvalue": float(crit[worst]),
-            "range": (float(crit.min()), float(crit.max())),
-        })
-    return out
-
-
-def _sign_statement(expr, sense: str, quad: bool) -> str:
-    """What the symbolic sign of a 1-D Hessian block (or its per-sample integrand) implies."""
-    what = "convex" if sense == "min" else "concave"
-    anti = "concave" if sense == "min" else "convex"
-    ge, le = "$\\ge 0$", "$\\le 0$"
-    nonneg, nonpos = expr.is_nonnegative, expr.is_nonpositive
-    if nonneg and nonpos:
-        return "identically zero"
-    where = "the integrand is" if quad else "this is"
-    good, bad = (ge, le) if sense == "min" else (le, ge)
-    if (sense == "min" and nonneg) or (sense == "max" and nonpos):
-        return f"{where} {good} for all states and parameters: {what}"
-    if (sense == "min" and nonpos) or (sense == "max" and nonneg):
-        return f"{where} {bad} for all states and parameters: {anti}, so not {what} wherever it is nonzero"
-    if quad:
-        return ""
-    rel = "<" if sense == "min" else ">"
-    return f"not {what} exactly where ${sp.latex(expr)} {rel} 0$"
-
-
-def _convexity_section(model, tex, doc):
-    doc.heading(2, "Convexity of the objective")
-    quad = uses_quadrature(model)
-    E = _expectation_tex(model)
-    findings = convexity_findings(model)
-    dom = ", ".join(f"${tex(sp.Symbol(k))} \\in [{fmt(lo)}, {fmt(hi)}]$" for k, (lo, hi) in model.domain.items())
-    doc.para(f"Hessian blocks of $g$, checked on a grid of {findings[0]['grid_points']} points of the domain "
-             f"{dom} (parameters at the values above). A min player needs $g$ convex in its block "
-             "($\\partial^2 g \\succeq 0$), a max player concave ($\\partial^2 g \\preceq 0$).")
-    items = []
-    for f in findings:
-        syms = [next(s for s in model.state_symbols if s.name == n) for n in f["symbols"]]
-        need = "\\ge 0" if f["sense"] == "min" else "\\le 0"
-        if len(syms) == 1:
-            x = tex(syms[0])
-            if quad:
-                per = _simplified(sp.diff(model.loss, syms[0], 2))
-                formula = (f"$\\partial^2 g / \\partial {x}^2 = {E}[\\partial^2 l / \\partial {x}^2]$ with "
-                           f"$\\partial^2 l / \\partial {x}^2 = {tex(per)}$")
-            else:
-                formula = f"$\\partial^2 g / \\partial {x}^2 = {tex(_simplified(f['block'][0, 0]))}$"
-            cond = f"$\\partial^2 g / \\partial {x}^2 {need}$"
-            sign = _sign_statement(per if quad else _simplified(f["block"][0, 0]), f["sense"], quad)
-            if sign:
-                formula += f" ({sign})"
-        else:
-            formula = f"$D^2_{{{f['player']}}} g = {tex(f['block'])}$"
-            cond = "$D^2 g " + ("\\succeq 0$" if f["sense"] == "min" else "\\preceq 0$")
-        where = ", ".join(f"${tex(sp.Symbol(k))} = {fmt(v)}$" for k, v in f["worst_point"].items())
-        word = "convex" if f["sense"] == "min" else "concave"
-        if f["failing"]:
-            verdict = (f"not {word} in ${f['player'] if len(syms) > 1 else tex(syms[0])}$: {cond} fails at "
-                       f"{f['failing']} of {f['grid_points']} grid points; worst at {where} "
-                       f"(eigenvalue {fmt(f['worst_eigenvalue'])})")
-        else:
-            lo, hi = f["range"]
-            verdict = (f"{word} in ${tex(syms[0]) if len(syms) == 1 else f['player']}$ on the whole grid "
-                       f"(eigenvalues in [{fmt(lo)}, {fmt(hi)}])")
-        items.append(f"{formula}: {verdict}.")
-    doc.items(items)
-    if model.is_game:
-        bad = [f for f in findings if f["failing"]]
-        doc.para("So $g$ is " + ("not convex-concave on this domain: gradient descent-ascent has no "
-                                 "convexity guarantee there." if bad else "convex-concave on this domain."))
-    return findings
 
 
 def derivation_document(name: str) -> str:
@@ -707,3 +497,11 @@ def derivation_document(name: str) -> str:
             doc.math(f"{stex(shared.cross_symbol)} = {stex(shared.cross_compact)}")
             _isaacs_section(shared, stex, doc, level=3, title="Isaacs condition with a shared minibatch")
     return DOCUMENT_HEADER + "\n\n" + doc.markdown()
+
+
+# moved to :mod:`.render_convexity`; imported here last (they use this module's helpers)
+from .render_convexity import _convexity_section, _grid, _sign_statement, convexity_findings  # noqa: E402,F401,I001
+
+
+# moved to :mod:`.render_json`; imported here last (they use this module's helpers)
+from .render_json import _definition_strings, _pair_indices, _s, to_dict, to_json  # noqa: E402,F401,I001
