@@ -15,9 +15,6 @@ and imports them: a second run loads the machine code from disk.
 
 from __future__ import annotations
 
-import functools
-import hashlib
-from pathlib import Path
 
 # The kernels bound to one generated iteration module; {iteration} names it.
 _TEMPLATE = '''"""Generated explosion kernels bound to {iteration} ({tag}).
@@ -175,11 +172,6 @@ def trajectories(params, signs, owner, phase, n_phases, starts, stops, etas, u, 
 '''
 
 
-@functools.lru_cache(maxsize=1)
-def _source_hash() -> str:
-    return hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:16]
-
-
 def explosion_kernels(compiled):
     """The module with ``explosion_paths``, ``second_moments`` and ``trajectories`` bound to a compiled problem.
 
@@ -187,9 +179,8 @@ def explosion_kernels(compiled):
         compiled: a :class:`~stochctl.symbolic.compile.CompiledProblem` (its
             functions' module is imported once compiled).
     """
-    from ..symbolic.compile import import_generated
+    from ..symbolic.compile import bound_module
     from ._iteration_kernels import iteration_module
 
     iteration = iteration_module(compiled).__name__
-    source = _TEMPLATE.format(iteration=iteration, tag=f"explosion source {_source_hash()}")
-    return import_generated(source, "stochctl_explode")
+    return bound_module(compiled, _TEMPLATE, "stochctl_explode", __file__, iteration=iteration)

@@ -16,11 +16,7 @@ explosion kernels and the Monte Carlo kernel import ``advance`` from there.
 
 from __future__ import annotations
 
-import functools
-import hashlib
 import math
-import sys
-from pathlib import Path
 
 from .._jit import jit
 
@@ -149,11 +145,6 @@ def advance(x, problem, order, dt, u, m, noise_ratio, batch, noise_mode, n_noise
 '''
 
 
-@functools.lru_cache(maxsize=1)
-def _source_hash() -> str:
-    return hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:16]
-
-
 def iteration_module(compiled):
     """The generated module with ``advance`` bound to a compiled problem (module docstring).
 
@@ -161,10 +152,6 @@ def iteration_module(compiled):
         compiled: a :class:`~stochctl.symbolic.compile.CompiledProblem`; its
             functions' module must be imported (it is, once compiled).
     """
-    from ..symbolic.compile import import_generated
+    from ..symbolic.compile import bound_module
 
-    kernels = compiled.grad.py_func.__module__
-    if kernels not in sys.modules:
-        raise RuntimeError(f"compiled problem module {kernels!r} is not imported")
-    source = _TEMPLATE.format(kernels=kernels, tag=f"iteration source {_source_hash()}")
-    return import_generated(source, "stochctl_iter")
+    return bound_module(compiled, _TEMPLATE, "stochctl_iter", __file__)

@@ -29,11 +29,7 @@ the machine code from disk.
 
 from __future__ import annotations
 
-import functools
-import hashlib
 import math
-import sys
-from pathlib import Path
 
 import numpy as np
 
@@ -197,11 +193,6 @@ def simulate_paths(params, signs, owner, starts, stops,
 '''
 
 
-@functools.lru_cache(maxsize=1)
-def _source_hash() -> str:
-    return hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:16]
-
-
 def simulator(compiled):
     """The path kernel ``simulate_paths`` bound to a compiled problem (module docstring).
 
@@ -210,12 +201,7 @@ def simulator(compiled):
             functions' module must be imported (it is, once compiled).
     """
     from ..analysis._iteration_kernels import iteration_module
-    from ..symbolic.compile import import_generated
+    from ..symbolic.compile import bound_module
 
-    kernels = compiled.grad.py_func.__module__
-    if kernels not in sys.modules:
-        raise RuntimeError(f"compiled problem module {kernels!r} is not imported")
     iteration = iteration_module(compiled).__name__
-    source = _SIMULATE_TEMPLATE.format(kernels=kernels, iteration=iteration, tag=f"mc source {_source_hash()}")
-    module = import_generated(source, "stochctl_mc")
-    return module.simulate_paths
+    return bound_module(compiled, _SIMULATE_TEMPLATE, "stochctl_mc", __file__, iteration=iteration).simulate_paths

@@ -27,6 +27,7 @@ per-player control constants from the problem's derivation (computed once per pr
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.util
 import os
@@ -136,6 +137,27 @@ def import_generated(source: str, prefix: str = "stochctl_kernels"):
     sys.modules[name] = module
     spec.loader.exec_module(module)
     return module
+
+
+@functools.lru_cache(maxsize=None)
+def file_hash(path: str) -> str:
+    """First 16 hex digits of the SHA-256 of a file (a template's source file, tagged into generated code)."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+
+
+def bound_module(compiled, template: str, prefix: str, source_file: str, **fields):
+    """Import ``template`` formatted for a compiled problem, from the kernel cache (:func:`import_generated`).
+
+    numba cannot cache a kernel that receives the problem's compiled functions as arguments or
+    through a closure, so kernels that call them are written as source bound to the problem's
+    module: ``{kernels}`` in the template names it, ``{tag}`` a hash of ``source_file`` (so a
+    change of the template's file makes a new module), and ``fields`` fill any other names.
+    """
+    kernels = compiled.grad.py_func.__module__
+    if kernels not in sys.modules:
+        raise RuntimeError(f"compiled problem module {kernels!r} is not imported")
+    tag = f"{Path(source_file).stem} source {file_hash(str(source_file))}"
+    return import_generated(template.format(kernels=kernels, tag=tag, **fields), prefix)
 
 
 @dataclass(frozen=True)
