@@ -59,15 +59,12 @@ def explosion_paths(params, signs, owner, phase, n_phases, starts, stops, etas, 
         nothing = np.zeros(1)
         nothing_i = np.zeros(1, np.int64)
         nothing3 = np.zeros((1, 1, 1))
-        problem = (params, signs, owner, starts, stops)
-        order = (phase, n_phases)
         table = (nothing, nothing, nothing_i, nothing_i, nothing3, nothing_i, nothing_i, nothing, nothing, nothing)
-        work = (g, S, L, z, xi, gs, idx, w)
         eta = etas[e]
         result = -1
         for n in range(steps):
-            advance(x, problem, order, eta, u, m, 1.0, batch, noise_mode, n_noises, 1.0, False, 0, table, 0.0,
-                    work)
+            advance(x, params, signs, owner, starts, stops, phase, n_phases, eta, u, m, 1.0, batch, noise_mode, n_noises, 1.0, False, 0, table, 0.0,
+                    g, S, L, z, xi, gs, idx, w)
             r2 = 0.0
             for i in range(d):
                 r2 += (x[i] - center[i]) * (x[i] - center[i])
@@ -108,10 +105,7 @@ def second_moments(params, signs, owner, phase, n_phases, starts, stops, etas, u
         nothing = np.zeros(1)
         nothing_i = np.zeros(1, np.int64)
         nothing3 = np.zeros((1, 1, 1))
-        problem = (params, signs, owner, starts, stops)
-        order = (phase, n_phases)
         table = (nothing, nothing, nothing_i, nothing_i, nothing3, nothing_i, nothing_i, nothing, nothing, nothing)
-        work = (g, S, L, z, xi, gs, idx, w)
         eta = etas[e]
         for n in range(steps + 1):
             sums[e, c, n] = 0.0
@@ -121,8 +115,8 @@ def second_moments(params, signs, owner, phase, n_phases, starts, stops, etas, u
             x = x0.copy()
             for n in range(steps + 1):
                 if n > 0:
-                    advance(x, problem, order, eta, u, m, 1.0, batch, noise_mode, n_noises, 1.0, False, 0, table,
-                            0.0, work)
+                    advance(x, params, signs, owner, starts, stops, phase, n_phases, eta, u, m, 1.0, batch, noise_mode, n_noises, 1.0, False, 0, table,
+                            0.0, g, S, L, z, xi, gs, idx, w)
                 r2 = 0.0
                 for i in range(d):
                     r2 += (x[i] - center[i]) * (x[i] - center[i])
@@ -157,15 +151,12 @@ def trajectories(params, signs, owner, phase, n_phases, starts, stops, etas, u, 
         nothing = np.zeros(1)
         nothing_i = np.zeros(1, np.int64)
         nothing3 = np.zeros((1, 1, 1))
-        problem = (params, signs, owner, starts, stops)
-        order = (phase, n_phases)
         table = (nothing, nothing, nothing_i, nothing_i, nothing3, nothing_i, nothing_i, nothing, nothing, nothing)
-        work = (g, S, L, z, xi, gs, idx, w)
         for i in range(d):
             out[e, k, 0, i] = x[i]
         for n in range(steps):
-            advance(x, problem, order, etas[e], u, m, 1.0, batch, noise_mode, n_noises, 1.0, False, 0, table,
-                    0.0, work)
+            advance(x, params, signs, owner, starts, stops, phase, n_phases, etas[e], u, m, 1.0, batch, noise_mode, n_noises, 1.0, False, 0, table,
+                    0.0, g, S, L, z, xi, gs, idx, w)
             for i in range(d):
                 out[e, k, n + 1, i] = x[i]
     return out

@@ -60,11 +60,14 @@ from {kernels} import grad, sample_grad, sigma
 
 
 @jit(inline="always")
-def advance(x, problem, order, dt, u, m, noise_ratio, batch, noise_mode, n_noises, flip, policy, level, table, cost,
-            work):
+def advance(x, params, signs, owner, starts, stops, phase, n_phases, dt, u, m, noise_ratio, batch, noise_mode,
+            n_noises, flip, policy, level, table, cost, g, S, L, z, xi, gs, idx, w):
     """One iteration of stochctl.analysis.iteration; returns cost + dt sum_p s_p kappa_p / m_p (policy reads).
 
-    Inlined into its callers (numba inlines only calls with few arguments, hence the tuples).
+    Inlined into its callers. numba inlines only calls with fewer than about 30 arguments, so the
+    policy table comes as one tuple (unpacked only where the policy is read); the other arrays come
+    one by one: unpacking a tuple of arrays at every step costs reference counting that doubled
+    the Monte Carlo kernel's time.
 
     Args:
         x: state, updated in place.
@@ -84,10 +87,6 @@ def advance(x, problem, order, dt, u, m, noise_ratio, batch, noise_mode, n_noise
         cost: running total of the compute cost.
         work: (g, S, L, z, xi, gs, idx, w) work arrays.
     """
-    params, signs, owner, starts, stops = problem
-    phase, n_phases = order
-    lower, spacing, npts, strides, tab, u_index, m_index, m_fixed, kappa, psign = table
-    g, S, L, z, xi, gs, idx, w = work
     d = x.shape[0]
     n_players = starts.shape[0]
     if noise_mode == 1:
@@ -95,6 +94,7 @@ def advance(x, problem, order, dt, u, m, noise_ratio, batch, noise_mode, n_noise
             z[i] = flip * np.random.standard_normal()
     for ph in range(n_phases):
         if policy:
+            lower, spacing, npts, strides, tab, u_index, m_index, m_fixed, kappa, psign = table
             for p in range(n_players):
                 if phase[p] == ph:
                     u[p] = interp(tab, u_index[p], level, lower, spacing, npts, strides, x, idx, w)

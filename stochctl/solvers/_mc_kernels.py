@@ -154,10 +154,7 @@ def simulate_paths(params, signs, owner, starts, stops,
         w = np.empty(d)
         u = np.zeros(n_players)
         m = np.ones(n_players)
-        problem = (params, signs, owner, starts, stops)
-        order = (phase, n_phases)
         table = (lower, h, npts, strides, tab, u_index, m_index, m_fixed, kappa, psign)
-        work = (g, S, L, z, xi, gs, idx, w)
         cost = 0.0
         left = 0
         alive = True
@@ -169,8 +166,8 @@ def simulate_paths(params, signs, owner, starts, stops,
                 sample[k, 0, j] = x[j]
         for n in range(steps):
             cost += dt * running(x, params)
-            cost = advance(x, problem, order, dt, u, m, noise_ratio, batch, 1, 0, flip, True, level_of_step[n],
-                           table, cost, work)
+            cost = advance(x, params, signs, owner, starts, stops, phase, n_phases, dt, u, m, noise_ratio, batch, 1, 0, flip, True, level_of_step[n],
+                           table, cost, g, S, L, z, xi, gs, idx, w)
             for j in range(d):
                 if not math.isfinite(x[j]):
                     alive = False
