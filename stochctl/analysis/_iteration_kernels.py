@@ -71,9 +71,9 @@ def advance(x, params, signs, owner, starts, stops, phase, n_phases, dt, u, m, n
 
     Args:
         x: state, updated in place.
-        problem: (params, signs, owner, starts, stops): parameter values; +1/-1 per coordinate;
-            player per coordinate; each player's coordinate slice.
-        order: (phase, n_phases), the update phase of each player (stochctl.analysis.iteration.update_phases).
+        params, signs, owner, starts, stops: parameter values; +1/-1 per coordinate; player per
+            coordinate; each player's coordinate slice.
+        phase, n_phases: the update phase of each player (stochctl.analysis.iteration.update_phases).
         dt: step (the base learning rate for the training iteration).
         u, m: per-player multipliers and batch factors m_p = 1/B_p (overwritten by policy reads).
         noise_ratio: r in the gaussian noise covariance m_p r Sigma_pp (1 for the iteration).
@@ -85,7 +85,7 @@ def advance(x, params, signs, owner, starts, stops, phase, n_phases, dt, u, m, n
             policy grid and table (stochctl.solvers._mc_kernels.interp), m_index[p] < 0 meaning
             m_p = m_fixed[p], and the compute cost per sample and sign per player.
         cost: running total of the compute cost.
-        work: (g, S, L, z, xi, gs, idx, w) work arrays.
+        g, S, L, z, xi, gs, idx, w: work arrays.
     """
     d = x.shape[0]
     n_players = starts.shape[0]
