@@ -1,6 +1,6 @@
 """The grid and Bellman solvers reproduce values recorded before their rules were unified.
 
-``tests/data/solver_golden.npz`` holds the value function and the controls at t = 0 (every
+``tests/golden/solver_golden.npz`` holds the value function and the controls at t = 0 (every
 ``STRIDE``-th node per axis) of the cases below, computed by the solvers of commit cfc63ae,
 before the solvers took their coefficients and control rules from the derivation through the
 compiled-rule layer. Every later solver must reproduce them to round-off.
@@ -28,7 +28,7 @@ from stochctl.solvers.bellman import solve_discrete
 from stochctl.solvers.bellman_game import solve_discrete_game
 from stochctl.symbolic import BatchControl, ControlProblem
 
-DATA = Path(__file__).parent / "data" / "solver_golden.npz"
+DATA = Path(__file__).parent / "golden" / "solver_golden.npz"
 STRIDE = 3
 RTOL = 1e-11
 
