@@ -79,10 +79,10 @@ def run(m: Mutant, timeout: float) -> tuple[str, float, str]:
         except subprocess.TimeoutExpired:
             return "timeout", time.perf_counter() - t0, f"no answer within {timeout:.0f} s"
         seconds = time.perf_counter() - t0
-        lines = [ln for ln in proc.stdout.strip().splitlines() if ln.strip()]
-        last = lines[-1] if lines else proc.stderr.strip().splitlines()[-1:]
+        lines = [ln for ln in proc.stdout.splitlines() if ln.strip()] or proc.stderr.splitlines() or [""]
+        last = lines[-1].strip()
         outcome = {0: "SURVIVED", 1: "caught"}.get(proc.returncode, f"error (status {proc.returncode})")
-        return outcome, seconds, str(last)
+        return outcome, seconds, last
 
 
 def main(argv=None) -> int:
