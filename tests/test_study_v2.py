@@ -302,6 +302,38 @@ def test_robust_range_recomputed_from_a_hand_made_table():
     assert "win on quality and robustness" in text and "1.67 decades (sgd+discrete)" in text and "0.67 (sgd)" in text
 
 
+def test_targets_marked_from_a_hand_made_table():
+    """Each target met or not met, by hand, on both sides of its bound."""
+    from stochctl.study.report import summarize, target_lines
+
+    lrs = tuple(float(f"{1e-2 * 10 ** (j / 3):.12g}") for j in range(6))
+    cfg = StudyConfig(name="hand", tasks=("gauss1d",), methods=("sgd", "sgd+discrete"), seeds=(0, 1, 2),
+                      sweeps=(("sgd", lrs), ("adam", lrs)))
+    sgd = [(0.5,) * 3, (0.10, 0.10, 0.12), (0.115,) * 3, (0.2,) * 3, (0.11, 0.11, None), (None,) * 3]
+
+    def targets(ctl):
+        rows = [_row(m, lr, s, vals[s]) for m, per in (("sgd", sgd), ("sgd+discrete", ctl))
+                for lr, vals in zip(lrs, per) for s in (0, 1, 2)]
+        (table_row,) = [line for line in target_lines(cfg, summarize(cfg, rows)) if line.startswith("| gauss1d")]
+        return [c.strip() for c in table_row.strip("|").split("|")]
+
+    # the task's best median is sgd's 0.10 at rate 2 (IQR [0.10, 0.11]), so the robust bound is 0.12;
+    # sgd is robust at rates 2, 3: 2/3 decade, so the target is 5/3
+    ctl = [(0.13,) * 3, (0.119,) * 3, (0.09, 0.118, 0.118), (0.125, 0.125, None), (0.118,) * 3, (0.119,) * 3]
+    _, never, wide, quality, _ = targets(ctl)
+    assert never.startswith("**not met**: 1 of 18 runs, at base rate 0.1")
+    assert wide.startswith("**not met**: 0.67 against 1.67")
+    assert quality.startswith("**not met**: 0.118 is worse than sgd's 0.1 [0.1, 0.11]")
+    ctl[3] = (0.11,) * 3  # rates 2..6 robust: 5 rates = 5/3 decades, exactly the target
+    ctl[2] = (0.09, 0.105, 0.118)  # median 0.105, inside sgd's IQR
+    _, never, wide, quality, _ = targets(ctl)
+    assert never == "met (0 of 18 runs)"
+    assert wide.startswith("met: 1.67 against 1.67 (sgd 0.67 + 1)")
+    assert quality.startswith("met: 0.105 is within seed noise of sgd's 0.1")
+    ctl[2] = (0.09, 0.09, 0.118)  # median 0.09, below sgd's IQR: better
+    assert targets(ctl)[3].startswith("met: 0.09 is better than")
+
+
 # --------------------------------------------------------------------------------------
 # executors
 # --------------------------------------------------------------------------------------

@@ -26,7 +26,10 @@ methods win and lose, then compares, per task, the controlled
 methods (``+discrete``, ``+greedy``, ``+continuous``) with the baselines on
 the best quality at the tuned rate (within seed noise when inside the best
 baseline's interquartile range), the robust range and the divergence rate,
-and each ``X+discrete`` with its base optimiser ``X``.
+and each ``X+discrete`` with its base optimiser ``X``. The targets
+(:func:`target_lines`) mark, per task, whether controlled SGD never diverged,
+has a robust range at least one decade wider than every baseline's, and has a
+best quality within seed noise of the best tuned baseline.
 
 Figures: quality against the base learning rate (median primary metric per
 method, diverged seeds marked), training curves of the primary metric
@@ -199,6 +202,20 @@ def is_controlled(method: str) -> bool:
     return any(k in method for k in CONTROLLED_MARKS)
 
 
+def _best_of(group: dict, sign: float) -> tuple[str, tuple[float, float, float]]:
+    """The method of ``group`` with the best median at its tuned rate, and its (25%, 50%, 75%) quantiles."""
+    m = max(group, key=lambda k: sign * group[k]["by_lr"][group[k]["best_lr"]]["final"][1])
+    return m, group[m]["by_lr"][group[m]["best_lr"]]["final"]
+
+
+def _compare_quality(q: tuple, base_q: tuple, sign: float) -> str:
+    """"within seed noise of" when the median ``q[1]`` lies in the interquartile range of ``base_q``,
+    else "better than" or "worse than" (``sign`` +1 when higher is better, -1 when lower is)."""
+    if base_q[0] <= q[1] <= base_q[2]:
+        return "within seed noise of"
+    return "better than" if sign * q[1] > sign * base_q[1] else "worse than"
+
+
 def verdict_lines(config: StudyConfig, stats: dict) -> list[str]:
     """The verdict, generated from the numbers: per task, where the controlled methods win and lose."""
     lines = []
@@ -212,18 +229,9 @@ def verdict_lines(config: StudyConfig, stats: dict) -> list[str]:
             continue
         sign = 1.0 if prim.higher_is_better else -1.0
 
-        def best_of(group):
-            m = max(group, key=lambda k: sign * group[k]["by_lr"][group[k]["best_lr"]]["final"][1])
-            return m, group[m]["by_lr"][group[m]["best_lr"]]["final"]
-
-        cm, cq = best_of(ctl)
-        bm, bq = best_of(base)
-        if bq[0] <= cq[1] <= bq[2]:
-            quality = "within seed noise of"
-        elif sign * cq[1] > sign * bq[1]:
-            quality = "better than"
-        else:
-            quality = "worse than"
+        cm, cq = _best_of(ctl, sign)
+        bm, bq = _best_of(base, sign)
+        quality = _compare_quality(cq, bq, sign)
         cr = max(ctl, key=lambda k: ctl[k]["robust_decades"])
         br = max(base, key=lambda k: base[k]["robust_decades"])
         dr = ctl[cr]["robust_decades"] - base[br]["robust_decades"]
@@ -254,6 +262,54 @@ def verdict_lines(config: StudyConfig, stats: dict) -> list[str]:
         lines.insert(0, f"Over {len(stats)} tasks, the controlled methods have: {said or 'no win and no loss'}.")
         lines.insert(1, "")
     return lines
+
+
+CONTROLLED_SGD = "sgd+discrete"
+TARGET_MARGIN_DECADES = 1.0
+
+
+def target_lines(config: StudyConfig, stats: dict, method: str = CONTROLLED_SGD) -> list[str]:
+    """The study's targets for controlled SGD (``method``), per task, each marked met or not met.
+
+    1. never diverges: no run of ``method`` diverged at any rate of its grid;
+    2. robust range at least :data:`TARGET_MARGIN_DECADES` wider than that of every baseline
+       (every method that is not controlled, :func:`is_controlled`);
+    3. best quality (median at its tuned rate) within seed noise of the best tuned baseline (inside
+       that baseline's interquartile range) or better;
+    and the gradient evaluations per step against plain ``sgd`` (the time cost of the curvature
+    measurement is measured by ``benchmarks/bench_curvature.py``, not by the study).
+    """
+    rows = []
+    for t, per_method in stats.items():
+        s = per_method.get(method)
+        base = {m: b for m, b in per_method.items() if not is_controlled(m) and b["best_lr"] is not None}
+        if s is None or s["best_lr"] is None or not base:
+            continue
+        sign = 1.0 if config.task(t).primary.higher_is_better else -1.0
+        diverged = [lr for lr, b in s["by_lr"].items() if b["diverged"]]
+        never = (f"met (0 of {s['runs']} runs)" if not diverged else
+                 f"**not met**: {s['diverged']} of {s['runs']} runs, at base rate "
+                 + ", ".join(_fmt(lr, 2) for lr in diverged))
+        br = max(base, key=lambda k: base[k]["robust_decades"])
+        need = base[br]["robust_decades"] + TARGET_MARGIN_DECADES
+        wide = (f"{'met' if s['robust_decades'] >= need - 1e-9 else '**not met**'}: "
+                f"{s['robust_decades']:.2f} against {need:.2f} ({br} {base[br]['robust_decades']:.2f} + "
+                f"{TARGET_MARGIN_DECADES:g})")
+        bm, bq = _best_of(base, sign)
+        q = s["by_lr"][s["best_lr"]]["final"]
+        how = _compare_quality(q, bq, sign)
+        quality = (f"{'**not met**' if how == 'worse than' else 'met'}: {_fmt(q[1])} is {how} {bm}'s "
+                   f"{_fmt(bq[1])} [{_fmt(bq[0])}, {_fmt(bq[2])}]")
+        plain = per_method.get("sgd")
+        evals = _fmt(s["evals"], 3) + (f" against {_fmt(plain['evals'], 3)} for sgd" if plain else "")
+        rows.append(f"| {t} | {never} | {wide} | {quality} | {evals} |")
+    if not rows:
+        return []
+    return [f"Controlled SGD is `{method}`. Quality is the primary metric's median at the tuned rate; "
+            "seed noise is the interquartile range over seeds.", "",
+            "| task | never diverges | robust range at least 1 decade wider than every baseline's | "
+            "best quality within seed noise of the best tuned baseline | gradient evaluations per step |",
+            "|---|---|---|---|---|"] + rows
 
 
 def _fmt(v: float, digits: int = 3) -> str:
@@ -296,6 +352,9 @@ def summary_markdown(config: StudyConfig, rows: list[dict], *, command: str | No
         "",
     ]
     lines += ["## Verdict", ""] + verdict_lines(config, stats) + [""]
+    targets = target_lines(config, stats)
+    if targets:
+        lines += ["## Targets", ""] + targets + [""]
     for t, per_method in stats.items():
         task = config.task(t)
         prim = task.primary
