@@ -29,6 +29,14 @@ class NumericalError(StochctlError, RuntimeError):
     """A computation produced NaN/Inf or failed to converge."""
 
 
+class DivergenceError(NumericalError):
+    """Training diverged: a loss, gradient or curvature measurement became NaN/Inf.
+
+    Raised where a divergence is detected (a measurement, or the diagnostics that report one
+    read on demand), so that callers tell a diverged run from any other failure by type.
+    """
+
+
 class MissingExtraError(StochctlError, ImportError):
     """An optional dependency is missing; the message names the extra to install."""
 
