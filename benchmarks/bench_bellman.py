@@ -96,7 +96,7 @@ def main(argv=None) -> int:
         worst = min(worst, ratio)
         print(f"  h={h:<5g} u_max={u_max:<3g} N={points}: numpy {1e3 * t_numpy:9.1f} ms/step, numba 2 threads "
               f"{1e3 * t_numba:7.2f} ms/step ({ratio:6.1f}x); max |V_numpy - V_numba| {diff:.1e}")
-    from stochctl.policy.shipped_discrete import build_discrete_table
+    from stochctl.tables.shipped_discrete import build_discrete_table
 
     t0 = time.perf_counter()
     build_discrete_table(quick=True, check=False, workers=2)

@@ -8,7 +8,7 @@ multiplier u = 0.7 from x0 = 1.2,
     x <- x - u dt (a x + sqrt(eta / dt) sqrt(s^2 x^2 + sigma^2) z),
 
 the numba kernel through :func:`stochctl.solvers.montecarlo.simulate_constant` (one thread: the
-shared step of :mod:`stochctl.analysis.iteration`, policy reads, cost, exit and finiteness
+shared step of :mod:`stochctl.solvers.iteration`, policy reads, cost, exit and finiteness
 checks), numpy over all paths at once. Printed: path-steps per second of each and their ratio,
 and both estimates of E[G(x_K)] with their difference in standard errors (they must agree).
 """

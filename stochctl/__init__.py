@@ -7,7 +7,7 @@ and hand it to a trainer.
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from ._version import __version__ as __version__
 
 from .errors import InputError as InputError
 from .errors import NumericalError as NumericalError
@@ -19,6 +19,7 @@ from .symbolic import Derivation as Derivation
 from .symbolic import derive as derive
 from .symbolic.problem import BatchControl as BatchControl
 from .symbolic.problem import ControlProblem as ControlProblem
+from . import documents as documents  # registers the renderers of the derivations (d.to_markdown() etc.)
 
 __all__ = [
     "__version__",

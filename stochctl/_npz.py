@@ -1,6 +1,6 @@
 """The package's one ``.npz`` container: a JSON header with format, version and checksum, plus plain arrays.
 
-Solutions (:mod:`stochctl.solvers.solution`) and policy tables (:mod:`stochctl.policy.table`) are
+Solutions (:mod:`stochctl.solvers.solution`) and policy tables (:mod:`stochctl.tables`) are
 both stored this way. A file holds the entry ``header``, a JSON string with at least
 
     {"format": <name>, "format_version": <int>, "checksum": "sha256:<hex>", ...}

@@ -111,7 +111,7 @@ def test_declared_axes_read_alike_in_numpy_and_jax(rng):
     jax.config.update("jax_enable_x64", True)
     import jax.numpy as jnp
 
-    from stochctl.policy.table import TableAxis, TableValue
+    from stochctl.tables import TableAxis, TableValue
 
     tau, x = np.linspace(0, 5, 11), np.linspace(0, 4, 9)
     table = PolicyTable.from_arrays(

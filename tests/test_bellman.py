@@ -162,7 +162,7 @@ def test_policy_converges_to_the_continuous_table_as_h_shrinks():
     difference over y in [0, 1.5] halves with h (measured 0.130, 0.065, 0.031): order 1, the
     order of the Euler scheme of the SDE.
     """
-    from stochctl.policy.table import load_table
+    from stochctl.tables import load_table
 
     cont = load_table("local-quadratic")
     tau = 0.25

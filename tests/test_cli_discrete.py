@@ -90,7 +90,7 @@ def test_table_build_pool_after_threaded_kernels_in_the_parent():
     """The build's process pool must not fork a parent whose numba threads are running (it would
     abort the workers): solve with two threads first, then build on two workers."""
     from stochctl.models import get_model
-    from stochctl.policy.shipped_discrete import build_discrete_table
+    from stochctl.tables.shipped_discrete import build_discrete_table
     from stochctl.solvers.bellman import solve_discrete
     from stochctl.symbolic.problem import ControlProblem
 

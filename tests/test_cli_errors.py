@@ -245,7 +245,7 @@ def test_figures_quick_default_folder_keeps_the_full_figures(work, monkeypatch, 
 
 
 def test_build_local_default_is_the_current_folder_not_the_package(work, monkeypatch, capsys):
-    import stochctl.policy.shipped as shipped
+    import stochctl.tables.shipped as shipped
 
     seen = []
 

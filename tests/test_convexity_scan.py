@@ -9,7 +9,7 @@ import pytest
 
 from stochctl.analysis.convexity import CONVEXITY_TOL, analyze_convexity, exact_eigenvalues, scan_block_convexity
 from stochctl.models import MODEL_NAMES, get_model
-from stochctl.symbolic.render import _grid, convexity_findings
+from stochctl.documents.render import _grid, convexity_findings
 
 
 @pytest.mark.parametrize("name", MODEL_NAMES)

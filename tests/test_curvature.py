@@ -19,9 +19,9 @@ from stochctl.analysis import explosion as ex  # noqa: E402
 from stochctl.errors import InputError  # noqa: E402
 from stochctl.models import get_model  # noqa: E402
 from stochctl.policy import ControlledLR, LocalPolicy, OneStepPolicy, PolicyTable  # noqa: E402
-from stochctl.policy.curvature import field_measure, own_curvature, step_direction  # noqa: E402
-from stochctl.policy.estimators import Estimate  # noqa: E402
-from stochctl.policy.local_policy import DISCRETE_AXES  # noqa: E402
+from stochctl.trainers.curvature import field_measure, own_curvature, step_direction  # noqa: E402
+from stochctl.policies.estimators import Estimate  # noqa: E402
+from stochctl.policies.local_policy import DISCRETE_AXES  # noqa: E402
 
 F64 = torch.float64
 
@@ -264,7 +264,7 @@ def test_tables_whose_axes_do_not_fit_are_refused():
 
 
 def test_local_discrete_loads_by_name_once_shipped():
-    from stochctl.policy.table import SHIPPED_TABLES
+    from stochctl.tables import SHIPPED_TABLES
 
     if "local-discrete" not in SHIPPED_TABLES:
         pytest.skip("the local-discrete table is not shipped yet")

@@ -19,7 +19,7 @@ def test_derivation_documents_up_to_date(tmp_path, capsys):
 
 
 def test_local_discrete_document_is_the_discrete_derivation():
-    from stochctl.symbolic.discrete_render import DISCRETE_DOCUMENTS, discrete_document
+    from stochctl.documents.discrete_render import DISCRETE_DOCUMENTS, discrete_document
 
     assert "local-discrete" in DISCRETE_DOCUMENTS
     text = (COMMITTED / "local-discrete.md").read_text(encoding="utf-8")

@@ -274,12 +274,15 @@ def test_second_moment_recursion_and_explosion_rows(rng, local):
 
 
 def test_explosion_thresholds_of_the_model():
+    from stochctl.documents.discrete_render import explosion_at_centre
+
     d = _derive("local-discrete", {"h": 0.5}, u_max=8.0)
-    assert d.explosion.deterministic == pytest.approx(2 / (0.5 * 8.0))
-    assert d.explosion.explodes(1.0, "deterministic")
+    th, _, _ = explosion_at_centre(d)
+    assert th.deterministic == pytest.approx(2 / (0.5 * 8.0))
+    assert th.explodes(1.0, "deterministic")
     q = _derive("quadratic")
     a, s = q.model.values["a"], q.model.values["s"]
-    assert q.explosion.mean_square == pytest.approx(2 * a / (a**2 + s**2))
+    assert explosion_at_centre(q)[0].mean_square == pytest.approx(2 * a / (a**2 + s**2))
 
 
 # ------------------------------------------------------------------ helpers

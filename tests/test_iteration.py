@@ -15,7 +15,7 @@ import pytest
 import sympy as sp
 
 from stochctl.analysis import explosion as ex
-from stochctl.analysis.iteration import UPDATES, update_phases
+from stochctl.solvers.iteration import UPDATES, update_phases
 from stochctl.errors import InputError
 from stochctl.models import Model, Parameter, Player, get_model
 from stochctl.solvers.montecarlo import simulate_iteration

@@ -11,7 +11,7 @@ import jax.numpy as jnp  # noqa: E402
 from stochctl.errors import InputError  # noqa: E402
 from stochctl.policy import (LocalPolicy, PolicySchedule, PolicyTable, RegressionEstimator,  # noqa: E402
                              TableAxis, TableValue, scale_by_policy)
-from stochctl.policy.optax_adapter import counts_dict, jax_table_lookup  # noqa: E402
+from stochctl.trainers.optax_adapter import counts_dict, jax_table_lookup  # noqa: E402
 
 K = 100
 F32 = dict(rtol=2e-4, atol=2e-5)  # float32 state against the float64 reference
@@ -271,7 +271,7 @@ def test_measured_curvature_agrees_with_the_torch_scheduler(opt):
 
 
 def test_measured_curvature_with_a_discrete_table_agrees_with_torch():
-    from stochctl.policy.local_policy import DISCRETE_AXES
+    from stochctl.policies.local_policy import DISCRETE_AXES
 
     um, h = np.array([1.0, 2.0, 4.0, 8.0]), np.geomspace(1e-3, 4.0, 40)
     tau, y = np.linspace(0.0, 8.0, 5), np.linspace(-6.0, 6.0, 121)

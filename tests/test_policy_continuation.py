@@ -7,7 +7,7 @@ import pytest
 
 from stochctl.errors import FileFormatError, InputError
 from stochctl.models import get_model
-from stochctl.policy.table import PolicyTable, TableAxis, TableValue
+from stochctl.tables import PolicyTable, TableAxis, TableValue
 from stochctl.solvers import Grid
 from stochctl.solvers.bellman import continuation_reach, expected_next_value, solve_discrete
 from stochctl.symbolic.problem import ControlProblem
@@ -144,7 +144,7 @@ def test_clip_rule_lookups_are_the_clipped_interpolant(tmp_path, rng):
 
 def test_clip_rule_in_jax_matches_numpy(rng):
     pytest.importorskip("jax")
-    from stochctl.policy._jax_lookup import jax_table_lookup
+    from stochctl.tables._jax_lookup import jax_table_lookup
 
     import jax
 
@@ -190,7 +190,7 @@ def test_data_must_equal_the_clipped_interpolant():
 def test_a_file_with_an_unknown_value_key_is_refused(tmp_path):
     import json
 
-    from stochctl.policy.table import _checksum
+    from stochctl.tables import _checksum
 
     path = clipped_table().save(tmp_path / "t.npz")
     with np.load(path) as f:

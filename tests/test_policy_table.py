@@ -13,7 +13,7 @@ from scipy.interpolate import RegularGridInterpolator
 from stochctl.cli import main as cli_main
 from stochctl.errors import FileFormatError, InputError
 from stochctl.policy import PolicyTable, TableAxis, TableValue
-from stochctl.policy.table import FORMAT_VERSION, _canonical_json, _checksum
+from stochctl.tables import FORMAT_VERSION, _canonical_json, _checksum
 
 
 def random_axis(rng, n, lo, hi):
@@ -439,7 +439,7 @@ def test_cli_info_and_lookup(tmp_path, capsys):
 
 
 def test_cli_packaged_table_name():
-    from stochctl.policy.table import SHIPPED_TABLES, packaged_table_path
+    from stochctl.tables import SHIPPED_TABLES, packaged_table_path
 
     assert "local-quadratic" in SHIPPED_TABLES
     try:
@@ -470,7 +470,7 @@ def test_point_lookup_matches_array_lookup(rng):
 
 @pytest.mark.parametrize("d", [1, 2, 3])
 def test_threaded_kernel_equals_serial_kernel(rng, d):
-    from stochctl.policy._lookup import THREADED_FROM
+    from stochctl.tables._lookup import THREADED_FROM
 
     axes = [random_axis(rng, n, 0.0, 1.0) for n in (9, 7, 5)[:d]]
     table = PolicyTable.from_arrays([(f"x{j}", a) for j, a in enumerate(axes)],
@@ -487,7 +487,7 @@ def test_threaded_kernel_equals_serial_kernel(rng, d):
 @pytest.mark.parametrize("d", [1, 2, 3])
 def test_uniform_axes_direct_index_equals_bucket_search(rng, d):
     """Equally spaced axes skip the bucket search; both paths give the same numbers, exact at nodes."""
-    from stochctl.policy._lookup import SCALE, UNIFORM, Lookup, is_uniform, make_hints
+    from stochctl.tables._lookup import SCALE, UNIFORM, Lookup, is_uniform, make_hints
 
     axes = [np.linspace(-1.0 - j, 2.0 + 0.3 * j, n) for j, n in zip(range(d), (13, 9, 7))]
     data = rng.normal(size=tuple(a.size for a in axes))
@@ -510,7 +510,7 @@ def test_uniform_axes_direct_index_equals_bucket_search(rng, d):
 
 def test_bucket_hints_start_left_of_every_query(rng):
     """x[hints[b]] < q for every q of bucket b, so the forward walk alone finds the cell."""
-    from stochctl.policy._lookup import make_hints
+    from stochctl.tables._lookup import make_hints
 
     for _ in range(20):
         b = np.unique(np.concatenate([[0.0], np.sort(rng.uniform(0, 1, 30)) ** 3, [1.0]]))

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from stochctl.policy.shipped_discrete import CONTINUED, policy_at, policy_points, solve_slice, tau_node_values
-from stochctl.policy.table import load_table
+from stochctl.tables.shipped_discrete import CONTINUED, policy_at, policy_points, solve_slice, tau_node_values
+from stochctl.tables import load_table
 
 
 @pytest.fixture(scope="module")

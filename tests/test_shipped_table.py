@@ -16,8 +16,9 @@ import pytest
 import stochctl
 from stochctl.cli import main as cli_main
 from stochctl.errors import FileFormatError
-from stochctl.policy import LocalPolicy, PolicyTable, shipped
-from stochctl.policy.table import packaged_table_path
+from stochctl.policy import LocalPolicy, PolicyTable
+from stochctl.tables import shipped
+from stochctl.tables import packaged_table_path
 
 ROOT = Path(__file__).resolve().parents[1]
 

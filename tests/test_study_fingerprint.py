@@ -2,7 +2,7 @@
 
 import shutil
 
-from stochctl.policy.table import packaged_table_path
+from stochctl.tables import packaged_table_path
 from stochctl.study.protocol import code_fingerprint, quick_config
 
 

@@ -13,7 +13,7 @@ from stochctl.cli import main as cli_main
 from stochctl.errors import InputError, MissingExtraError
 from stochctl.models import get_model, load_model
 from stochctl.policy import PolicyTable
-from stochctl.policy.sweep import (
+from stochctl.tables.sweep import (
     dask_client,
     grid_points,
     parse_param_grid,
@@ -196,7 +196,7 @@ def test_cli(config, serial, tmp_path, capsys):
 
 def test_run_task_is_the_worker_function(serial, config):
     """The function the executors run reproduces a table on its own."""
-    from stochctl.policy.sweep import _source, _Task
+    from stochctl.tables.sweep import _source, _Task
 
     task = _Task(index=0, params=serial.points[0], **_source(config))
     assert run_task(task)["u"].tobytes() == serial.tables[0]["u"].tobytes()

@@ -331,7 +331,7 @@ def test_coordinate_mode_reduces_with_gradient_direction_weights():
 
 def run_pair(make_model, steps=30, seed=12):
     """Train twice from the same start: with the tensor views (default) and with flat copies."""
-    import stochctl.policy.torch_adapter as ta
+    import stochctl.trainers.torch_adapter as ta
 
     lrs = []
     for views in (True, False):
@@ -378,7 +378,7 @@ def test_tensor_views_and_flat_copies_give_the_same_rates():
 
 
 def test_tensors_that_cannot_be_viewed_use_copies():
-    from stochctl.policy.torch_adapter import _grad_views, _param_views
+    from stochctl.trainers.torch_adapter import _grad_views, _param_views
 
     w = torch.nn.Parameter(torch.randn(3, 4).t())  # not contiguous
     assert _param_views([w], {}) is None

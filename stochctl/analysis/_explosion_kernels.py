@@ -1,7 +1,7 @@
 """numba kernels of the explosion simulations: many seeded paths of the discrete iteration.
 
-Each path runs the one step of :mod:`stochctl.analysis.iteration` (``advance`` of
-:mod:`stochctl.analysis._iteration_kernels`) with fixed multipliers, for every base
+Each path runs the one step of :mod:`stochctl.solvers.iteration` (``advance`` of
+:mod:`stochctl.solvers._iteration_kernels`) with fixed multipliers, for every base
 learning rate of a sweep. Every path seeds numba's thread-local generator with its
 own seed before it draws, so a path's noise depends only on its seed: results do
 not depend on the number of threads, and every step size of a sweep sees the same
@@ -171,7 +171,7 @@ def explosion_kernels(compiled):
             functions' module is imported once compiled).
     """
     from ..symbolic.compile import bound_module
-    from ._iteration_kernels import iteration_module
+    from ..solvers._iteration_kernels import iteration_module
 
     iteration = iteration_module(compiled).__name__
     return bound_module(compiled, _TEMPLATE, "stochctl_explode", __file__, iteration=iteration)

@@ -9,8 +9,6 @@ the parsed arguments, returns an exit code). Errors raised on purpose
 from __future__ import annotations
 
 import argparse
-import importlib
-import importlib.util
 import re
 import sys
 
@@ -28,17 +26,20 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .. import __version__
+    from .._version import __version__
 
     parser = _Parser(
         prog="stochctl",
         description="Learning rate (and batch size) of SGD/GAN training as a stochastic control.",
     )
     parser.add_argument("--version", action="version", version=f"stochctl {__version__}")
+    from . import analyze, demo, derive, explode, export, figures, query, solve, study, sweep, table
+
+    modules = {m.__name__.rsplit(".", 1)[1]: m for m in (demo, derive, analyze, solve, query, export, table, sweep,
+                                                        explode, figures, study)}
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
-        if importlib.util.find_spec(f"{__name__}.{name}") is not None:
-            importlib.import_module(f"{__name__}.{name}").register(sub)
+        modules[name].register(sub)
     _plain_help(parser)
     return parser
 

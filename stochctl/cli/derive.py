@@ -118,7 +118,7 @@ def run(args) -> int:
         if args.format != "markdown":
             raise InputError(f"--all writes Markdown documents; got --format {args.format}")
         from ..models import MODEL_NAMES
-        from ..symbolic.documents import write_derivations
+        from ..documents.write import write_derivations
 
         out = check_output_dir(args.out if args.out is not None else "derivations", "--out")
         existed = {name: (out / f"{name}.md").exists() for name in MODEL_NAMES}

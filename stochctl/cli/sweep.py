@@ -142,7 +142,7 @@ def connect_dask(address: str):
 
 
 def run(args) -> int:
-    from ..policy.sweep import read_index, sweep
+    from ..tables.sweep import read_index, sweep
 
     if not args.param:
         raise InputError("give at least one --param NAME=LO:HI:N (or NAME=VALUE)")

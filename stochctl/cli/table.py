@@ -28,7 +28,7 @@ STATUS = {0: "inside", 1: "clamped", 2: "nan"}
 
 
 def register(subparsers) -> None:
-    from ..policy.table import SHIPPED_TABLES
+    from ..tables import SHIPPED_TABLES
 
     p = subparsers.add_parser("table", help="inspect a policy table or look values up",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -68,16 +68,16 @@ def parse_point(text: str, axis_names) -> dict:
 
 
 def run(args) -> int:
-    from ..policy.table import load_table
+    from ..tables import load_table
 
     if args.table_command == "build-local":
         if args.workers is not None and not args.discrete:
             raise InputError("--workers applies to the --discrete build only")
         if args.workers is not None and args.workers < 1:
             raise InputError(f"--workers must be an integer >= 1; got {args.workers}")
-        from ..policy.shipped import default_path, write_local_table
-        from ..policy.shipped_discrete import default_path as discrete_path
-        from ..policy.shipped_discrete import write_discrete_table
+        from ..tables.shipped import default_path, write_local_table
+        from ..tables.shipped_discrete import default_path as discrete_path
+        from ..tables.shipped_discrete import write_discrete_table
 
         # the default is a file in the current folder: the packaged table is replaced only when named
         default = (discrete_path() if args.discrete else default_path()).name
@@ -91,7 +91,7 @@ def run(args) -> int:
         print(f"wrote {path}{replaced_note(existed)} ({path.stat().st_size / 1024:.0f} KiB), "
               f"checksum {table.checksum}")
         return 0
-    from ..policy.table import SHIPPED_TABLES
+    from ..tables import SHIPPED_TABLES
 
     if args.table not in SHIPPED_TABLES:
         check_npz_input(args.table, "table file")

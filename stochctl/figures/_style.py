@@ -14,7 +14,7 @@ import numpy as np
 from matplotlib import colors
 from matplotlib.figure import Figure
 
-from . import DPI
+from .catalog import DPI
 
 RC = {
     "font.size": 10,

@@ -76,7 +76,7 @@ def _profile_panel(ax, report):
 def figure(*, quick: bool = False, size=(13.5, 8.8)):
     """Convexity of the Dirac and Gaussian GAN objectives per player, and their profile objectives."""
     from ..analysis import analyze_convexity
-    from . import cached_model
+    from ._models import cached_model
 
     points = 31 if quick else 81
     fig = _style.new_figure(size)

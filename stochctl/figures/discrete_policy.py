@@ -20,10 +20,10 @@ RELATIVE_NOISE = 0.5
 
 def _table(quick: bool):
     if quick:
-        from ..policy.shipped_discrete import build_discrete_table
+        from ..tables.shipped_discrete import build_discrete_table
 
         return build_discrete_table(quick=True, check=False, workers=1)
-    from ..policy.table import load_table
+    from ..tables import load_table
 
     return load_table("local-discrete")
 
@@ -31,7 +31,7 @@ def _table(quick: bool):
 def figure(*, quick: bool = False, size=(14.5, 4.8)):
     """Maps of u*(h, y) for u_max = 1 and 4 with the thresholds, and the continuous-limit slices."""
     from ..analysis.explosion import critical_steps
-    from ..policy.table import load_table
+    from ..tables import load_table
 
     table = _table(quick)
     hs = table.axis("h").breakpoints

@@ -38,7 +38,7 @@ def ill_posed_model():
 
 
 def _model(name, params):
-    from . import cached_model
+    from ._models import cached_model
 
     return ill_posed_model() if name == "ill-posed" else cached_model(name, **params)
 

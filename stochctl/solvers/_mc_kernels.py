@@ -2,7 +2,7 @@
 
 One kernel simulates both the controlled SDE (Euler-Maruyama) and the discrete
 training iteration, because both are the iteration of
-:mod:`stochctl.analysis.iteration` with gaussian noise,
+:mod:`stochctl.solvers.iteration` with gaussian noise,
 
     x_i <- x_i - s_i u_p dt (d_i g(x) + sqrt(m_p r) Sigma^{1/2}(x) z),
 
@@ -10,7 +10,7 @@ training iteration, because both are the iteration of
 the Euler-Maruyama step and r = eta / dt this is
 d x = -s u grad g dt + u sqrt(eta m Sigma) dW, and with ``dt = eta``, r = 1 it is
 the SGD / SGA update. Each step is the shared ``advance`` of
-:mod:`stochctl.analysis._iteration_kernels`, reading the policy at each phase's
+:mod:`stochctl.solvers._iteration_kernels`, reading the policy at each phase's
 point, so simultaneous and alternating updates mean here exactly what they mean
 for the explosion analysis.
 
@@ -114,7 +114,7 @@ def simulate_paths(params, signs, owner, starts, stops,
         antithetic: pair path 2j+1 with path 2j using the negated noise.
         dt: step; noise_ratio: eta / dt (1 for the discrete iteration).
         level_of_step: policy time level used at each step.
-        phase, n_phases: update phase of each player (stochctl.analysis.iteration.update_phases).
+        phase, n_phases: update phase of each player (stochctl.solvers.iteration.update_phases).
         lower, h, npts, strides: the policy grid (uniform axes, C-order strides).
         tab: (controls, levels, grid points) policy tables; player p's
             multiplier is ``tab[u_index[p]]``, its batch control ``tab[m_index[p]]``
@@ -197,7 +197,7 @@ def simulator(compiled):
         compiled: a :class:`~stochctl.symbolic.compile.CompiledProblem`; its
             functions' module must be imported (it is, once compiled).
     """
-    from ..analysis._iteration_kernels import iteration_module
+    from ._iteration_kernels import iteration_module
     from ..symbolic.compile import bound_module
 
     iteration = iteration_module(compiled).__name__

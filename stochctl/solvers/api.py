@@ -99,7 +99,7 @@ def stored_levels(K: int, store_every: int) -> np.ndarray:
 
 
 def _metadata(problem: ControlProblem) -> dict:
-    from .. import __version__
+    from .._version import __version__
 
     model = problem.model
     return {

@@ -18,7 +18,7 @@ sqrt(m_p) Sigma_p^{1/2}(x_k) z_k), with the policy looked up at t = k eta:
 ``"sgd"`` (one player), ``"simultaneous"`` SGA, or ``"alternating"`` SGA (players
 in the model's order, each at the point, and with the policy read at the point,
 left by the previous one). Both are the one iteration of
-:mod:`stochctl.analysis.iteration`; the Euler-Maruyama scheme is its simultaneous
+:mod:`stochctl.solvers.iteration`; the Euler-Maruyama scheme is its simultaneous
 form with step dt and noise scaled by eta / dt.
 
 Policies are read by multilinear interpolation in space (clamped to the grid's
@@ -471,7 +471,7 @@ def _start_points(policy: GridPolicy, x0, paths: int) -> np.ndarray:
 
 def _run(problem, policy, x0, *, paths, seed, antithetic, keep_paths, dt, noise_ratio, levels, alternating,
          method) -> MonteCarloResult:
-    from ..analysis.iteration import update_phases
+    from .iteration import update_phases
     from ..symbolic.compile import compile_problem
 
     paths = _count("paths", paths, minimum=2)

@@ -46,7 +46,7 @@ trains it once and records the run under both names (:func:`twin_methods`).
 
 Gradient evaluations: the plain step costs one gradient of each player's
 loss (2 per step). The measured-curvature methods use the one-sided finite
-difference of :mod:`stochctl.policy.curvature` (``method="fd"``): every call
+difference of :mod:`stochctl.trainers.curvature` (``method="fd"``): every call
 of a loss closure by a scheduler is one more gradient evaluation (own: 1 per
 player and measurement; field: 3), counted by :class:`PlayerOptimizer`.
 
@@ -360,16 +360,16 @@ def controlled_scheduler(optimizer, *, steps: int, table: str = "local-quadratic
         steps: the step budget K.
         table: packaged table name or table file.
     """
-    from ..policy import LocalPolicy, RegressionEstimator
-    from ..policy.torch_adapter import ControlledLR
+    from ..policies import LocalPolicy, RegressionEstimator
+    from ..trainers.torch_adapter import ControlledLR
 
     return ControlledLR(optimizer, LocalPolicy(table, total_steps=steps), estimator=RegressionEstimator(mode="rms"))
 
 
 def measured_scheduler(optimizer, kind: str, curvature: str, *, steps: int, other):
     """ControlledLR with the discrete-time table or the one-step closed form, curvature on the current batch."""
-    from ..policy import LocalPolicy, OneStepPolicy
-    from ..policy.torch_adapter import ControlledLR
+    from ..policies import LocalPolicy, OneStepPolicy
+    from ..trainers.torch_adapter import ControlledLR
 
     policy = (LocalPolicy(DISCRETE_TABLE, total_steps=steps, u_max=U_MAX) if kind == "discrete"
               else OneStepPolicy(u_max=U_MAX, total_steps=steps))

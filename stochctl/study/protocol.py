@@ -71,18 +71,19 @@ PROTOCOL_VERSION = 2
 def code_fingerprint(policy_table: str = "local-quadratic") -> str:
     """SHA-256 (16 hex digits) of the code and table that shape the training runs.
 
-    Covers the sources of ``stochctl.study`` and ``stochctl.policy`` (subpackages included), the
+    Covers the sources of ``stochctl.study``, ``stochctl.tables``, ``stochctl.policies`` and
+    ``stochctl.trainers`` (subpackages included), the
     bytes of the policy table file and of the discrete-time table the measured
     methods read, so a folder of results is never resumed by
     code or a table that would produce different rows.
     """
     from pathlib import Path
 
-    from ..policy.table import SHIPPED_TABLES, packaged_table_path
+    from ..tables import SHIPPED_TABLES, packaged_table_path
 
     root = Path(__file__).resolve().parent.parent
     h = hashlib.sha256()
-    for sub in ("study", "policy"):
+    for sub in ("study", "tables", "policies", "trainers"):
         for path in sorted((root / sub).rglob("*.py")):
             h.update(f"{path.relative_to(root).as_posix()}\n".encode())
             h.update(path.read_bytes())

@@ -407,7 +407,7 @@ def run_study(config: StudyConfig, out: str | os.PathLike, *, workers: int = 1, 
         raise InputError(f"executor must be a concurrent.futures.Executor or a dask Client; "
                          f"got {type(executor).__name__}")
     if any(m in TABLE_METHODS for m in config.methods):
-        from ..policy import load_table
+        from ..tables import load_table
 
         load_table(config.policy_table)  # fail before any run if the policy table is unusable
     out, rows = prepare_output(config, out)

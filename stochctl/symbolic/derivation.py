@@ -76,19 +76,26 @@ class Maximize(_Extremum):
 
 
 # ---------------------------------------------------------------- result objects
+#: Renderer of each derivation class: an object with ``to_markdown``, ``to_latex``, ``to_dict`` and
+#: ``to_json`` functions of a derivation. The renderers live a stage up (:mod:`stochctl.documents`,
+#: which reads this stage and the analyses) and enter themselves here when that package is imported;
+#: the package face ``stochctl`` imports it, so every derivation can render itself.
+RENDERERS: dict[type, object] = {}
+
+
+def register_renderer(cls: type, renderer) -> None:
+    """Make ``renderer`` (a module or object with to_markdown/to_latex/to_dict/to_json) render ``cls``."""
+    RENDERERS[cls] = renderer
+
+
 class Rendered:
-    """``to_markdown`` / ``to_latex`` / ``to_dict`` / ``to_json`` delegated to the functions of a renderer module.
-
-    ``_renderer`` names the module of this package; it is imported on first use because
-    the renderers import the derivation modules.
-    """
-
-    _renderer = "render"
+    """``to_markdown`` / ``to_latex`` / ``to_dict`` / ``to_json`` delegated to the renderer registered for the class."""
 
     def _render(self, what: str):
-        import importlib
-
-        return getattr(importlib.import_module(f"{__package__}.{self._renderer}"), what)(self)
+        for cls in type(self).__mro__:
+            if cls in RENDERERS:
+                return getattr(RENDERERS[cls], what)(self)
+        raise RuntimeError(f"no renderer registered for {type(self).__name__}; import stochctl.documents")
 
     def to_latex(self) -> str:
         return self._render("to_latex")

@@ -30,14 +30,11 @@ import sympy as sp
 
 from ..errors import InputError
 from . import rules
-from .isaacs import _cross_pairs, _isaacs
+from .derivation import (CROSS_TOLERANCE, Derivation, IsaacsCheck, Maximize, Minimize,  # noqa: F401
+                         PlayerDerivation, Rendered, exact)
+from .isaacs import _cross_pairs, _isaacs, lower_upper  # noqa: F401
 from .optimal import kkt_candidates, piecewise_m, piecewise_u, piecewise_u_m, piecewise_u_value
 from .problem import ControlProblem
-
-# the records (used here) and the Isaacs check, also importable from here
-from .derivation import (CROSS_TOLERANCE, Derivation, IsaacsCheck, Maximize, Minimize,  # noqa: E402,F401,I001
-                         PlayerDerivation, Rendered, exact)
-from .isaacs import lower_upper  # noqa: E402,F401
 
 __all__ = ["derive", "Derivation", "PlayerDerivation", "IsaacsCheck", "Minimize", "Maximize"]
 

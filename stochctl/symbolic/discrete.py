@@ -159,8 +159,9 @@ class LocalDiscrete:
         trainer_one_step: E f(x') for f = a x^2 / 2 along the gradient, x' = x - eta u (a x + s xi).
         trainer_curvature: its second derivative in u, and ``trainer_convex`` where it is > 0.
         trainer_slope: dJ/du at the endpoint analysis for a < 0 (negative: J decreasing, u_max wins).
-        explosion_rows: per step h: (h, critical u = 2 / h from critical_steps, h u_max, explodes?).
-        nonconvex_steps: critical_steps(-1, 0): the thresholds along a direction of negative curvature.
+        explosion_rows: per step h: (h, critical u = 2 / h, h u_max, explodes?).
+        nonconvex_steps: the (deterministic, mean-square, almost-sure) thresholds along a direction of
+            negative curvature: all 0 (``stochctl.analysis.explosion.critical_steps(-1, 0)``).
     """
 
     h: sp.Symbol
@@ -228,8 +229,6 @@ class DiscreteDerivation(Rendered):
         stationary: the solutions of dJ/du = 0 (tuple; empty unless J is quadratic in u).
         optimal_control: u* as a Piecewise (clipped ratio / endpoint rule), None unless J is quadratic in u.
         one_step_value: J(u*) where u* is the interior stationary point (convex case).
-        explosion: :class:`~stochctl.analysis.explosion.ExplosionThresholds` at ``explosion_point``
-            with multiplier u_max, or None when it could not be evaluated (``explosion_note`` says why).
         local: :class:`LocalDiscrete` for ``local-discrete`` at eta = 1, batch 1; otherwise None.
         small_step: :class:`SmallStep`, the expansion in eta (None for ``local-discrete``, whose
             small parameter is h: see ``local``).
@@ -258,15 +257,11 @@ class DiscreteDerivation(Rendered):
     stationary: tuple
     optimal_control: sp.Expr | None
     one_step_value: sp.Expr | None
-    explosion: object | None
-    explosion_point: dict
-    explosion_note: str
     local: LocalDiscrete | None = None
     small_step: SmallStep | None = None
     values: dict = field(default_factory=dict)
 
     __hash__ = object.__hash__
-    _renderer = "discrete_render"
 
     @property
     def model(self):
@@ -334,7 +329,6 @@ def derive_discrete(problem: ControlProblem) -> DiscreteDerivation:
         else:  # dJ/du is cubic or higher: its roots are left to the numerical solver
             cond, always = positivity(curvature, assume)
 
-    thresholds, point, note = _explosion(problem)
     values = {p.name: float(model.values[p.name]) for p in model.parameters}
     values.update(eta=float(problem.eta), m=1.0 / c.batch_size)
     local = small = None
@@ -348,8 +342,7 @@ def derive_discrete(problem: ControlProblem) -> DiscreteDerivation:
         state_symbols=xs, noise_symbols=xi, gradient=grad, covariance=cov, next_state=next_state,
         next_mean=mean, next_covariance=next_cov, terminal_cost=G, one_step=J, coefficients=coeffs,
         curvature=curvature, convex_condition=cond, convex_always=always, stationary=stationary,
-        optimal_control=opt, one_step_value=value, explosion=thresholds, explosion_point=point,
-        explosion_note=note, local=local, small_step=small, values=values,
+        optimal_control=opt, one_step_value=value, local=local, small_step=small, values=values,
     )
 
 
@@ -375,26 +368,12 @@ def _small_step(problem) -> SmallStep:
     return SmallStep(discrete=disc, continuous=d.generator_compact, correction=corr, derivation=d)
 
 
-def _explosion(problem):
-    """Explosion thresholds at the centre of the domain with multiplier u_max (none at a singular point)."""
-    from ..analysis.explosion import explosion_thresholds
-
-    model = problem.model
-    point = {k: 0.5 * (lo + hi) for k, (lo, hi) in model.domain.items()}
-    try:
-        th = explosion_thresholds(problem, point)
-    except (ValueError, ArithmeticError) as exc:  # InputError is a ValueError
-        return None, point, f"not evaluated at the domain centre: {exc}"
-    return th, point, "at the centre of the domain"
-
-
 # ---------------------------------------------------------------- local model
 def _local(model, problem, u, J, interior, value) -> LocalDiscrete:
     """The continuous limit, trainer variables and explosion facts of ``local-discrete``.
 
     ``J`` is its one-step problem, ``interior`` the stationary point of J and ``value`` J there.
     """
-    from ..analysis.explosion import critical_steps
     from ..models import get_model
 
     (y,) = model.state_symbols
@@ -446,13 +425,13 @@ def _local(model, problem, u, J, interior, value) -> LocalDiscrete:
     u_max = float(problem.controls[0].u_max)
     rows = []
     for hv in sorted(set(EXPLOSION_STEPS) | {float(model.values["h"])}):
-        det, _, _ = critical_steps(hv, 0.0)
-        rows.append((hv, det, hv * u_max, hv * u_max >= 2.0))
+        # y <- (1 - h u) y explodes iff h u > 2 (DESIGN section 2, curvature 1 in units of h): critical u = 2 / h
+        rows.append((hv, 2.0 / hv, hv * u_max, hv * u_max >= 2.0))
     return LocalDiscrete(
         h=h, V=V, series=tuple(t.xreplace({hp: h}) for t in terms), limit=limit, continuous_hamiltonian=gen,
         limit_matches=bool(matches), quadratic_ratio=qratio, quadratic_limit=qlimit, one_step_value=value,
         second_moment_factor=factor, stationary_second_moment=fixed, trainer_step=step,
         trainer_symbols=(g2, s2, a, eta), trainer_one_step=trainer_J, trainer_curvature=trainer_curv,
         trainer_convex=trainer_convex, trainer_slope=slope, explosion_rows=tuple(rows),
-        nonconvex_steps=critical_steps(-1.0, 0.0),
+        nonconvex_steps=(0.0, 0.0, 0.0),  # a < 0: every step explodes, deterministic, mean-square and almost-sure
     )

@@ -36,7 +36,7 @@ Jacobian J at the point and the players' multipliers U = diag(u_p):
   eta_crit = min over eigenvalues (0 as soon as one has Re(lambda) <= 0, e.g.
   purely imaginary ones; zero eigenvalues are neutral and skipped);
 * alternating GDA (players in the model's order, each at the point left by
-  the previous one, :func:`stochctl.analysis.iteration.update_phases`):
+  the previous one, :func:`stochctl.solvers.iteration.update_phases`):
   M_alt = T_P ... T_1 with T_p = I - eta E_p U J (E_p selects player p's
   rows); eta_crit is the first eta at which the spectral radius rho(M_alt)
   exceeds 1, found on a log-spaced scan of (0, eta_max] refined by
@@ -58,7 +58,7 @@ analysis), ``None`` that it does not explode up to ``eta_max``.
 
 **Simulation.** :func:`simulate_paths`, :func:`simulate_explosion` and
 :func:`simulate_second_moment` run the one discrete iteration of
-:mod:`stochctl.analysis.iteration` (the Monte Carlo checks of
+:mod:`stochctl.solvers.iteration` (the Monte Carlo checks of
 :mod:`stochctl.solvers.montecarlo` run the same step): paths, the probability
 that |x_k - center| exceeds a bound or stops being finite within a number of
 steps (with a Wilson or Clopper-Pearson interval), which measures the

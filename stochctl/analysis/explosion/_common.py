@@ -9,8 +9,8 @@ import numpy as np
 
 from ...errors import InputError
 from ...models import Model
-from ..iteration import NOISES as NOISES
-from ..iteration import UPDATES as UPDATES
+from ...solvers.iteration import NOISES as NOISES
+from ...solvers.iteration import UPDATES as UPDATES
 
 INTERVALS = ("wilson", "clopper-pearson")
 """Binomial confidence intervals of the explosion probability."""

@@ -8,7 +8,7 @@ point left by the previous one; E_p selects player p's rows). The second moment
 P = E[x x^T] under multiplicative minibatch noise evolves by
 P -> M P M^T + eta^2 E[U Xi P Xi^T U] (simultaneous; alternating: the
 composition of the per-player maps), Xi the per-sample fluctuation of s D2 l.
-These are the exact one-step maps of :mod:`stochctl.analysis.iteration` for a
+These are the exact one-step maps of :mod:`stochctl.solvers.iteration` for a
 quadratic model.
 """
 
@@ -23,7 +23,7 @@ import sympy as sp
 from ..._evaluator import numpy_function
 from ...errors import NumericalError
 from ...models import Model, expectation
-from ..iteration import check_update as _check_update
+from ...solvers.iteration import check_update as _check_update
 from ._common import _as_model, _signs_owner, resolve_point
 
 def _player_rows(owner, n_players) -> np.ndarray:

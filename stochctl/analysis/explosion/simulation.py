@@ -1,6 +1,6 @@
 """Simulated explosion of the discrete iteration: path probabilities and averaged second moments.
 
-:func:`simulate_explosion` runs the iteration of :mod:`stochctl.analysis.iteration`
+:func:`simulate_explosion` runs the iteration of :mod:`stochctl.solvers.iteration`
 for many seeded paths and a sweep of eta, and reports the probability that
 |x_k - center| exceeds a bound or stops being finite within a number of steps, with
 a binomial confidence interval (Wilson or Clopper-Pearson). Paths measure the
@@ -20,7 +20,7 @@ from scipy import stats
 
 from ...errors import InputError
 from ...models import Model
-from ..iteration import check_update as _check_update
+from ...solvers.iteration import check_update as _check_update
 from ._common import (INTERVALS, NOISES, UPDATES, _as_model, _defaults, _per_player, _positive_int,
                       _signs_owner, resolve_point)
 from .linear import local_linearization, second_moment_matrix, spectral_radius
@@ -43,7 +43,7 @@ def _setup(model_or_problem, start, etas, multipliers, update, noise, batch_size
     """Validated inputs and the kernel arguments shared by both simulations."""
     from ...symbolic.compile import compile_problem
     from .._explosion_kernels import explosion_kernels
-    from ..iteration import NOISE_MODES, update_phases
+    from ...solvers.iteration import NOISE_MODES, update_phases
 
     model, problem = _as_model(model_or_problem)
     _check_update(update)
@@ -253,7 +253,7 @@ def simulate_second_moment(model, start, etas, *, multipliers=None, update: str 
 
 @dataclass(frozen=True, eq=False)
 class IterationPaths:
-    """Paths of the discrete iteration (:mod:`stochctl.analysis.iteration`) with fixed multipliers.
+    """Paths of the discrete iteration (:mod:`stochctl.solvers.iteration`) with fixed multipliers.
 
     Attributes:
         model, update, noise, names, start, players, multipliers, batch_sizes,

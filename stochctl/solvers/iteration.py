@@ -38,7 +38,7 @@ iteration matrix of :func:`stochctl.analysis.explosion.iteration_matrix`, and wi
 multiplicative noise E[x x^T] follows :func:`~stochctl.analysis.explosion.second_moment_matrix`
 (tests/test_iteration.py checks both on the compiled simulator).
 
-The numba step (``advance``) lives in :mod:`stochctl.analysis._iteration_kernels`;
+The numba step (``advance``) lives in :mod:`stochctl.solvers._iteration_kernels`;
 the explosion simulations (:mod:`stochctl.analysis.explosion.simulation`) and the
 Monte Carlo checks (:mod:`stochctl.solvers.montecarlo`) both call it.
 """

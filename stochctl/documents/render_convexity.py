@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import sympy as sp
 
-from .render import _expectation_tex, _simplified, fmt, uses_quadrature
+from ._text import _expectation_tex, _simplified, fmt, uses_quadrature
 
 
 # ---------------------------------------------------------------- convexity and documents

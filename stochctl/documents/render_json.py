@@ -6,7 +6,7 @@ import json
 
 import sympy as sp
 
-from .render import uses_quadrature
+from ._text import uses_quadrature
 
 
 def _s(expr) -> str | None:

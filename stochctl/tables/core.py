@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ... import _npz
-from ...errors import FileFormatError, InputError
+from .. import _npz
+from ..errors import FileFormatError, InputError
 from . import export as _export
 from . import lookup as _lookup_methods
 from .lookup import LookupStats
@@ -186,7 +186,7 @@ class PolicyTable:
         axes = ", ".join(f"{a.name}[{a.breakpoints.size}]" for a in self.axes)
         return f"PolicyTable(axes=({axes}), values={list(self.value_names)}, checksum={self.checksum[:19]}...)"
 
-    # ------------------------------------------------------------------ lookup (stochctl.policy.table.lookup)
+    # ------------------------------------------------------------------ lookup (stochctl.tables.lookup)
     interpolated = _lookup_methods.interpolated
     _kernel = _lookup_methods._kernel
     lookup = _lookup_methods.lookup
@@ -321,7 +321,7 @@ def _checksum(header: dict, arrays: Mapping[str, np.ndarray]) -> str:
 
 
 def _standard_metadata(metadata: Mapping | None, history: str) -> dict:
-    from ... import __version__
+    from .._version import __version__
 
     meta = {k: None for k in METADATA_KEYS}
     meta.update(_jsonable(dict(metadata or {})))
@@ -338,7 +338,7 @@ def packaged_table_path(name: str) -> Path:
     """Path of a table shipped inside the package (``stochctl/data/``)."""
     if name not in SHIPPED_TABLES:
         raise InputError(f"unknown packaged table {name!r}; choose from {sorted(SHIPPED_TABLES)}")
-    path = Path(__file__).resolve().parents[2] / "data" / SHIPPED_TABLES[name]
+    path = Path(__file__).resolve().parents[1] / "data" / SHIPPED_TABLES[name]
     if not path.is_file():
         raise FileFormatError(f"the packaged table {name!r} is missing ({path}); "
                               "reinstall stochctl or regenerate the table file")

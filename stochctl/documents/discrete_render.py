@@ -1,7 +1,7 @@
 """Rendering of a :class:`~stochctl.symbolic.discrete.DiscreteDerivation`: Markdown, LaTeX and JSON.
 
 The blocks, the LaTeX printer, number formatting and the model section are
-those of :mod:`stochctl.symbolic.render`, so the discrete document reads like
+those of :mod:`stochctl.documents.render`, so the discrete document reads like
 the continuous ones. :func:`discrete_document` is the generated file
 ``derivations/local-discrete.md``; its content is deterministic.
 """
@@ -12,8 +12,9 @@ import json
 
 import sympy as sp
 
+from ..analysis.explosion import explosion_thresholds
 from ..errors import InputError
-from .discrete import DISCRETE_MODELS
+from ..symbolic.discrete import DISCRETE_MODELS
 from .render import DOCUMENT_HEADER, _Doc, _model_section, _placeholder_definitions, _Tex, fmt
 
 __all__ = ["to_markdown", "to_latex", "to_dict", "to_json", "discrete_document", "DISCRETE_DOCUMENTS"]
@@ -235,14 +236,28 @@ def _nonconvex_section(d, tex, doc):
              "$2a/(a^2 + s_m^2)$ (mean-square, multiplicative noise of variance $s_m^2$) of design section 2.")
 
 
+def explosion_at_centre(d):
+    """Explosion thresholds of ``d``'s problem at the centre of its domain with multiplier u_max.
+
+    Returns ``(thresholds, point, note)``; thresholds is None at a singular point (``note`` says why).
+    """
+    problem = d.problem
+    point = {k: 0.5 * (lo + hi) for k, (lo, hi) in problem.model.domain.items()}
+    try:
+        th = explosion_thresholds(problem, point)
+    except (ValueError, ArithmeticError) as exc:  # InputError is a ValueError
+        return None, point, f"not evaluated at the domain centre: {exc}"
+    return th, point, "at the centre of the domain"
+
+
 def _explosion_section(d, tex, doc, level=2):
     doc.heading(level, "Explosion thresholds of the model")
-    th = d.explosion
-    where = ", ".join(f"${tex(sp.Symbol(k))} = {fmt(v)}$" for k, v in d.explosion_point.items())
+    th, point, note = explosion_at_centre(d)
+    where = ", ".join(f"${tex(sp.Symbol(k))} = {fmt(v)}$" for k, v in point.items())
     if th is None:
-        doc.para(f"Thresholds {d.explosion_note}.")
+        doc.para(f"Thresholds {note}.")
         return
-    doc.para(f"From `stochctl.analysis.explosion.explosion_thresholds` at {where} ({d.explosion_note}, "
+    doc.para(f"From `stochctl.analysis.explosion.explosion_thresholds` at {where} ({note}, "
              f"multiplier $u_{{\\max}} = {fmt(d.u_max)}$): the smallest base learning rate $\\eta$ at which the "
              f"linearised iteration explodes, against the problem's $\\eta = {fmt(d.problem.eta)}$.")
     rows = []
@@ -252,6 +267,11 @@ def _explosion_section(d, tex, doc, level=2):
         rows.append([labels[c], "never" if v is None else fmt(v),
                      "yes" if th.explodes(float(d.problem.eta), c) else "no"])
     doc.table(["criterion", "critical $\\eta$", f"explodes at $\\eta = {fmt(d.problem.eta)}$"], rows)
+
+
+def _explosion_dict(d) -> dict | None:
+    th, point, note = explosion_at_centre(d)
+    return None if th is None else {"point": point, "note": note, **{c: th.critical(c) for c in th.criteria}}
 
 
 def _build(d, *, title=True) -> _Doc:
@@ -323,8 +343,7 @@ def to_dict(d) -> dict:
         "stationary": [str(s) for s in d.stationary],
         "optimal_u": _s(d.optimal_control),
         "one_step_value": _s(d.one_step_value),
-        "explosion": None if d.explosion is None else {"point": d.explosion_point, "note": d.explosion_note,
-                                                       **{c: d.explosion.critical(c) for c in d.explosion.criteria}},
+        "explosion": _explosion_dict(d),
         "values": dict(d.values),
     }
     S = d.small_step
@@ -362,8 +381,8 @@ def to_json(d) -> str:
 def discrete_document(name: str) -> str:
     """The Markdown discrete derivation document of a canonical model (default problem options)."""
     from ..models import MODEL_NAMES, get_model
-    from .discrete import derive_discrete
-    from .problem import ControlProblem
+    from ..symbolic.discrete import derive_discrete
+    from ..symbolic.problem import ControlProblem
 
     if name not in MODEL_NAMES:
         raise InputError(f"unknown model {name!r}; valid models: {', '.join(MODEL_NAMES)}")

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ... import _npz
-from ...errors import InputError
+from .. import _npz
+from ..errors import InputError
 
 FORMAT_NAME = "stochctl-policy-table"
 FORMAT_VERSION = 1
@@ -157,8 +157,8 @@ def trainer_formula(text, *, where: str):
     """The sympy expression of a ``from_trainer`` formula (whitelist parser, :data:`TRAINER_SYMBOLS` only)."""
     import sympy as sp
 
-    from ...errors import FormulaError
-    from ...formula import parse_formula
+    from ..errors import FormulaError
+    from ..formula import parse_formula
 
     if not isinstance(text, str) or not text.strip():
         raise InputError(f"{where} must be a formula in {list(TRAINER_SYMBOLS)}; got {text!r}")

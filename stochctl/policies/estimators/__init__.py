@@ -88,6 +88,3 @@ from .microbatch import CompositeEstimator, MicroBatchNoise  # noqa: F401
 from .regression import RegressionEstimator  # noqa: F401
 from .secant import SecantCurvature  # noqa: F401
 
-# the policy that reads them lives in :mod:`stochctl.policy.local_policy`; kept importable from here
-from ..local_policy import (DISCRETE_AXES, LocalPolicy, OneStepPolicy, classify, policy_inputs,  # noqa: E402,F401,I001
-                            reduce_multiplier, step_cap)

@@ -4,7 +4,7 @@ Both compute, at update k (k updates done before),
 
     u*_k = policy(k, estimate after observing (g_0, x_0) .. (g_{k-1}, x_{k-1}), at x_k),
 
-exactly as :class:`~stochctl.policy.torch_adapter.ControlledLR` does, and are
+exactly as :class:`~stochctl.trainers.torch_adapter.ControlledLR` does, and are
 pure functions of their state, so they run under ``jax.jit``:
 
 - :func:`scale_by_policy` is a ``GradientTransformationExtraArgs`` that
@@ -30,9 +30,9 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from ..errors import InputError, require_extra
-from ._jax_lookup import _jax, jax_table_lookup
-from .estimators import STATUS_NAMES, RegressionEstimator
-from .local_policy import LocalPolicy
+from ..tables._jax_lookup import _jax, jax_table_lookup
+from ..policies.estimators import STATUS_NAMES, RegressionEstimator
+from ..policies.local_policy import LocalPolicy
 
 COUNT_NAMES = STATUS_NAMES + ("clamped", "nan")
 
@@ -129,7 +129,7 @@ def scale_by_policy(policy: LocalPolicy, *, eta: float | None = None, estimator=
             ``value_fn(params, **kw)`` with ``kw`` the other extra arguments
             whose names it accepts (the batch, say). ``"field"``: also the
             field measure |J[:, p] d| / |d| (the cap eta u field <= 1 of
-            :func:`~stochctl.policy.local_policy.step_cap`), from one
+            :func:`~stochctl.policies.local_policy.step_cap`), from one
             ``jax.jvp`` of both players' gradients along d; ``update`` then
             also needs ``other_params=`` (the other player's parameters) and
             ``other_value_fn=`` (its loss as ``other_value_fn(other_params,

@@ -22,7 +22,7 @@ Measured curvature (``curvature="own"`` or ``"field"``, for the
 discrete-time policies :class:`~stochctl.policy.OneStepPolicy` and
 ``LocalPolicy("local-discrete", ...)``): the rate of the step about to be
 taken is set from the curvature of that step on the current batch
-(:mod:`stochctl.policy.curvature`), so the scheduler steps between the
+(:mod:`stochctl.trainers.curvature`), so the scheduler steps between the
 gradient and the optimizer step:
 
     loss = closure(); loss.backward(); scheduler.step(closure=closure); optimizer.step()
@@ -33,7 +33,7 @@ parameter group, with d its step direction and g its gradient, the local
 model's inputs are a = d^T H d / (g . d) (the curvature per unit of learning
 rate: along x - t d the loss has slope -g . d and curvature d^T H d, so its
 linearised minimum is at t = 1 / a; for SGD, d = g and a = d^T H d / |d|^2),
-the field measure in the same units (|J[:, p] d| |d| / (g . d)), and the noise from :class:`~stochctl.policy.curvature.NoiseRatio`;
+the field measure in the same units (|J[:, p] d| |d| / (g . d)), and the noise from :class:`~stochctl.trainers.curvature.NoiseRatio`;
 h = eta a, y^2 = SNR / (h (1 - SNR)), tau_remaining = h (K - k). A step that
 does not descend (g . d <= 0, Adam's momentum against the gradient) gets the
 fallback multiplier. For a GAN, give each player's scheduler the other
@@ -59,12 +59,12 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from ..errors import InputError, require_extra
+from ..policies.estimators import STATUS_NAMES, Estimate, RegressionEstimator
+from ..policies.local_policy import LocalPolicy, reduce_multiplier
 from .curvature import METHODS, NoiseRatio, _measure, _sumsq, step_direction
-from .estimators import STATUS_NAMES, Estimate, RegressionEstimator
-from .local_policy import LocalPolicy, reduce_multiplier
 
 torch = require_extra("torch", "torch")
-from torch.optim.lr_scheduler import LRScheduler  # noqa: E402
+LRScheduler = torch.optim.lr_scheduler.LRScheduler
 
 METRIC_KEYS = ("a", "s2", "grad_norm")
 _TRANSIENT = ("optimizer", "policy", "estimators", "_hook", "_metrics", "last_estimates", "_views", "_noise",
@@ -197,7 +197,7 @@ class ControlledLR(LRScheduler):
             measurement; it sees the change of the gradient over a finite
             step, ReLU kinks included) or ``"hvp"`` (double backward, exact
             Hessian, about twice the cost); costs in
-            :mod:`stochctl.policy.curvature`.
+            :mod:`stochctl.trainers.curvature`.
         curvature_every: measure the curvature at steps 0, k, 2k, ... and
             reuse the last measurement in between (the noise ratio and the
             rate are updated at every step).

@@ -51,7 +51,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import NumericalError
-from .table import MULTIPLIER, SHIPPED_TABLES, PolicyTable, TableAxis, TableValue
+from . import MULTIPLIER, SHIPPED_TABLES, PolicyTable, TableAxis, TableValue
 
 MODEL = "local-discrete"
 TABLE_NAME = "local-discrete"
@@ -257,7 +257,7 @@ def continuous_agreement(table: PolicyTable) -> dict:
 
     On the discrete table's tau breakpoints and y in [-6, 6] with step 0.05.
     """
-    from .table import load_table
+    from . import load_table
 
     cont = load_table("local-quadratic")
     tau = table.axis("tau_remaining").breakpoints

@@ -92,7 +92,7 @@ class LocalPolicy:
                  value: str = "u", tau_axis: str = "tau_remaining", y_axis: str = "y",
                  nonconvex_cap: float | None = None, warmup_multiplier: float | None = None,
                  fallback: float | None = None, u_max: float | None = None):
-        from .table import load_table
+        from ..tables import load_table
 
         self.table = load_table(table)
         self.total_steps = _check_int("total_steps", total_steps, 1)
@@ -189,7 +189,7 @@ class LocalPolicy:
             if self.declared is not None:
                 return self._np_lookup_declared
             return self._np_lookup_discrete if self.discrete else self._np_lookup
-        from ._jax_lookup import jax_table_lookup
+        from ..tables._jax_lookup import jax_table_lookup
 
         base = jax_table_lookup(self.table, self.value)
         if self.declared is not None:
@@ -344,7 +344,7 @@ class _DeclaredAxes:
     def __init__(self, table):
         import sympy as sp
 
-        from .table.spec import TRAINER_SYMBOLS, trainer_formula
+        from ..tables.spec import TRAINER_SYMBOLS, trainer_formula
 
         self.texts = [a.from_trainer for a in table.axes]
         self.exprs = [trainer_formula(t, where=f"axis {a.name!r} from_trainer") for a, t in zip(table.axes, self.texts)]

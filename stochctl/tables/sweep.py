@@ -40,7 +40,7 @@ import numpy as np
 
 from .._io import write_text_atomic
 from ..errors import InputError, StochctlError, require_extra
-from .table import PolicyTable
+from . import PolicyTable
 
 CONTROL_PARAMS = ("u_min", "u_max", "eta")
 """Sweepable control settings (when the model has no parameter of that name)."""

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..._io import atomic_path
-from ...errors import InputError
+from .._io import atomic_path
+from ..errors import InputError
 from .spec import MULTIPLIER, TableAxis, TableValue
 
 

@@ -1,6 +1,6 @@
-"""Multilinear lookups of a :class:`~stochctl.policy.table.PolicyTable` (methods of the class).
+"""Multilinear lookups of a :class:`~stochctl.tables.PolicyTable` (methods of the class).
 
-The interpolation itself is the numba kernel of :mod:`stochctl.policy._lookup`; here are the
+The interpolation itself is the numba kernel of :mod:`stochctl.tables._lookup`; here are the
 validating entry points, the counting of clamped and NaN queries, and the values' clip rule.
 """
 
@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ...errors import InputError
+from ..errors import InputError
 
 
 @dataclass
@@ -72,7 +72,7 @@ def interpolated(self, name: str) -> np.ndarray:
 
 def _kernel(self):
     if self._lookup is None:
-        from .._lookup import Lookup
+        from ._lookup import Lookup
 
         object.__setattr__(self, "_lookup", Lookup([a.breakpoints for a in self.axes],
                                                    [self.interpolated(v.name) for v in self.values],

@@ -27,7 +27,7 @@ def jax_table_lookup(table, value: str):
 
     Same rules as the numba kernel: coordinates clamped into the grid (status
     1), NaN coordinates answered with the value's fallback (status 2), and the
-    value's interpolant and clip rule (:class:`~stochctl.policy.table.TableValue`).
+    value's interpolant and clip rule (:class:`~stochctl.tables.TableValue`).
     """
     _, jnp, _ = _jax()
     spec = table.value(value)

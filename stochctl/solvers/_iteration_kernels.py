@@ -1,4 +1,4 @@
-"""numba step of the discrete iteration (:mod:`stochctl.analysis.iteration`), shared by every simulation.
+"""numba step of the discrete iteration (:mod:`stochctl.solvers.iteration`), shared by every simulation.
 
 ``advance`` performs one iteration
 
@@ -54,7 +54,7 @@ import math
 import numpy as np
 
 from stochctl._jit import jit
-from stochctl.analysis._iteration_kernels import cholesky_block
+from stochctl.solvers._iteration_kernels import cholesky_block
 from stochctl.solvers._mc_kernels import interp
 from {kernels} import grad, sample_grad, sigma
 
@@ -62,7 +62,7 @@ from {kernels} import grad, sample_grad, sigma
 @jit(inline="always")
 def advance(x, params, signs, owner, starts, stops, phase, n_phases, dt, u, m, noise_ratio, batch, noise_mode,
             n_noises, flip, policy, level, table, cost, g, S, L, z, xi, gs, idx, w):
-    """One iteration of stochctl.analysis.iteration; returns cost + dt sum_p s_p kappa_p / m_p (policy reads).
+    """One iteration of stochctl.solvers.iteration; returns cost + dt sum_p s_p kappa_p / m_p (policy reads).
 
     Inlined into its callers. numba inlines only calls with fewer than about 30 arguments, so the
     policy table comes as one tuple (unpacked only where the policy is read); the other arrays come
@@ -73,7 +73,7 @@ def advance(x, params, signs, owner, starts, stops, phase, n_phases, dt, u, m, n
         x: state, updated in place.
         params, signs, owner, starts, stops: parameter values; +1/-1 per coordinate; player per
             coordinate; each player's coordinate slice.
-        phase, n_phases: the update phase of each player (stochctl.analysis.iteration.update_phases).
+        phase, n_phases: the update phase of each player (stochctl.solvers.iteration.update_phases).
         dt: step (the base learning rate for the training iteration).
         u, m: per-player multipliers and batch factors m_p = 1/B_p (overwritten by policy reads).
         noise_ratio: r in the gaussian noise covariance m_p r Sigma_pp (1 for the iteration).
