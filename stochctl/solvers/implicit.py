@@ -29,7 +29,7 @@ import time
 import numpy as np
 
 from ..errors import InputError, NumericalError
-from . import _kernels
+from . import _implicit_kernels
 from ._limits import check_steps
 from .coefficients import Coefficients
 from .explicit import Storage, nonfinite_error, progress_bar, step, workspace
@@ -132,7 +132,7 @@ class _State:
 def _howard_1d(st: _State, Vnext, dt, tol, max_iter):
     c = st.c
     lower, upper, work = st.parts[:3]
-    return _kernels.howard_step_1d(
+    return _implicit_kernels.howard_step_1d(
         Vnext, st.W, st.W_old, st.H, c.gh, c.sd, st.r, c.running is not None, c.owner, c.sign, c.umin, c.umax,
         c.mfix, c.isbatch, c.kappa, c.mmin, c.mmax, st.bc, dt, tol, max_iter, st.pol[0], st.pol[1], st.pol[2],
         st.new[0], st.new[1], st.new[2], lower, st.diag, upper, st.rhs, work, st.pol[3])
@@ -148,7 +148,7 @@ def _howard_2d(st: _State, Vnext, dt, tol, max_iter):
     cm0, cp0, cm1, cp1 = st.parts
     change = 0.0
     for it in range(1, max_iter + 1):
-        _kernels.operator_2d(c.gh, c.sd, st.r, c.running is not None, c.owner, c.sign, c.kappa, c.isbatch, st.bc,
+        _implicit_kernels.operator_2d(c.gh, c.sd, st.r, c.running is not None, c.owner, c.sign, c.kappa, c.isbatch, st.bc,
                              dt, st.pol[0], st.pol[1], Vnext, cm0, cp0, cm1, cp1, st.diag, st.rhs)
         A = sps.diags([cm0.ravel()[n1:], cm1.ravel()[1:], st.diag.ravel(), cp1.ravel()[:-1], cp0.ravel()[:-n1]],
                       [-n1, -1, 0, 1, n1], format="csc")
