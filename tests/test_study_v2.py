@@ -8,6 +8,7 @@ import sys
 import numpy as np
 import pytest
 
+from stochctl.errors import InputError
 from stochctl.study import tasks as T
 from stochctl.study.protocol import Job, StudyConfig
 
@@ -210,11 +211,46 @@ def test_data_file_prices_and_returns_detection(tmp_path, rng):
     assert np.allclose(test, (r[n:] - r[:n].mean()) / r[:n].std())
 
 
+def _priced(n, rng):
+    return 50 * np.exp(np.cumsum(0.01 * rng.standard_t(4, n)))
+
+
+@pytest.mark.parametrize("sep", [",", ";", "\t"])
+def test_data_file_separators_and_empty_cells(tmp_path, rng, sep):
+    """Holidays as empty cells are skipped and counted; the log-returns join the prices on each side."""
+    prices = _priced(620, rng)
+    holidays = {5, 17, 300}
+    lines = [sep.join(["Date", "Close", "Volume"])]
+    for i, p in enumerate(prices):
+        close = "" if i in holidays else repr(float(p))
+        if sep != "," and i % 2:
+            close = close.replace(".", ",")          # decimal comma, as spreadsheets write it
+        lines.append(sep.join([f"2020-01-{i}", close, "1000"]))
+    path = tmp_path / "holidays.csv"
+    path.write_text("\n".join(lines) + "\n")
+    series, note = T.load_data_file(path)
+    kept = np.array([p for i, p in enumerate(prices) if i not in holidays])
+    assert np.allclose(series, np.diff(np.log(kept)), rtol=1e-12)
+    assert "3 empty cells skipped" in note and "file lines 7, 19, 302" in note
+    assert ("semicolon" in note) == (sep == ";") and ("tab" in note) == (sep == "\t")
+
+
+def test_data_file_line_numbers_count_blank_lines(tmp_path, rng):
+    body = [repr(float(p)) for p in _priced(600, rng)]
+    body[400] = "inf"
+    path = tmp_path / "gaps.csv"
+    path.write_text("Close\n\n" + "\n".join(body[:200]) + "\n\n\n" + "\n".join(body[200:]) + "\n")
+    with pytest.raises(InputError, match="line 405 of the file, column 'Close', is 'inf'"):
+        T.load_data_file(path)
+    assert path.read_text().splitlines()[405 - 1] == "inf"   # the number is the file's own line number
+
+
 @pytest.mark.parametrize("content, words", [
+    ("Date;Name\n" + "".join(f"2020-{i};x\n" for i in range(600)), ["no numeric column"]),
     ("Date,Name\n" + "".join(f"2020-{i},x\n" for i in range(600)), ["no numeric column"]),
     ("p\n" + "".join(f"{1 + i}\n" for i in range(499)), ["499 rows", "500"]),
     ("p\n" + "".join(f"{1 + i}\n" for i in range(300)) + "nan\n" + "".join(f"{1 + i}\n" for i in range(300)),
-     ["row 302", "'nan'", "finite"]),
+     ["line 302 of the file", "'nan'", "finite"]),
     ("p\n" + "".join(f"{1 + i}\n" for i in range(300)) + "inf\n" + "".join(f"{1 + i}\n" for i in range(300)),
      ["'inf'"]),
     ("", ["empty"]),

@@ -28,7 +28,8 @@ Every task is a GAN trained with the non-saturating loss
   ``W2^2 = (b - mu)^2 + (|w| - s)^2``, and W1 too (:func:`gaussian_w1`).
 - ``data``: a user's series (``stochctl study --data FILE.csv``), the
   ``sp500`` networks and protocol on the file's first numeric column
-  (:func:`load_data_file`): prices become log-returns, the first 80 percent
+  (:func:`stochctl.study.datafile.load_data_file`: comma, semicolon or tab separated, empty cells
+  skipped): prices become log-returns, the first 80 percent
   is the training period, the rest held out, both standardised with the
   training period's mean and deviation.
 """
@@ -43,6 +44,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import InputError, require_extra
+from .datafile import DATA_KINDS, DATA_MIN_ROWS, load_data_file  # noqa: F401
 from .metrics import (  # noqa: F401
     ACF_LAGS,  # noqa: F401
     _mean_pairwise_distance,
@@ -331,78 +333,7 @@ def _grid25() -> MixtureTask:
 
 
 DATA_TASK = "data"
-DATA_KINDS = ("auto", "prices", "returns")
-DATA_MIN_ROWS = 500
 DATA_TRAIN_FRACTION = 0.8
-
-
-def _parse_float(text: str):
-    try:
-        return float(text)
-    except (TypeError, ValueError):
-        return None
-
-
-def load_data_file(path, kind: str = "auto") -> tuple[np.ndarray, str]:
-    """The returns series of a CSV file's first numeric column, and one line saying what was assumed.
-
-    The first row is a header when one of its cells is not a number. The
-    first column whose first data cell is a number is used; every one of its
-    cells must be a finite number. ``kind="auto"``: all values positive means
-    prices (turned into log-returns ``log(P_t / P_{t-1})``), anything else
-    returns; ``"prices"`` / ``"returns"`` say it.
-
-    Raises:
-        InputError: unreadable file, no numeric column, fewer than
-            :data:`DATA_MIN_ROWS` values, a NaN, infinite or empty cell, or
-            non-positive prices.
-    """
-    import csv
-    from pathlib import Path
-
-    if kind not in DATA_KINDS:
-        raise InputError(f"--data-kind must be one of {', '.join(DATA_KINDS)}; got {kind!r}")
-    path = Path(path)
-    try:
-        with open(path, newline="") as fh:
-            rows = [r for r in csv.reader(fh) if any(c.strip() for c in r)]
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise InputError(f"--data {str(path)!r}: cannot read the file ({exc})") from None
-    if not rows:
-        raise InputError(f"--data {str(path)!r}: the file is empty; expected a CSV with a numeric column")
-    header = rows[0] if any(_parse_float(c) is None for c in rows[0]) else None
-    data = rows[1:] if header is not None else rows
-    col = next((i for i, c in enumerate(data[0] if data else []) if _parse_float(c) is not None), None)
-    if col is None:
-        raise InputError(f"--data {str(path)!r}: no numeric column (expected a column of numbers such as "
-                         "prices or returns)")
-    name = header[col].strip() if header is not None and col < len(header) else f"column {col + 1}"
-    first = 2 if header is not None else 1
-    values = np.empty(len(data))
-    for i, r in enumerate(data):
-        v = _parse_float(r[col]) if col < len(r) else None
-        if v is None or not math.isfinite(v):
-            cell = r[col] if col < len(r) else ""
-            raise InputError(f"--data {str(path)!r}: row {first + i} of {name!r} is {cell!r}; expected a finite "
-                             "number (no NaN, Inf or empty cells)")
-        values[i] = v
-    if len(values) < DATA_MIN_ROWS:
-        raise InputError(f"--data {str(path)!r}: {len(values)} rows in {name!r}; at least {DATA_MIN_ROWS} needed")
-    positive = bool(np.all(values > 0))
-    if kind == "prices" and not positive:
-        raise InputError(f"--data {str(path)!r}: --data-kind prices needs positive values; {name!r} has "
-                         f"{int(np.sum(values <= 0))} that are not")
-    if kind == "prices" or (kind == "auto" and positive):
-        why = "all positive, so taken as prices" if kind == "auto" else "prices (--data-kind prices)"
-        series = np.diff(np.log(values))
-        note = (f"data: {path.name}, column {name!r}: {len(values):,} values, {why}; trained on their "
-                f"{len(series):,} log-returns" + (" (--data-kind returns to use them as they are)"
-                                                  if kind == "auto" else ""))
-    else:
-        why = ("not all positive, so taken as returns" if kind == "auto" else "returns (--data-kind returns)")
-        series = values
-        note = f"data: {path.name}, column {name!r}: {len(values):,} values, {why}"
-    return series, note
 
 
 def standardised_split(series) -> tuple[np.ndarray, np.ndarray]:
