@@ -67,6 +67,7 @@ def test_build_discrete_table_quick_and_look_it_up(tmp_path, capsys):
     code, out, err = run(capsys, "table", "build-local", "--discrete", "--quick", "--no-refine", "--workers", "1",
                          "--out", str(path))
     assert code == 0, err
+    assert "smoke test" in out and "not fit for training" in out
     code, out, err = run(capsys, "table", "lookup", str(path), "--at", "u_max=4,h=1,tau_remaining=1,y=3",
                          "--json")
     assert code == 0, err

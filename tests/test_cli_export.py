@@ -85,3 +85,33 @@ def test_export_errors(local_solution, tmp_path, capsys):
     bad.write_bytes(path.read_bytes()[:-100])
     assert cli_main(["export", str(bad), "--out", str(tmp_path / "x.npz")]) == 2
     assert not (tmp_path / "x.npz").exists()
+
+
+def test_large_csv_is_announced_with_its_size(local_solution, tmp_path, capsys, monkeypatch):
+    """Above the notice size the CLI says how large the CSV will be before writing it; the estimate
+    is checked against the size of the file written (sampled rows: within 5%)."""
+    from stochctl.cli import export as export_cli
+
+    sol, path = local_solution
+    out = tmp_path / "t.npz"
+    assert cli_main(["export", str(path), "--out", str(out), "--csv"]) == 0
+    assert "about" not in capsys.readouterr().err           # far below 100 MB: no notice
+    table = PolicyTable.load(out)
+    actual = (tmp_path / "t.csv").stat().st_size
+    assert table.csv_size(sample=10**9) == actual             # every row formatted: exact
+    assert abs(table.csv_size(sample=50) - actual) < 0.05 * actual
+    monkeypatch.setattr(export_cli, "CSV_NOTICE_BYTES", actual // 2)
+    assert cli_main(["export", str(path), "--out", str(out), "--csv"]) == 0
+    err = capsys.readouterr().err
+    rows = (sol.n_steps + 1) * 31
+    assert f"({rows:,} rows)" in err and f"about {table.csv_size() / 1e6:,.0f} MB" in err
+
+
+def test_table_info_shows_trainer_formulas(local_solution, tmp_path, capsys):
+    _, path = local_solution
+    out = tmp_path / "declared.npz"
+    assert cli_main(["export", str(path), "--out", str(out), "--axis-from", "y=grad_norm/sqrt(a*eta*s2)"]) == 0
+    capsys.readouterr()
+    assert cli_main(["table", "info", str(out)]) == 0
+    lines = [ln for ln in capsys.readouterr().out.splitlines() if ln.strip().startswith("y:")]
+    assert len(lines) == 1 and "from trainer: grad_norm/sqrt(a*eta*s2)" in lines[0]

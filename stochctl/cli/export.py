@@ -15,12 +15,15 @@ unless a path is given).
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from ..errors import InputError
 from ._common import dump_json
 from ._paths import check_npz_input, check_output_file, replaced_note
 
+#: A CSV larger than this (bytes) is announced with its estimated size before it is written.
+CSV_NOTICE_BYTES = 100_000_000
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("export", help="export a saved solution as a policy table (.npz, CSV)",
@@ -72,6 +75,12 @@ def run(args) -> int:
                                       include_value=args.value, include_convex=args.convex, axis_info=axis_info,
                                       metadata={"source": str(args.solution)})
     out = table.save(out)
+    rows = 1
+    for a in table.axes:
+        rows *= a.breakpoints.size
+    if csv_path is not None and (size := table.csv_size()) > CSV_NOTICE_BYTES:
+        print(f"writing {csv_path}: about {size / 1e6:,.0f} MB ({rows:,} rows); the .npz table holds the "
+              f"same numbers in {out.stat().st_size / 1e6:,.1f} MB", file=sys.stderr, flush=True)
     csv = None if csv_path is None else table.to_csv(csv_path)
     summary = {"table": str(out), "csv": None if csv is None else str(csv), "checksum": table.checksum,
                "axes": {a.name: int(a.breakpoints.size) for a in table.axes},

@@ -90,6 +90,9 @@ def run(args) -> int:
             path, table = write_local_table(out, quick=args.quick, refine=not args.no_refine)
         print(f"wrote {path}{replaced_note(existed)} ({path.stat().st_size / 1024:.0f} KiB), "
               f"checksum {table.checksum}")
+        if args.quick:
+            print("note: a --quick table is a smoke test on coarse axes, not fit for training; build without "
+                  "--quick for a table to train with")
         return 0
     from ..tables import SHIPPED_TABLES
 
@@ -108,6 +111,8 @@ def run(args) -> int:
         for a in summary["axes"]:
             parts = [f"{a['size']} points in [{a['min']:g}, {a['max']:g}]", f"units {a['units']}",
                      a["long_name"], f"online: {a['estimator']}" if a["estimator"] else "",
+                     f"role {a['role']}" if a.get("role") else "",
+                     f"from trainer: {a['from_trainer']}" if a.get("from_trainer") else "",
                      "extrapolation " + "/".join(a["extrapolation"])]
             print(f"  {a['name']}: " + "; ".join(p for p in parts if p))
         print("values:")

@@ -301,6 +301,7 @@ class PolicyTable:
         return cls.load(packaged_table_path(name))
 
     to_csv = _export.to_csv
+    csv_size = _export.csv_size
 
     def summary(self) -> dict:
         """Axes, values and metadata as a JSON-ready dict (used by ``stochctl table info``)."""

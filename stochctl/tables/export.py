@@ -152,6 +152,23 @@ def from_solution(cls, solution, *, controls: Sequence[str] | None = None,
     return cls.from_arrays(ax, vals, metadata=meta, history="built from a Solution")
 
 
+def _csv_rows(self, index):
+    """The CSV lines (without newline) of the grid nodes with flat indices ``index``."""
+    shape = tuple(a.breakpoints.size for a in self.axes)
+    nodes = np.unravel_index(np.asarray(index), shape)
+    cols = [a.breakpoints[i] for a, i in zip(self.axes, nodes)] + [v.data[nodes] for v in self.values]
+    return [",".join(repr(float(x)) for x in row) for row in zip(*cols)]
+
+
+def csv_size(self, sample: int = 2000) -> int:
+    """Estimated size in bytes of :meth:`to_csv`'s file: header plus rows x the mean length of up to
+    ``sample`` evenly spaced rows (exact when the table has at most ``sample`` nodes)."""
+    n = int(np.prod([a.breakpoints.size for a in self.axes]))
+    index = np.unique(np.linspace(0, n - 1, min(n, sample)).round().astype(np.int64))
+    mean = np.mean([len(r) + 1 for r in _csv_rows(self, index)])
+    return len(",".join(self.axis_names + self.value_names)) + 1 + int(round(mean * n))
+
+
 def to_csv(self, path) -> Path:
     """Write the table as CSV in long form: one row per grid node.
 
