@@ -16,7 +16,7 @@ torch.set_num_threads(1)
 from torch.func import functional_call, hessian  # noqa: E402
 
 from stochctl.analysis import explosion as ex  # noqa: E402
-from stochctl.errors import InputError  # noqa: E402
+from stochctl.errors import DivergenceError, InputError  # noqa: E402
 from stochctl.models import get_model  # noqa: E402
 from stochctl.policy import ControlledLR, LocalPolicy, OneStepPolicy, PolicyTable  # noqa: E402
 from stochctl.trainers.curvature import field_measure, own_curvature, step_direction  # noqa: E402
@@ -385,7 +385,7 @@ def test_scheduler_bad_input(method):
     (x ** 2).sum().backward()
     with pytest.raises(InputError, match=r"scalar loss; got a tensor of shape \(2,\)"):
         sched.step(closure=lambda: x ** 2)
-    with pytest.raises(InputError, match="non-finite loss nan"):
+    with pytest.raises(DivergenceError, match="non-finite loss nan"):
         sched.step(closure=lambda: (x ** 2).sum() * float("nan"))
     with pytest.raises(InputError, match="without a graph"):
         sched.step(closure=lambda: (x ** 2).sum().detach())

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import FileFormatError, InputError, require_extra
+from ..errors import DivergenceError, FileFormatError, InputError, require_extra
 from .methods import MEASURED, METHOD_FAMILY, TABLE_METHODS, build_optimizers, twin_methods
 from .protocol import Job, StudyConfig
 from .tasks import all_metric_names, stream_seed
@@ -68,12 +68,10 @@ def _sample_count(task, seed: int, first_seed: int) -> int:
 
 
 def _stepped(opt, loss, closure, other_closure) -> bool:
-    """One player's step; False when a curvature measurement met a non-finite loss (a divergence)."""
+    """One player's step; False when it raised :class:`~stochctl.errors.DivergenceError` (a diverged run)."""
     try:
         opt.step(loss=loss.detach(), closure=closure, other_closure=other_closure)
-    except InputError as exc:
-        if "non-finite" not in str(exc):
-            raise
+    except DivergenceError:
         return False
     return True
 

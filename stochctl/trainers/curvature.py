@@ -44,7 +44,7 @@ from __future__ import annotations
 import math
 from typing import Callable, Sequence
 
-from ..errors import InputError, require_extra
+from ..errors import DivergenceError, InputError, require_extra
 
 torch = require_extra("torch", "torch")
 
@@ -56,14 +56,14 @@ _DETACHED = ("other_closure's loss does not depend on this player's parameters; 
 
 
 def check_loss(loss, what: str = "closure"):
-    """The closure's value as a 0-d tensor with a graph, or InputError naming what is wrong."""
+    """The closure's value as a 0-d tensor with a graph (InputError if unusable, DivergenceError if not finite)."""
     if not isinstance(loss, torch.Tensor):
         raise InputError(f"{what} must return the loss as a scalar tensor; got {type(loss).__name__}")
     if loss.numel() != 1:
         raise InputError(f"{what} must return a scalar loss; got a tensor of shape {tuple(loss.shape)}")
     v = float(loss.detach())
     if not math.isfinite(v):
-        raise InputError(f"{what} returned a non-finite loss {v}; expected a finite number")
+        raise DivergenceError(f"{what} returned a non-finite loss {v}; expected a finite number")
     if not loss.requires_grad:
         raise InputError(f"{what} returned a loss without a graph (requires_grad=False); compute it with "
                          "gradients enabled, without .detach() or torch.no_grad()")
