@@ -1,16 +1,221 @@
-"""Study methods: divergence told by the exception's type."""
+"""Study methods as records: the registry, what each record builds, records read instead of names,
+the README's example of adding a method, and divergence told by the exception's type."""
+
+import functools
+import json
+import re
+from pathlib import Path
 
 import pytest
 
 from stochctl.errors import DivergenceError, InputError, NumericalError
+from stochctl.study import methods as M
 from stochctl.study import tasks as T
 from stochctl.study.protocol import Job, StudyConfig
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+# family, controlled, baseline of each method, as the README's method table and the v2 protocol state them
+EXPECTED = {
+    "sgd": ("sgd", False, None), "adam": ("adam", False, None), "ttur": ("adam", False, None),
+    "csgd": ("sgd", False, None), "gap": ("adam", False, None),
+    "sgd+discrete": ("sgd", True, "sgd"), "adam+discrete": ("adam", True, "adam"),
+    "sgd+discrete-own": ("sgd", True, "sgd"), "sgd+discrete-field": ("sgd", True, "sgd"),
+    "adam+discrete-own": ("adam", True, "adam"), "adam+discrete-field": ("adam", True, "adam"),
+    "sgd+continuous": ("sgd", True, "sgd"), "sgd+greedy": ("sgd", True, "sgd"),
+    "ctl-sgd": ("sgd", True, None), "ctl-adam": ("adam", True, None),
+}
 
 
 def _tiny(tasks, methods, *, steps=4, lrs=(1e-2, 1.0), sweeps=None, **kw):
     sweeps = sweeps or (("sgd", tuple(lrs)), ("adam", tuple(lrs)))
     return StudyConfig(name="tiny", tasks=tuple(tasks), methods=tuple(methods), seeds=(0,), sweeps=sweeps,
                        steps=tuple((t, steps) for t in T.TASK_NAMES + (T.DATA_TASK,)), evaluations=2, **kw)
+
+
+@pytest.fixture
+def registry():
+    """Records registered in a test are removed afterwards."""
+    saved = dict(M.METHODS)
+    yield M.METHODS
+    M.METHODS.clear()
+    M.METHODS.update(saved)
+
+
+def test_records_match_the_published_method_table():
+    assert M.METHOD_NAMES + M.LEGACY_METHODS == tuple(EXPECTED)
+    assert M.LEGACY_METHODS == ("ctl-sgd", "ctl-adam")
+    for name, (family, controlled, baseline) in EXPECTED.items():
+        m = M.get_method(name)
+        assert (m.family, m.controlled, m.baseline, m.base_lr, m.grad_evals) == (family, controlled, baseline,
+                                                                                  True, 1)
+        assert M.METHOD_FAMILY[name] == family
+    assert dict(M.METHOD_FAMILY) == {k: v[0] for k, v in EXPECTED.items()}
+    assert set(M.TABLE_METHODS) == {"sgd+continuous", "ctl-sgd", "ctl-adam"}
+    assert M.MEASURED == {"sgd+discrete": ("discrete", "field"), "adam+discrete": ("discrete", "field"),
+                          "sgd+discrete-own": ("discrete", "own"), "sgd+discrete-field": ("discrete", "field"),
+                          "adam+discrete-own": ("discrete", "own"), "adam+discrete-field": ("discrete", "field"),
+                          "sgd+greedy": ("greedy", "field")}
+    assert M.twin_methods(tuple(EXPECTED)) == {"sgd+discrete-field": "sgd+discrete",
+                                               "adam+discrete-field": "adam+discrete",
+                                               "ctl-sgd": "sgd+continuous"}
+
+
+def test_each_record_builds_its_optimizers_and_schedulers():
+    torch = pytest.importorskip("torch")
+    from stochctl.policy.torch_adapter import ControlledLR
+    from stochctl.study.methods import ControlledSGD, GapAwareLR
+
+    G, D = torch.nn.Linear(2, 1), torch.nn.Linear(1, 1)
+    lr = 0.03
+    for name in EXPECTED:
+        g, d = M.build_optimizers(name, G, D, lr, steps=10)
+        adam = M.get_method(name).family == "adam"
+        kind = torch.optim.Adam if adam else torch.optim.SGD
+        if name == "csgd":
+            assert isinstance(g.optimizer, ControlledSGD) and isinstance(d.optimizer, ControlledSGD)
+            assert (g.optimizer.lr, d.optimizer.lr, g.scheduler, d.scheduler) == (lr, lr, None, None)
+            continue
+        assert type(g.optimizer) is kind and type(d.optimizer) is kind
+        if adam:
+            assert g.optimizer.param_groups[0]["betas"] == (0.5, 0.999)
+        assert g.optimizer.param_groups[0]["lr"] == lr
+        assert d.optimizer.param_groups[0]["lr"] == (4 * lr if name == "ttur" else lr)
+        assert [p is q for p, q in zip(g.optimizer.param_groups[0]["params"], G.parameters())] == [True, True]
+        if name in ("sgd", "adam", "ttur"):
+            assert g.scheduler is None and d.scheduler is None
+        elif name == "gap":
+            assert g.scheduler is None and isinstance(d.scheduler, GapAwareLR) and d.kind == "loss"
+        else:
+            assert isinstance(g.scheduler, ControlledLR) and isinstance(d.scheduler, ControlledLR)
+            measured = name in M.MEASURED
+            assert (g.kind, d.kind) == (("measured",) * 2 if measured else ("after",) * 2)
+    with pytest.raises(InputError, match="base learning rate must be positive; got 0"):
+        M.build_optimizers("sgd", G, D, 0.0, steps=10)
+
+
+def test_unknown_method_is_one_line_and_the_cli_writes_nothing(tmp_path, capsys):
+    with pytest.raises(InputError, match=r"^unknown method 'rmsprop'; valid methods: sgd, adam, ttur, ") as exc:
+        M.get_method("rmsprop")
+    assert "\n" not in str(exc.value)
+    with pytest.raises(InputError, match="unknown method 'rmsprop'"):
+        _tiny(("gauss1d",), ("sgd", "rmsprop"))
+    from stochctl.cli import main
+
+    out = tmp_path / "out"
+    code = main(["study", "--tasks", "gauss1d", "--methods", "sgd,rmsprop", "--out", str(out), "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "unknown method 'rmsprop'" in err
+    assert not out.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_bad_records_are_refused(registry):
+    good = M.Players("sgd")
+    for kw, words in ((dict(name=""), "non-empty"), (dict(name="a,b"), "without commas"),
+                      (dict(build=3), "build must be callable"),
+                      (dict(base_lr=False), "multiplier exactly when"),
+                      (dict(multiplier="scale"), "multiplier exactly when"),
+                      (dict(grad_evals=0), "grad_evals must be a positive integer")):
+        with pytest.raises(InputError, match=words):
+            M.Method(**{**dict(name="x", family="sgd", build=good), **kw})
+    with pytest.raises(InputError, match="'sgd' is already registered"):
+        M.register(M.Method("sgd", "sgd", good))
+    with pytest.raises(InputError, match="unknown method 'nope'"):
+        M.register(M.Method("x", "sgd", good, baseline="nope"))
+    with pytest.raises(InputError, match="unknown optimizer 'rmsprop'"):
+        M.Players("rmsprop")
+    assert "x" not in M.METHODS
+
+
+def test_no_rule_reads_a_methods_name(registry, tmp_path):
+    """A record named like a controlled Adam method but declared an uncontrolled SGD-family baseline is one."""
+    pytest.importorskip("torch")
+    from stochctl.study.report import is_controlled, summary_markdown, verdict_lines, summarize
+    from stochctl.study.runner import read_results, run_study
+
+    M.register(M.Method("adam+discrete-x", "sgd", M.Players("sgd")))
+    assert not is_controlled("adam+discrete-x") and M.METHOD_FAMILY["adam+discrete-x"] == "sgd"
+    cfg = _tiny(("gauss1d",), ("adam+discrete-x", "sgd+discrete"), sweeps=(("sgd", (1e-2, 0.1)),))
+    assert cfg.sweep("adam+discrete-x") == (1e-2, 0.1)
+    # trains as plain SGD: the same rows as sgd (it is sgd's twin when both are selected)
+    assert M.twin_methods(("sgd", "adam+discrete-x")) == {"adam+discrete-x": "sgd"}
+    run_study(cfg, tmp_path, progress=False)
+    rows = read_results(tmp_path / "results.csv")
+    assert {r["family"] for r in rows} == {"sgd"}
+    assert all(r["grad_evals"] == 2 * 4 for r in rows if r["method"] == "adam+discrete-x")
+    lines = verdict_lines(cfg, summarize(cfg, rows))
+    assert "(adam+discrete-x" in lines[0] and "the widest baseline's" in lines[0]
+    text = summary_markdown(cfg, rows)
+    assert "| sgd family |" in text and "adam family" not in text
+
+
+def test_a_method_without_a_base_learning_rate_sweeps_its_multiplier(registry, tmp_path):
+    """One record: no base rate, its own family; the sweep varies the multiplier, which the report names."""
+    torch = pytest.importorskip("torch")
+    from stochctl.study.report import summary_markdown
+    from stochctl.study.runner import read_results, run_study
+
+    def build(G, D, scale, *, steps, table):
+        # SGD at a fixed rate of 1e-2 times the swept multiplier, two gradient evaluations per player
+        return M.Players("sgd")(G, D, 1e-2 * scale, steps=steps, table=table)
+
+    M.register(M.Method("scaled", "scale", build, base_lr=False, multiplier="scale", grad_evals=2))
+    with pytest.raises(InputError, match="no learning-rate sweep for family 'scale'"):
+        _tiny(("gauss1d",), ("sgd", "scaled"))
+    cfg = _tiny(("gauss1d",), ("scaled",), sweeps=(("scale", (1.0, 10.0)),))
+    assert dict(cfg.select(lrs=(2.0,)).sweeps) == {"sgd": (2.0,), "adam": (2.0,), "scale": (2.0,)}
+    assert _tiny(("gauss1d",), ("sgd",)).select(lrs=(1.0,)).sweeps == (("sgd", (1.0,)), ("adam", (1.0,)))
+    run_study(cfg, tmp_path, progress=False)
+    rows = read_results(tmp_path / "results.csv")
+    assert sorted(r["lr"] for r in rows) == [1.0, 10.0] and {r["family"] for r in rows} == {"scale"}
+    assert all(r["grad_evals"] == 2 * 2 * 4 for r in rows)
+    # the multiplier 10 trains like plain SGD at rate 0.1
+    ref = _tiny(("gauss1d",), ("sgd",), lrs=(0.1,))
+    from stochctl.study.runner import run_job
+
+    plain = run_job(ref, Job("gauss1d", "sgd", 0.1, 0))[0]
+    scaled = next(r for r in rows if r["lr"] == 10.0)
+    assert json.loads(scaled["curve"]) == json.loads(plain["curve"])
+    assert "(scale) |" in summary_markdown(cfg, rows)
+    del torch
+
+
+def test_a_registered_method_runs_in_a_process_pool(registry, tmp_path):
+    """Workers are fresh processes: the record travels with the job."""
+    torch = pytest.importorskip("torch")
+    from stochctl.study.runner import read_results, run_study
+
+    M.register(M.Method("momentum", "sgd", M.Players(functools.partial(torch.optim.SGD, momentum=0.9))))
+    cfg = _tiny(("gauss1d",), ("sgd", "momentum"), steps=3)
+    run_study(cfg, tmp_path / "pool", workers=2, progress=False)
+    run_study(cfg, tmp_path / "serial", workers=1, progress=False)
+    strip = lambda r: {k: v for k, v in r.items() if k != "seconds"}  # noqa: E731
+    key = lambda r: (r["method"], r["lr"])  # noqa: E731
+    pool = sorted(map(strip, read_results(tmp_path / "pool" / "results.csv")), key=key)
+    serial = sorted(map(strip, read_results(tmp_path / "serial" / "results.csv")), key=key)
+    assert pool == serial and len(pool) == 4
+    by = {(r["method"], r["lr"]): r["curve"] for r in pool}
+    assert by[("momentum", 1.0)] != by[("sgd", 1.0)]  # momentum trains differently from plain SGD
+
+
+def _readme_block(marker: str) -> str:
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
+    found = [b for b in blocks if marker in b]
+    assert len(found) == 1
+    return found[0]
+
+
+def test_readme_example_adds_a_method_with_one_record(registry, tmp_path, monkeypatch):
+    pytest.importorskip("torch")
+    from stochctl.study.runner import read_results
+
+    code = _readme_block("register(Method(")
+    monkeypatch.chdir(tmp_path)
+    exec(compile(code, "README.md", "exec"), {})
+    name = next(n for n in M.METHODS if n not in EXPECTED)
+    rows = read_results(tmp_path / "study-momentum" / "results.csv")
+    assert {r["method"] for r in rows} == {"sgd", name}
+    assert (tmp_path / "study-momentum" / "summary.md").read_text().count(f"| {name} |") >= 2
 
 
 # --------------------------------------------------------------------------------------

@@ -1,6 +1,13 @@
-"""Optimisation methods compared by the study, one optimiser per player.
+"""Optimisation methods compared by the study: one :class:`Method` record each, in :data:`METHODS`.
 
-Every method takes one base learning rate ``eta``:
+A record says how the method's two players are built (:attr:`Method.build`),
+which learning-rate sweep it shares (its family), whether the swept value is a
+base learning rate (or which multiplier it is), whether the method is
+controlled (the report's groups) and its gradient evaluations per step. Every
+part of the study reads these fields; none reads a method's name. Adding a
+method is one :func:`register` call (README, "Empirical study").
+
+The built-in methods take one base learning rate ``eta``:
 
 - ``sgd``: constant-rate SGD, ``x <- x - eta g`` for both players;
 - ``adam``: Adam with betas (0.5, 0.999), rate ``eta`` for both players;
@@ -40,39 +47,32 @@ Families (for the learning-rate sweeps): ``sgd``, ``csgd`` and every
 ``sgd+...`` (and ``ctl-sgd``) share the SGD sweep; ``adam``, ``ttur``,
 ``gap`` and every ``adam+...`` (and ``ctl-adam``) the Adam sweep.
 
-Twins: while the default measure is ``"field"``, ``sgd+discrete`` and
-``sgd+discrete-field`` (and the Adam pair) are one configuration; the study
-trains it once and records the run under both names (:func:`twin_methods`).
+Twins: methods whose records train alike (:meth:`Method.trains_like`: the
+same builder, family and gradient evaluations) are one configuration; the
+study trains it once and records the run under both names
+(:func:`twin_methods`). While the default measure is ``"field"``,
+``sgd+discrete`` and ``sgd+discrete-field`` (and the Adam pair) are such a
+pair, and so are the first study's ``ctl-sgd`` and ``sgd+continuous``.
 
 Gradient evaluations: the plain step costs one gradient of each player's
 loss (2 per step). The measured-curvature methods use the one-sided finite
 difference of :mod:`stochctl.trainers.curvature` (``method="fd"``): every call
 of a loss closure by a scheduler is one more gradient evaluation (own: 1 per
 player and measurement; field: 3), counted by :class:`PlayerOptimizer`.
-
-References: Q. Li, C. Tai, W. E, "Stochastic modified equations and adaptive
-stochastic gradient algorithms", ICML 2017. H. Hazimeh, N. Ponomareva, "Mind
-the (optimality) Gap: A Gap-Aware Learning Rate Scheduler for Adversarial
-Nets", AISTATS 2023 (arXiv:2302.00089).
 """
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Callable
 
 from ..errors import InputError, require_extra
+from .optimizers import (CSGD_BETA, GAP_EMA, GAP_F_MAX, GAP_H_MIN, GAP_IDEAL_LOSS, GAP_X,  # noqa: F401
+                         ControlledSGD, GapAwareLR, PlayerOptimizer, gap_multiplier)
 
-METHOD_NAMES = ("sgd", "adam", "ttur", "csgd", "gap", "sgd+discrete", "adam+discrete", "sgd+discrete-own",
-                "sgd+discrete-field", "adam+discrete-own", "adam+discrete-field", "sgd+continuous", "sgd+greedy")
-"""The methods of the study (v2), in report order."""
-LEGACY_METHODS = ("ctl-sgd", "ctl-adam")
-"""Methods of the first study, still accepted."""
-METHOD_FAMILY = {**{m: ("adam" if m.startswith(("adam", "ttur", "gap")) else "sgd") for m in METHOD_NAMES},
-                 "ctl-sgd": "sgd", "ctl-adam": "adam"}
 FAMILY_NAMES = ("sgd", "adam")
-TABLE_METHODS = ("ctl-sgd", "ctl-adam", "sgd+continuous")
-"""Methods reading the continuous-time table of the configuration (``policy_table``)."""
+"""Families with a default learning-rate grid (:data:`stochctl.study.protocol.GRIDS`)."""
 DEFAULT_CURVATURE = "field"
 """The curvature measure of ``sgd+discrete`` and ``adam+discrete`` (module docstring)."""
 DISCRETE_TABLE = "local-discrete"
@@ -82,266 +82,8 @@ CURVATURE_EVERY = 10
 ``field``, against 130% and 380% at every step: ``benchmarks/bench_curvature.py``) ..."""
 REMEASURE_GROWTH = 2.0
 """... and sooner when a player's gradient norm has doubled since its last measurement."""
-MEASURED = {  # method -> (policy kind, curvature measure)
-    "sgd+discrete": ("discrete", DEFAULT_CURVATURE), "adam+discrete": ("discrete", DEFAULT_CURVATURE),
-    "sgd+discrete-own": ("discrete", "own"), "sgd+discrete-field": ("discrete", "field"),
-    "adam+discrete-own": ("discrete", "own"), "adam+discrete-field": ("discrete", "field"),
-    "sgd+greedy": ("greedy", "field"),
-}
-"""Methods whose rate is set from the curvature measured on the current batch."""
-GAP_IDEAL_LOSS = math.log(4.0)
-GAP_EMA = 0.95
-GAP_X = 0.1 * math.log(4.0)
-GAP_H_MIN = 0.1
-GAP_F_MAX = 2.0
 ADAM_BETAS = (0.5, 0.999)
 TTUR_RATIO = 4.0
-CSGD_BETA = (0.9, 0.99)
-
-
-def twin_methods(methods) -> dict[str, str]:
-    """``{method: earlier method}`` for selected methods that train exactly like an earlier one.
-
-    ``sgd+discrete`` and ``sgd+discrete-field`` (likewise the Adam pair) are the
-    same configuration while the default measure is ``"field"``: the study runs
-    such a pair once and records the run under both names.
-    """
-    methods = list(methods)
-    out = {}
-    for i, m in enumerate(methods):
-        if m not in MEASURED:
-            continue
-        for c in methods[:i]:
-            if c in MEASURED and c not in out and MEASURED[c] == MEASURED[m] and METHOD_FAMILY[c] == METHOD_FAMILY[m]:
-                out[m] = c
-                break
-    return out
-
-
-def check_method(name: str) -> str:
-    """Return ``name`` if it is a known method, else raise :class:`InputError`."""
-    if name not in METHOD_FAMILY:
-        raise InputError(f"unknown method {name!r}; valid methods: {', '.join(METHOD_NAMES + LEGACY_METHODS)}")
-    return name
-
-
-class ControlledSGD:
-    """Li-Tai-E controlled SGD (cSGD) with per-coordinate regression estimates.
-
-    For every coordinate, exponential moving averages with decay ``beta`` of
-    the parameter x and of its stochastic gradient g give means ``x_bar``,
-    ``g_bar``, variances ``V_x``, ``V_g`` and the covariance ``C_gx`` (updated as
-    ``V <- beta (V + (1 - beta) d^2)`` with d the deviation from the old mean,
-    then ``mean += (1 - beta) d``). The local quadratic model ``g ~ a (x - x*)``
-    gives the curvature ``a = C_gx / V_x``, the noise ``Sigma = V_g`` and the
-    excess loss ``m = (g_bar^2 + V_g) / (2 a)`` (``|grad f|^2 / (2a)`` with the
-    gradient's second moment). The moment equation of the SME,
-    ``dm/dt = -2 a u m + a eta Sigma u^2 / 2``, is minimised over u in [0, 1] by
-
-        u_target = min(1, 2 m / (eta Sigma)),
-
-    and ``u_target = 1`` where it is not positive or undefined (``a <= 0``: the
-    non-convex case, whose optimum is the upper endpoint). The multiplier is
-    smoothed, ``u <- u + (1 - beta)(u_target - u)``, and the decay adapts to the
-    noise level, ``beta = beta_min + (beta_max - beta_min) V_g / (g_bar^2 + V_g)``.
-    The update is ``x <- x - eta u g`` with the multiplier from the previous
-    step. Statistics start at the first observation; u starts at 1.
-
-    Args:
-        params: iterable of tensors with gradients.
-        lr: the base rate eta.
-        beta_min, beta_max: range of the EMA decay.
-    """
-
-    def __init__(self, params, lr: float, beta_min: float = CSGD_BETA[0], beta_max: float = CSGD_BETA[1]):
-        torch = require_extra("torch", "study")
-        self.params = list(params)
-        self.lr = float(lr)
-        self.beta_min, self.beta_max = float(beta_min), float(beta_max)
-        self._state: list[dict | None] = [None] * len(self.params)
-        self._u_sum = torch.zeros((), dtype=torch.float64)
-        self._count = 0
-        self._numel = sum(p.numel() for p in self.params)
-
-    def zero_grad(self, set_to_none: bool = True) -> None:
-        for p in self.params:
-            p.grad = None
-
-    def multipliers(self) -> list:
-        """The current per-coordinate multipliers u, one tensor per parameter."""
-        return [None if st is None else st["u"] for st in self._state]
-
-    def step(self) -> None:
-        """One cSGD update of every parameter (call after ``backward``)."""
-        torch = require_extra("torch", "study")
-        with torch.no_grad():
-            total = 0.0
-            for i, p in enumerate(self.params):
-                g = p.grad
-                if g is None:
-                    continue
-                st = self._state[i]
-                x = p.detach().clone()
-                if st is None:
-                    zero = torch.zeros_like(p)
-                    st = self._state[i] = dict(x=x, g=g.clone(), vx=zero, vg=zero.clone(), cgx=zero.clone(),
-                                               beta=torch.full_like(p, self.beta_min), u=torch.ones_like(p))
-                else:
-                    b = st["beta"]
-                    c = 1.0 - b
-                    dx = x - st["x"]
-                    dg = g - st["g"]
-                    st["vx"] = b * (st["vx"] + c * dx * dx)
-                    st["vg"] = b * (st["vg"] + c * dg * dg)
-                    st["cgx"] = b * (st["cgx"] + c * dx * dg)
-                    st["x"].add_(c * dx)
-                    st["g"].add_(c * dg)
-                p.add_(st["u"] * g, alpha=-self.lr)
-                total = total + st["u"].sum()
-                # target multiplier and the next decay from the updated statistics
-                gm2, vg = st["g"] * st["g"], st["vg"]
-                second = gm2 + vg
-                a = st["cgx"] / st["vx"]
-                target = second / (a * self.lr * vg)
-                target = torch.where(target > 0, target.clamp(max=1.0), torch.ones_like(target))
-                st["u"].add_((1.0 - st["beta"]) * (target - st["u"]))
-                ratio = torch.where(second > 0, vg / second, torch.zeros_like(vg)).clamp(0.0, 1.0)
-                st["beta"] = self.beta_min + (self.beta_max - self.beta_min) * ratio
-            self._u_sum += total
-            self._count += 1
-
-    @property
-    def mean_multiplier(self) -> float:
-        """Average of the multiplier u used over coordinates and steps so far."""
-        return float(self._u_sum) / (self._count * self._numel) if self._count else 1.0
-
-
-def gap_multiplier(loss: float, *, ideal: float = GAP_IDEAL_LOSS, x_min: float = GAP_X, x_max: float = GAP_X,
-                   h_min: float = GAP_H_MIN, f_max: float = GAP_F_MAX) -> float:
-    """The gap-aware scheduling function s(x) of Hazimeh and Ponomareva (2023), section 3.
-
-    With the optimality gap ``x = |loss - ideal|``:
-
-        s = min(f_max^(x / x_max), f_max)   if loss >= ideal (the discriminator is behind: speed it up),
-        s = max(h_min^(x / x_min), h_min)   if loss <  ideal (it is ahead: slow it down).
-
-    Constants from the paper and its published demo, for the non-saturating
-    loss ``BCE(D(x), 1) + BCE(D(G(z)), 0)``: ideal loss log 4 (its value when
-    the generated law equals the data law and D = 1/2, the paper's Table 1),
-    ``x_min = x_max = 0.1 log 4``, ``h_min = 0.1``, ``f_max = 2``.
-    """
-    x = abs(loss - ideal)
-    # f_max >= 1 >= h_min: capping the exponent at 1 is the cap of s (and cannot overflow)
-    if loss >= ideal:
-        return float(f_max ** min(x / x_max, 1.0))
-    return float(h_min ** min(x / x_min, 1.0))
-
-
-class GapAwareLR:
-    """Gap-aware learning-rate scheduler for the discriminator (Hazimeh and Ponomareva, 2023).
-
-    Before each discriminator step, the exponential moving average of its
-    loss is updated with the loss on the current batch,
-    ``V <- beta V + (1 - beta) L_D`` (beta = 0.95, V starts at the ideal loss
-    log 4, as in the paper's demo), and the step's rate is set to
-    ``eta * s(V)`` with :func:`gap_multiplier`. The generator keeps ``eta``.
-
-    Args:
-        optimizer: the discriminator's torch optimiser (its initial rate is eta).
-        beta: EMA decay of the loss.
-    """
-
-    def __init__(self, optimizer, *, beta: float = GAP_EMA):
-        self.optimizer = optimizer
-        self.base_lrs = [g["lr"] for g in optimizer.param_groups]
-        self.beta = float(beta)
-        self.smoothed = GAP_IDEAL_LOSS
-        self.last_multiplier = 1.0
-
-    def step(self, loss: float) -> float:
-        """Fold ``loss`` (this batch's discriminator loss) into the average and set the rate; return s."""
-        self.smoothed = self.beta * self.smoothed + (1.0 - self.beta) * float(loss)
-        u = gap_multiplier(self.smoothed)
-        for g, base in zip(self.optimizer.param_groups, self.base_lrs):
-            g["lr"] = base * u
-        self.last_multiplier = u
-        return u
-
-
-@dataclass
-class PlayerOptimizer:
-    """One player's optimiser plus an optional learning-rate scheduler.
-
-    Three kinds of scheduler: a table scheduler on estimates (stepped after
-    the optimiser), a measured-curvature :class:`ControlledLR` (stepped before
-    it, with this player's and the other player's loss closures) and
-    :class:`GapAwareLR` (stepped before it with the loss value).
-
-    Attributes:
-        optimizer: object with ``zero_grad()`` and ``step()``.
-        scheduler: the scheduler or None.
-        base_lr: the player's base rate (the multiplier is lr / base_lr).
-        kind: ``"after"``, ``"measured"``, ``"loss"`` or None (no scheduler).
-        grad_evals: gradient evaluations of this player's scheduler so far
-            (closure calls; the plain gradient of each step is counted by the runner).
-    """
-
-    optimizer: object
-    scheduler: object | None = None
-    base_lr: float = 1.0
-    kind: str | None = None
-    grad_evals: int = 0
-    _mult_sum: float = field(default=0.0, repr=False)
-    _steps: int = field(default=0, repr=False)
-    _curv: list = field(default_factory=list, repr=False)
-
-    def zero_grad(self) -> None:
-        self.optimizer.zero_grad(set_to_none=True)
-
-    def _counted(self, closure):
-        def call():
-            self.grad_evals += 1
-            return closure()
-
-        return call
-
-    def step(self, *, loss=None, closure=None, other_closure=None) -> None:
-        """Set the rate (measured or loss-driven schedulers), take the optimiser step, step the scheduler."""
-        if self.kind == "measured":
-            self.scheduler.step(closure=self._counted(closure),
-                                other_closure=None if other_closure is None else self._counted(other_closure))
-            own, fld = self.scheduler.last_curvature[0]
-            self._curv.append((own, fld))
-        elif self.kind == "loss":
-            self.scheduler.step(float(loss))
-        if self.scheduler is not None:
-            self._mult_sum += self.optimizer.param_groups[0]["lr"] / self.base_lr
-            self._steps += 1
-        self.optimizer.step()
-        if self.kind == "after":
-            self.scheduler.step()
-
-    @property
-    def policy_counts(self) -> dict | None:
-        """How often each policy case occurred (policy schedulers only): ok, warmup, nonconvex, ..."""
-        counts = getattr(self.scheduler, "counts", None)
-        return dict(counts) if counts is not None else None
-
-    @property
-    def mean_multiplier(self) -> float:
-        """Learning-rate multiplier averaged over the steps taken (1 for constant-rate methods)."""
-        if isinstance(self.optimizer, ControlledSGD):
-            return self.optimizer.mean_multiplier
-        return self._mult_sum / self._steps if self._steps else 1.0
-
-    @property
-    def mean_curvature(self) -> tuple[float, float]:
-        """Mean measured (own curvature, field measure) over the steps (NaN without measurements)."""
-        out = []
-        for i in (0, 1):
-            vals = [c[i] for c in self._curv if math.isfinite(c[i])]
-            out.append(sum(vals) / len(vals) if vals else math.nan)
-        return out[0], out[1]
 
 
 def controlled_scheduler(optimizer, *, steps: int, table: str = "local-quadratic"):
@@ -378,39 +120,293 @@ def measured_scheduler(optimizer, kind: str, curvature: str, *, steps: int, othe
                         other_params=list(other.parameters()) if curvature == "field" else None)
 
 
-def build_optimizers(method: str, G, D, lr: float, *, steps: int,
+# --------------------------------------------------------------------------------------
+# Builders: the optimisers and schedulers of a method's two players
+# --------------------------------------------------------------------------------------
+
+def _sgd(params, lr):
+    return require_extra("torch", "study").optim.SGD(params, lr=lr)
+
+
+def _adam(params, lr):
+    return require_extra("torch", "study").optim.Adam(params, lr=lr, betas=ADAM_BETAS)
+
+
+OPTIMIZERS: dict[str, Callable] = {"sgd": _sgd, "adam": _adam, "csgd": ControlledSGD}
+"""Optimisers by name: ``(params, lr) -> optimiser`` (Adam with :data:`ADAM_BETAS`)."""
+
+
+@dataclass(frozen=True)
+class Measured:
+    """Scheduler of both players: :class:`~stochctl.policy.ControlledLR` on the curvature of the current batch.
+
+    Attributes:
+        policy: ``"discrete"`` (the discrete-time table) or ``"greedy"`` (the one-step closed form).
+        curvature: ``"own"`` or ``"field"`` (the field measure needs the other player's gradient).
+    """
+
+    policy: str = "discrete"
+    curvature: str = DEFAULT_CURVATURE
+
+    @property
+    def coupled(self) -> bool:
+        return self.curvature == "field"
+
+    def player(self, opt, rate, *, discriminator, steps, table, other) -> PlayerOptimizer:
+        return PlayerOptimizer(opt, measured_scheduler(opt, self.policy, self.curvature, steps=steps, other=other),
+                               base_lr=rate, kind="measured")
+
+
+@dataclass(frozen=True)
+class Table:
+    """Scheduler of both players: the continuous-time table of the study (``policy_table``) on regression estimates."""
+
+    reads_table = True
+
+    def player(self, opt, rate, *, discriminator, steps, table, other) -> PlayerOptimizer:
+        return PlayerOptimizer(opt, controlled_scheduler(opt, steps=steps, table=table), base_lr=rate, kind="after")
+
+
+@dataclass(frozen=True)
+class GapAware:
+    """Scheduler of the discriminator only: :class:`GapAwareLR` (the generator keeps its rate)."""
+
+    def player(self, opt, rate, *, discriminator, steps, table, other) -> PlayerOptimizer:
+        if not discriminator:
+            return PlayerOptimizer(opt, base_lr=rate)
+        return PlayerOptimizer(opt, GapAwareLR(opt), base_lr=rate, kind="loss")
+
+
+@dataclass(frozen=True)
+class Players:
+    """Builder of a method's generator and discriminator (:attr:`Method.build`).
+
+    Called as ``build(G, D, rate, steps=K, table=policy_table)``; returns the
+    generator's and the discriminator's :class:`PlayerOptimizer`.
+
+    Attributes:
+        optimizer: a name of :data:`OPTIMIZERS` or a callable ``(params, lr) -> optimiser``
+            (picklable, e.g. a ``functools.partial`` of a torch optimiser, to run in a process pool).
+        scheduler: :class:`Measured`, :class:`Table`, :class:`GapAware` or None (constant rate).
+        d_ratio: the discriminator's rate over the generator's (the generator's is the swept value).
+    """
+
+    optimizer: object = "sgd"
+    scheduler: object = None
+    d_ratio: float = 1.0
+
+    def __post_init__(self):
+        if isinstance(self.optimizer, str) and self.optimizer not in OPTIMIZERS:
+            raise InputError(f"unknown optimizer {self.optimizer!r}; valid: {', '.join(OPTIMIZERS)} or a callable")
+        if not (isinstance(self.optimizer, str) or callable(self.optimizer)):
+            raise InputError(f"optimizer must be a name or a callable (params, lr); got {self.optimizer!r}")
+        if not self.d_ratio > 0:
+            raise InputError(f"d_ratio must be positive; got {self.d_ratio!r}")
+
+    @property
+    def coupled(self) -> bool:
+        """Whether a player's scheduler needs the other player's gradient (the field measure)."""
+        return bool(getattr(self.scheduler, "coupled", False))
+
+    @property
+    def reads_table(self) -> bool:
+        """Whether the method reads the study's continuous-time table (``policy_table``)."""
+        return bool(getattr(self.scheduler, "reads_table", False))
+
+    def __call__(self, G, D, rate: float, *, steps: int, table: str = "local-quadratic"):
+        make = OPTIMIZERS[self.optimizer] if isinstance(self.optimizer, str) else self.optimizer
+        out = []
+        for net, other, r, is_d in ((G, D, rate, False), (D, G, self.d_ratio * rate, True)):
+            opt = make(list(net.parameters()), r)
+            out.append(PlayerOptimizer(opt, base_lr=r) if self.scheduler is None else
+                       self.scheduler.player(opt, r, discriminator=is_d, steps=steps, table=table, other=other))
+        return out[0], out[1]
+
+
+# --------------------------------------------------------------------------------------
+# Records and the registry
+# --------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Method:
+    """A method of the study.
+
+    Attributes:
+        name: its name (``--methods``, the CSV's ``method`` column).
+        family: the learning-rate sweep it shares (a family of :data:`FAMILY_NAMES`, or one the
+            study's ``sweeps`` give).
+        build: ``build(G, D, rate, *, steps, table) -> (generator, discriminator)``
+            :class:`PlayerOptimizer` pair, ``rate`` the swept value (e.g. :class:`Players`).
+        controlled: sets its rate from the control policy (the report compares controlled methods
+            with the others, the baselines).
+        baseline: the uncontrolled method it adds its control to (the verdict compares their
+            divergence), or None.
+        base_lr: whether the swept value is a base learning rate; if not, ...
+        multiplier: ... the name of the multiplier the sweep varies instead.
+        grad_evals: gradient evaluations of each player's loss per step, besides the scheduler's
+            measurements (the runner counts those as they happen).
+        legacy: a method of the first study (accepted, not in :data:`METHOD_NAMES`).
+    """
+
+    name: str
+    family: str
+    build: Callable
+    controlled: bool = False
+    baseline: str | None = None
+    base_lr: bool = True
+    multiplier: str | None = None
+    grad_evals: int = 1
+    legacy: bool = False
+
+    def __post_init__(self):
+        if not isinstance(self.name, str) or not self.name.strip() or "," in self.name:
+            raise InputError(f"a method name must be a non-empty string without commas; got {self.name!r}")
+        if not isinstance(self.family, str) or not self.family:
+            raise InputError(f"method {self.name!r}: family must be a non-empty string; got {self.family!r}")
+        if not callable(self.build):
+            raise InputError(f"method {self.name!r}: build must be callable; got {self.build!r}")
+        if self.base_lr == (self.multiplier is not None):
+            raise InputError(f"method {self.name!r}: give a multiplier exactly when there is no base learning "
+                             f"rate (base_lr={self.base_lr!r}, multiplier={self.multiplier!r})")
+        if not isinstance(self.grad_evals, int) or self.grad_evals < 1:
+            raise InputError(f"method {self.name!r}: grad_evals must be a positive integer; got {self.grad_evals!r}")
+
+    @property
+    def coupled(self) -> bool:
+        """Whether the generator's step needs the discriminator's gradient too (``build.coupled``)."""
+        return bool(getattr(self.build, "coupled", False))
+
+    @property
+    def reads_table(self) -> bool:
+        """Whether it reads the study's continuous-time table (``build.reads_table``)."""
+        return bool(getattr(self.build, "reads_table", False))
+
+    @property
+    def swept(self) -> str:
+        """What the sweep varies: ``"base learning rate"`` or the multiplier's name."""
+        return "base learning rate" if self.base_lr else self.multiplier
+
+    def trains_like(self, other: "Method") -> bool:
+        """Whether runs of ``other`` are runs of this method (same builder, family and evaluations)."""
+        return (self.build, self.family, self.grad_evals) == (other.build, other.family, other.grad_evals)
+
+
+METHODS: dict[str, Method] = {}
+"""The registry: name -> :class:`Method`, in report order."""
+
+
+def register(method: Method) -> Method:
+    """Add ``method`` to :data:`METHODS` (a name already there is refused); return it."""
+    if not isinstance(method, Method):
+        raise InputError(f"register() takes a Method record; got {type(method).__name__}")
+    if method.name in METHODS:
+        raise InputError(f"method {method.name!r} is already registered")
+    if method.baseline is not None:
+        get_method(method.baseline)
+    METHODS[method.name] = method
+    return method
+
+
+def get_method(name: str) -> Method:
+    """The record of ``name``, or :class:`InputError` naming the valid methods."""
+    try:
+        return METHODS[name]
+    except (KeyError, TypeError):
+        raise InputError(f"unknown method {name!r}; valid methods: {', '.join(METHODS)}") from None
+
+
+def check_method(name: str) -> str:
+    """Return ``name`` if it is a known method, else raise :class:`InputError`."""
+    get_method(name)
+    return name
+
+
+_SGD, _ADAM = Players("sgd"), Players("adam")
+for _m in (
+    Method("sgd", "sgd", _SGD),
+    Method("adam", "adam", _ADAM),
+    Method("ttur", "adam", Players("adam", d_ratio=TTUR_RATIO)),
+    Method("csgd", "sgd", Players("csgd")),
+    Method("gap", "adam", Players("adam", GapAware())),
+    Method("sgd+discrete", "sgd", Players("sgd", Measured("discrete")), controlled=True, baseline="sgd"),
+    Method("adam+discrete", "adam", Players("adam", Measured("discrete")), controlled=True, baseline="adam"),
+    Method("sgd+discrete-own", "sgd", Players("sgd", Measured("discrete", "own")), controlled=True,
+           baseline="sgd"),
+    Method("sgd+discrete-field", "sgd", Players("sgd", Measured("discrete", "field")), controlled=True,
+           baseline="sgd"),
+    Method("adam+discrete-own", "adam", Players("adam", Measured("discrete", "own")), controlled=True,
+           baseline="adam"),
+    Method("adam+discrete-field", "adam", Players("adam", Measured("discrete", "field")), controlled=True,
+           baseline="adam"),
+    Method("sgd+continuous", "sgd", Players("sgd", Table()), controlled=True, baseline="sgd"),
+    Method("sgd+greedy", "sgd", Players("sgd", Measured("greedy", "field")), controlled=True, baseline="sgd"),
+    Method("ctl-sgd", "sgd", Players("sgd", Table()), controlled=True, legacy=True),
+    Method("ctl-adam", "adam", Players("adam", Table()), controlled=True, legacy=True),
+):
+    register(_m)
+
+METHOD_NAMES = tuple(m.name for m in METHODS.values() if not m.legacy)
+"""The methods of the study (v2), in report order."""
+LEGACY_METHODS = tuple(m.name for m in METHODS.values() if m.legacy)
+"""Methods of the first study, still accepted."""
+TABLE_METHODS = tuple(m.name for m in METHODS.values() if m.reads_table)
+"""Built-in methods reading the continuous-time table of the configuration (``policy_table``)."""
+MEASURED = {m.name: (m.build.scheduler.policy, m.build.scheduler.curvature) for m in METHODS.values()
+            if isinstance(m.build.scheduler, Measured)}
+"""Built-in methods whose rate is set from the curvature measured on the current batch: (policy, measure)."""
+
+
+class _FieldView(Mapping):
+    """Read-only ``{name: getattr(record, field)}`` over the registry, registrations included."""
+
+    def __init__(self, field: str):
+        self._field = field
+
+    def __getitem__(self, name):
+        if name not in METHODS:
+            raise KeyError(name)
+        return getattr(METHODS[name], self._field)
+
+    def __iter__(self):
+        return iter(METHODS)
+
+    def __len__(self):
+        return len(METHODS)
+
+
+METHOD_FAMILY: Mapping[str, str] = _FieldView("family")
+"""``{method: family}`` of every registered method."""
+
+
+def twin_methods(methods) -> dict[str, str]:
+    """``{method: earlier method}`` for selected methods that train exactly like an earlier one.
+
+    Two methods whose records train alike (:meth:`Method.trains_like`) are one
+    configuration: the study runs it once and records the run under both names.
+    """
+    methods = list(methods)
+    out = {}
+    for i, m in enumerate(methods):
+        for c in methods[:i]:
+            if c not in out and get_method(c).trains_like(get_method(m)):
+                out[m] = c
+                break
+    return out
+
+
+def build_optimizers(method, G, D, lr: float, *, steps: int,
                      table: str = "local-quadratic") -> tuple[PlayerOptimizer, PlayerOptimizer]:
-    """Generator and discriminator optimisers of ``method`` at base rate ``lr``.
+    """Generator and discriminator optimisers of ``method`` at swept value ``lr``.
 
     Args:
-        method: one of :data:`METHOD_NAMES` or :data:`LEGACY_METHODS`.
+        method: a registered method's name or a :class:`Method`.
         G, D: generator and discriminator modules.
-        lr: the base learning rate eta (> 0).
+        lr: the base learning rate eta (> 0), or the method's multiplier.
         steps: the step budget (the controlled methods' horizon).
         table: the continuous-time policy table of ``sgd+continuous``, ``ctl-sgd`` and ``ctl-adam``.
     """
-    torch = require_extra("torch", "study")
-    check_method(method)
+    require_extra("torch", "study")
+    record = method if isinstance(method, Method) else get_method(method)
     if not lr > 0:
-        raise InputError(f"learning rate must be positive; got {lr!r}")
-    adam = METHOD_FAMILY[method] == "adam"
-    out = []
-    for net, other, rate, is_d in ((G, D, lr, False), (D, G, TTUR_RATIO * lr if method == "ttur" else lr, True)):
-        params = list(net.parameters())
-        if method == "csgd":
-            out.append(PlayerOptimizer(ControlledSGD(params, rate), base_lr=rate))
-            continue
-        opt = (torch.optim.Adam(params, lr=rate, betas=ADAM_BETAS) if adam
-               else torch.optim.SGD(params, lr=rate))
-        if method in MEASURED:
-            kind, curvature = MEASURED[method]
-            out.append(PlayerOptimizer(opt, measured_scheduler(opt, kind, curvature, steps=steps, other=other),
-                                       base_lr=rate, kind="measured"))
-        elif method in TABLE_METHODS:
-            out.append(PlayerOptimizer(opt, controlled_scheduler(opt, steps=steps, table=table), base_lr=rate,
-                                       kind="after"))
-        elif method == "gap" and is_d:
-            out.append(PlayerOptimizer(opt, GapAwareLR(opt), base_lr=rate, kind="loss"))
-        else:  # sgd, adam, ttur, the generator of gap
-            out.append(PlayerOptimizer(opt, base_lr=rate))
-    return out[0], out[1]
+        raise InputError(f"{record.swept} must be positive; got {lr!r}")
+    return record.build(G, D, lr, steps=steps, table=table)

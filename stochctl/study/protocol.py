@@ -62,7 +62,7 @@ import operator
 from dataclasses import dataclass, field, replace
 
 from ..errors import InputError
-from .methods import DISCRETE_TABLE, FAMILY_NAMES, METHOD_FAMILY, METHOD_NAMES, check_method
+from .methods import DISCRETE_TABLE, FAMILY_NAMES, METHOD_NAMES, METHODS, check_method, get_method
 from .tasks import DATA_KINDS, DATA_TASK, TASK_NAMES, DataTask, get_task, load_data_file
 
 PROTOCOL_VERSION = 2
@@ -269,13 +269,14 @@ class StudyConfig:
         if any(not isinstance(s, int) or s < 0 for s in self.seeds) or len(set(self.seeds)) != len(self.seeds):
             raise InputError(f"seeds must be distinct non-negative integers; got {self.seeds!r}")
         sweeps = dict(self.sweeps)
-        for fam in {METHOD_FAMILY[m] for m in self.methods}:
+        families = tuple(dict.fromkeys(get_method(m).family for m in self.methods))
+        for fam in families:
             if fam not in sweeps:
-                raise InputError(f"no learning-rate sweep for family {fam!r}; give one for: "
-                                 f"{', '.join(FAMILY_NAMES)}")
+                raise InputError(f"no learning-rate sweep for family {fam!r}; give one for: {', '.join(families)}")
+        known = _families(METHODS)
         for fam, rates in sweeps.items():
-            if fam not in FAMILY_NAMES:
-                raise InputError(f"unknown method family {fam!r}; valid families: {', '.join(FAMILY_NAMES)}")
+            if fam not in known:
+                raise InputError(f"unknown method family {fam!r}; valid families: {', '.join(known)}")
             bad = [r for r in rates if not (isinstance(r, (int, float)) and math.isfinite(r) and r > 0)]
             if bad or not rates:
                 raise InputError(f"learning-rate sweep of family {fam!r} must hold positive finite "
@@ -308,7 +309,7 @@ class StudyConfig:
     # ---- derived ----
     def sweep(self, method: str) -> tuple[float, ...]:
         """Base-rate sweep of ``method``'s family."""
-        return tuple(dict(self.sweeps)[METHOD_FAMILY[check_method(method)]])
+        return tuple(dict(self.sweeps)[get_method(method).family])
 
     def task_steps(self, task: str) -> int:
         return dict(self.steps)[task]
@@ -379,19 +380,29 @@ class StudyConfig:
         Other keyword arguments replace protocol fields (e.g. ``evaluations``, ``data``).
         """
         kw = dict(protocol)
-        if lrs is not None:
-            kw["sweeps"] = tuple((f, tuple(float(x) for x in lrs)) for f in FAMILY_NAMES)
-            kw["name"] = "custom"
         if tasks is not None:
             kw["tasks"] = tuple(tasks)
         if methods is not None:
             kw["methods"] = tuple(methods)
+        if lrs is not None:
+            kw["sweeps"] = tuple((f, tuple(float(x) for x in lrs)) for f in _families(kw.get("methods", self.methods)))
+            kw["name"] = "custom"
         if seeds is not None:
             kw["seeds"] = tuple(seeds)
         if steps is not None:
             kw["steps"] = tuple((t, int(steps)) for t, _ in self.steps)
             kw["name"] = "custom"
         return replace(self, **kw)
+
+
+def _families(methods) -> tuple[str, ...]:
+    """:data:`FAMILY_NAMES`, then the other families of ``methods`` in order (unknown names raise InputError)."""
+    out = list(FAMILY_NAMES)
+    for m in methods:
+        fam = get_method(m).family
+        if fam not in out:
+            out.append(fam)
+    return tuple(out)
 
 
 def full_config() -> StudyConfig:

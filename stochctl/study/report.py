@@ -50,7 +50,7 @@ import numpy as np
 
 from .._io import write_text_atomic
 from ..errors import FileFormatError, InputError
-from .methods import METHOD_FAMILY
+from .methods import get_method
 from .protocol import StudyConfig
 from .runner import MANIFEST, RESULTS, read_results, write_summary_json
 from .tasks import DATA_TASK, TASK_NAMES, ReturnsTask
@@ -194,12 +194,9 @@ def summarize(config: StudyConfig, rows: list[dict]) -> dict:
     return result
 
 
-CONTROLLED_MARKS = ("+discrete", "+greedy", "+continuous", "ctl-")
-
-
 def is_controlled(method: str) -> bool:
-    """Whether ``method`` sets its rate from the control policy."""
-    return any(k in method for k in CONTROLLED_MARKS)
+    """Whether ``method`` sets its rate from the control policy (its record's ``controlled``)."""
+    return get_method(method).controlled
 
 
 def _best_of(group: dict, sign: float) -> tuple[str, tuple[float, float, float]]:
@@ -242,7 +239,7 @@ def verdict_lines(config: StudyConfig, stats: dict) -> list[str]:
                  f"the widest baseline's {base[br]['robust_decades']:.2f} ({br})"]
         pairs = []
         for m, s in ctl.items():
-            b = m.split("+")[0]
+            b = get_method(m).baseline
             if b in base:
                 pairs.append(f"{m} {s['divergence_rate']:.0%} vs {b} {base[b]['divergence_rate']:.0%}")
         if pairs:
@@ -276,8 +273,8 @@ def target_lines(config: StudyConfig, stats: dict, method: str = CONTROLLED_SGD)
        (every method that is not controlled, :func:`is_controlled`);
     3. best quality (median at its tuned rate) within seed noise of the best tuned baseline (inside
        that baseline's interquartile range) or better;
-    and the gradient evaluations per step against plain ``sgd`` (the time cost of the curvature
-    measurement is measured by ``benchmarks/bench_curvature.py``, not by the study).
+    and the gradient evaluations per step against its baseline (plain ``sgd``; the time cost of the
+    curvature measurement is measured by ``benchmarks/bench_curvature.py``, not by the study).
     """
     rows = []
     for t, per_method in stats.items():
@@ -300,8 +297,9 @@ def target_lines(config: StudyConfig, stats: dict, method: str = CONTROLLED_SGD)
         how = _compare_quality(q, bq, sign)
         quality = (f"{'**not met**' if how == 'worse than' else 'met'}: {_fmt(q[1])} is {how} {bm}'s "
                    f"{_fmt(bq[1])} [{_fmt(bq[0])}, {_fmt(bq[2])}]")
-        plain = per_method.get("sgd")
-        evals = _fmt(s["evals"], 3) + (f" against {_fmt(plain['evals'], 3)} for sgd" if plain else "")
+        plain_name = get_method(method).baseline
+        plain = per_method.get(plain_name)
+        evals = _fmt(s["evals"], 3) + (f" against {_fmt(plain['evals'], 3)} for {plain_name}" if plain else "")
         rows.append(f"| {t} | {never} | {wide} | {quality} | {evals} |")
     if not rows:
         return []
@@ -320,6 +318,12 @@ def _fmt(v: float, digits: int = 3) -> str:
     if v == 0:
         return "0"
     return f"{v:.{digits}g}"
+
+
+def _best_rate(method: str, rate: float) -> str:
+    """The tuned swept value, with the multiplier's name for a method without a base learning rate."""
+    record = get_method(method)
+    return _fmt(rate, 2) + ("" if record.base_lr else f" ({record.multiplier})")
 
 
 def _steps_fmt(v: float) -> str:
@@ -377,7 +381,7 @@ def summary_markdown(config: StudyConfig, rows: list[dict], *, command: str | No
             q = b["final"]
             cells = [m, str(s["runs"]), f"{s['divergence_rate']:.0%}", f"{s['robust_decades']:.2f}",
                      _fmt(s["evals"], 3), f"{s['stable_decades']:.1f}",
-                     _fmt(s["best_lr"], 2), f"{_fmt(q[1])} [{_fmt(q[0])}, {_fmt(q[2])}]"]
+                     _best_rate(m, s["best_lr"]), f"{_fmt(q[1])} [{_fmt(q[0])}, {_fmt(q[2])}]"]
             cells += [_fmt(b["secondary"][mm.name][1]) for mm in sec]
             cells += [f"{b['reached']}/{b['n']}", _steps_fmt(b["steps"][1]),
                       f"{_fmt(b['mult_g'], 2)} / {_fmt(b['mult_d'], 2)}"]
@@ -385,8 +389,8 @@ def summary_markdown(config: StudyConfig, rows: list[dict], *, command: str | No
         # per-rate tables, one per method family, columns = the family's base rates
         lines += ["", "Reached threshold / diverged seeds and median final "
                   f"{prim.name}, per base rate:", ""]
-        for fam in sorted({METHOD_FAMILY[m] for m in per_method}):
-            members = {m: s for m, s in per_method.items() if METHOD_FAMILY[m] == fam}
+        for fam in sorted({get_method(m).family for m in per_method}):
+            members = {m: s for m, s in per_method.items() if get_method(m).family == fam}
             sweep = next(iter(members.values()))["sweep"]
             lines += [f"| {fam} family | " + " | ".join(_fmt(x, 2) for x in sweep) + " |",
                       "|---|" + "---|" * len(sweep)]

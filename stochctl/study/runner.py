@@ -16,18 +16,16 @@ an interrupted study resumes by skipping the jobs already in the CSV.
 from __future__ import annotations
 
 import concurrent.futures as cf
-import csv
-import io
 import json
 import math
 import os
 import time
 from pathlib import Path
 
-import numpy as np
-
 from ..errors import DivergenceError, FileFormatError, InputError, require_extra
-from .methods import MEASURED, METHOD_FAMILY, TABLE_METHODS, build_optimizers, twin_methods
+from .files import BASE_COLUMNS, INT_COLUMNS, TEXT_COLUMNS, columns, format_row, load_samples  # noqa: F401
+from .files import read_results, row_key, save_samples  # noqa: F401
+from .methods import Method, build_optimizers, get_method, twin_methods
 from .protocol import Job, StudyConfig
 from .tasks import all_metric_names, stream_seed
 
@@ -39,18 +37,6 @@ SAMPLE_VALUES = 10_000
 """Generated values saved per run of the returns and 1-D tasks (returns: 625 windows of 16)."""
 MIXTURE_SAMPLES = 1000
 """Generated points saved for the mixture tasks (first seed only, for the sample figures)."""
-BASE_COLUMNS = ("protocol", "task", "method", "family", "lr", "seed", "steps", "diverged",
-                "diverged_step", "reached", "steps_to_threshold", "mult_g", "mult_d", "policy_cases", "seconds",
-                "grad_evals", "curv_g", "curv_d", "field_g", "field_d", "samples")
-INT_COLUMNS = ("seed", "steps", "diverged", "diverged_step", "reached", "steps_to_threshold", "grad_evals")
-TEXT_COLUMNS = ("task", "method", "family", "protocol", "curve", "policy_cases", "samples")
-
-
-def columns() -> tuple[str, ...]:
-    """CSV header: run fields, ``final_<metric>`` for every task metric, the JSON curve."""
-    return BASE_COLUMNS + tuple(f"final_{m}" for m in all_metric_names()) + ("curve",)
-
-
 def _finite_or_none(v):
     return float(v) if v is not None and math.isfinite(float(v)) else None
 
@@ -76,7 +62,7 @@ def _stepped(opt, loss, closure, other_closure) -> bool:
     return True
 
 
-def run_job(config: StudyConfig, job: Job, samples: int = 0):
+def run_job(config: StudyConfig, job: Job, samples: int = 0, method: Method | None = None):
     """Train one GAN; return its CSV row (a dict of Python values) and its generated samples.
 
     Each step draws a data batch x and latents z, then updates the
@@ -88,18 +74,20 @@ def run_job(config: StudyConfig, job: Job, samples: int = 0):
     not finite or the norm exceeds ``config.norm_bound``. Metrics are
     evaluated at ``config.eval_steps(task)`` on fixed evaluation draws.
 
-    Gradient evaluations (``grad_evals``): one per player and step for the
-    step's own gradient, plus every loss-closure call of the schedulers.
+    Gradient evaluations (``grad_evals``): the method's ``grad_evals`` per player
+    and step for the step itself, plus every loss-closure call of the schedulers.
 
     Args:
         config: the study.
         job: the run.
         samples: generated samples to return (0: none; none either when the run diverged).
+        method: the record of ``job.method`` (default: the registry's).
 
     Returns:
         ``(row, samples array or None)``.
     """
     torch = require_extra("torch", "study")
+    record = get_method(job.method) if method is None else method
     task = config.task(job.task)
     steps = config.task_steps(job.task)
     eval_at = set(config.eval_steps(job.task))
@@ -112,8 +100,8 @@ def run_job(config: StudyConfig, job: Job, samples: int = 0):
     data_gen = torch.Generator().manual_seed(stream_seed(job.task, "data", job.seed))
     eval_gen = torch.Generator().manual_seed(stream_seed(job.task, "eval", job.seed))
     evaluate = task.evaluator(eval_gen)
-    opt_g, opt_d = build_optimizers(job.method, G, D, job.lr, steps=steps, table=config.policy_table)
-    coupled = job.method in MEASURED and MEASURED[job.method][1] == "field"
+    opt_g, opt_d = build_optimizers(record, G, D, job.lr, steps=steps, table=config.policy_table)
+    coupled = record.coupled
     bce = torch.nn.functional.binary_cross_entropy_with_logits
     batch = task.batch_size
     ones, zeros = torch.ones(batch, 1), torch.zeros(batch, 1)
@@ -139,7 +127,7 @@ def run_job(config: StudyConfig, job: Job, samples: int = 0):
         d_loss = bce(D(x), ones) + bce(D(fake.detach()), zeros)
         opt_d.zero_grad()
         d_loss.backward()
-        base_evals += 1
+        base_evals += record.grad_evals
         if not torch.isfinite(d_loss):
             diverged_step = k
             break
@@ -152,7 +140,7 @@ def run_job(config: StudyConfig, job: Job, samples: int = 0):
         g_loss = bce(D(fake), ones)
         opt_g.zero_grad()
         g_loss.backward()
-        base_evals += 1
+        base_evals += record.grad_evals
         ok = bool(torch.isfinite(g_loss)) and _stepped(opt_g, g_loss, g_closure, d_closure)
         for p in d_params:
             p.requires_grad_(True)
@@ -183,7 +171,7 @@ def run_job(config: StudyConfig, job: Job, samples: int = 0):
     (cg, fg), (cd, fd) = opt_g.mean_curvature, opt_d.mean_curvature
     row = dict(
         policy_cases=None, protocol=config.protocol_hash(), task=job.task, method=job.method,
-        family=METHOD_FAMILY[job.method], lr=float(job.lr), seed=int(job.seed), steps=steps,
+        family=record.family, lr=float(job.lr), seed=int(job.seed), steps=steps,
         diverged=int(diverged), diverged_step=diverged_step, reached=int(reached),
         steps_to_threshold=first_met, mult_g=opt_g.mean_multiplier, mult_d=opt_d.mean_multiplier,
         seconds=time.perf_counter() - start, grad_evals=base_evals + opt_g.grad_evals + opt_d.grad_evals,
@@ -198,103 +186,6 @@ def run_job(config: StudyConfig, job: Job, samples: int = 0):
                                          separators=(",", ":"))
     row["curve"] = json.dumps(curve, separators=(",", ":"), allow_nan=False)
     return row, generated
-
-
-# --------------------------------------------------------------------------------------
-# Sample files
-# --------------------------------------------------------------------------------------
-
-def save_samples(path: Path, samples: np.ndarray, job: Job) -> None:
-    """Write generated samples as ``.npz`` (JSON metadata with a SHA-256 of the array)."""
-    import hashlib
-
-    arr = np.ascontiguousarray(samples, dtype=np.float32)
-    meta = dict(schema="stochctl.study.samples", version=1, task=job.task, method=job.method,
-                lr=job.lr, seed=job.seed, sha256=hashlib.sha256(arr.tobytes()).hexdigest())
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.npz")
-    np.savez(tmp, samples=arr, meta=np.array(json.dumps(meta)))
-    os.replace(tmp, path)
-
-
-def load_samples(path: str | os.PathLike) -> tuple[np.ndarray, dict]:
-    """Read a samples file written by :func:`save_samples` (checksum verified)."""
-    import hashlib
-    import zipfile
-
-    try:
-        with np.load(path, allow_pickle=False) as f:
-            arr, meta = f["samples"], json.loads(str(f["meta"]))
-    except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
-        raise FileFormatError(f"{path}: not a readable study samples file ({exc})") from None
-    if meta.get("schema") != "stochctl.study.samples" or meta.get("version") != 1:
-        raise FileFormatError(f"{path}: unknown samples schema {meta.get('schema')!r} v{meta.get('version')!r}")
-    if hashlib.sha256(np.ascontiguousarray(arr).tobytes()).hexdigest() != meta.get("sha256"):
-        raise FileFormatError(f"{path}: checksum mismatch (file corrupted or modified)")
-    return arr, meta
-
-
-# --------------------------------------------------------------------------------------
-# CSV
-# --------------------------------------------------------------------------------------
-
-def _format(v) -> str:
-    if v is None:
-        return ""
-    if isinstance(v, float):
-        return repr(v) if math.isfinite(v) else ""
-    return str(v)
-
-
-def format_row(row: dict) -> str:
-    buf = io.StringIO()
-    csv.writer(buf, lineterminator="\n").writerow([_format(row.get(c)) for c in columns()])
-    return buf.getvalue()
-
-
-def _parse(name: str, text: str):
-    if text == "":
-        return None
-    if name in TEXT_COLUMNS:
-        return text
-    if name in INT_COLUMNS:
-        return int(text)
-    return float(text)
-
-
-def read_results(path: str | os.PathLike, *, repair: bool = False) -> list[dict]:
-    """Rows of a results CSV as dicts (empty fields as None).
-
-    A last line cut short by an interruption is dropped (and, with ``repair``,
-    removed from the file). A different header raises FileFormatError.
-    """
-    path = Path(path)
-    if not path.exists():
-        return []
-    text = path.read_text()
-    if text and not text.endswith("\n"):
-        text = text[: text.rfind("\n") + 1]
-        if repair:
-            path.write_text(text)
-    lines = list(csv.reader(io.StringIO(text)))
-    if not lines:
-        return []
-    header = tuple(lines[0])
-    if header != columns():
-        raise FileFormatError(f"{path}: unexpected CSV header (not a results file of this stochctl version)")
-    rows = []
-    for i, values in enumerate(lines[1:], start=2):
-        if len(values) != len(header):
-            raise FileFormatError(f"{path}: line {i} has {len(values)} fields; expected {len(header)}")
-        try:
-            rows.append({c: _parse(c, v) for c, v in zip(header, values)})
-        except ValueError as exc:
-            raise FileFormatError(f"{path}: line {i}: {exc}") from None
-    return rows
-
-
-def row_key(row: dict) -> tuple:
-    return (row["task"], row["method"], repr(float(row["lr"])), int(row["seed"]))
 
 
 # --------------------------------------------------------------------------------------
@@ -351,10 +242,11 @@ def _init_worker() -> None:
     torch.set_num_threads(1)
 
 
-def _worker(config, job, samples):
+def _worker(config, job, samples, method=None):
+    """A run in a worker; ``method`` carries the record to processes that do not have it registered."""
     torch = require_extra("torch", "study")
     torch.set_num_threads(1)  # also on executors this module did not start (Dask workers)
-    return run_job(config, job, samples)
+    return run_job(config, job, samples, method)
 
 
 def _record(out: Path, job: Job, result, twins=()) -> int:
@@ -404,7 +296,7 @@ def run_study(config: StudyConfig, out: str | os.PathLike, *, workers: int = 1, 
     if executor is not None and not isinstance(executor, cf.Executor):
         raise InputError(f"executor must be a concurrent.futures.Executor or a dask Client; "
                          f"got {type(executor).__name__}")
-    if any(m in TABLE_METHODS for m in config.methods):
+    if any(get_method(m).reads_table for m in config.methods):
         from ..tables import load_table
 
         load_table(config.policy_table)  # fail before any run if the policy table is unusable
@@ -530,7 +422,7 @@ def _pool_loop(pool, config, pending, queue_size, out, counts, twins, bar) -> No
         while queue or futures:
             while queue and len(futures) < queue_size:
                 job = queue.pop()
-                futures[pool.submit(_worker, config, job, counts[job.key])] = job
+                futures[pool.submit(_worker, config, job, counts[job.key], get_method(job.method))] = job
             finished, _ = cf.wait(list(futures), return_when=cf.FIRST_COMPLETED)
             for fut in finished:
                 job = futures.pop(fut)
