@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import os
 import shlex
+import sys
 
 from ..errors import InputError
 from ._paths import check_output_dir
@@ -106,7 +107,9 @@ def register(subparsers) -> None:
                    help="worker processes, one torch thread each (default: number of CPUs)")
     p.add_argument("--steps", type=_positive_int, default=None, help="override every task's step budget")
     p.add_argument("--seeds", type=_positive_int, default=None, help="number of seeds (0..N-1)")
-    p.add_argument("--report-only", action="store_true", help="only rewrite the summary and figures")
+    p.add_argument("--report-only", action="store_true",
+                   help="only rewrite the summary and figures (a folder recorded by other code under the same "
+                        "protocol is reported, with a warning)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
@@ -167,7 +170,8 @@ def run(args) -> int:
             if client is not None:
                 client.close()
         print(f"results: {csv_path}")
-    written = write_report(out, command=command)
+    written = write_report(out, command=command,
+                           warn=lambda message: print(f"stochctl study: warning: {message}", file=sys.stderr))
     print(f"summary: {written[0]}")
     print(f"runs: {written[0].parent / 'summary.json'}")
     print(f"figures: {len(written) - 1} in {written[0].parent / 'figures'}")

@@ -235,6 +235,9 @@ class StudyConfig:
         robust_tolerance: a rate is robust when no seed diverged and its median
             final primary metric is within this fraction of the task's best.
         data: the user's series of the ``data`` task, or None.
+        code: the code fingerprint the results were recorded with, when a report reads a folder
+            of other code under the same protocol (:func:`~stochctl.study.report.load_study`);
+            None (the default): this code's :func:`code_fingerprint`. Runs refuse it.
     """
 
     name: str = "custom"
@@ -250,6 +253,7 @@ class StudyConfig:
     policy_table: str = "local-quadratic"
     robust_tolerance: float = ROBUST_TOLERANCE
     data: DataSpec | None = None
+    code: str | None = None
 
     def task(self, name: str):
         """The task object of ``name`` (the ``data`` task from :attr:`data`)."""
@@ -340,7 +344,7 @@ class StudyConfig:
             stable_fraction=self.stable_fraction,
             robust_tolerance=self.robust_tolerance,
             policy_table=str(self.policy_table),
-            code=code_fingerprint(str(self.policy_table)),
+            code=self.code if self.code is not None else code_fingerprint(str(self.policy_table)),
             data=None if self.data is None else dict(kind=self.data.kind, sha256=self.data.sha256),
         )
 

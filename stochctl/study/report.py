@@ -41,9 +41,12 @@ absolute-return ACF (``sp500``).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
+import warnings
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -59,8 +62,26 @@ SUMMARY = "summary.md"
 FIGURES = "figures"
 
 
-def load_study(out: str | os.PathLike) -> tuple[StudyConfig, list[dict]]:
-    """The configuration and result rows of a study folder."""
+class OtherCodeWarning(UserWarning):
+    """A study folder recorded by code of another fingerprint, under the same protocol, is read."""
+
+
+def _warn(message: str) -> None:
+    warnings.warn(message, OtherCodeWarning, stacklevel=3)
+
+
+def load_study(out: str | os.PathLike, *, warn=_warn) -> tuple[StudyConfig, list[dict]]:
+    """The configuration and result rows of a study folder.
+
+    A folder recorded by code of another fingerprint is read when its protocol is
+    otherwise the same as this code's reading of it; ``warn`` (default: an
+    :class:`OtherCodeWarning`) gets a one-line message naming both fingerprints,
+    and the configuration keeps the recorded one (:attr:`StudyConfig.code`).
+
+    Raises:
+        FileFormatError: the manifest is not valid, or does not match its stored hash or the rows.
+        InputError: the protocol differs from this code's in more than the code fingerprint.
+    """
     out = Path(out)
     manifest = out / MANIFEST
     if not manifest.exists():
@@ -68,13 +89,23 @@ def load_study(out: str | os.PathLike) -> tuple[StudyConfig, list[dict]]:
     try:
         data = json.loads(manifest.read_text())
         config = StudyConfig.from_json(data)
-        stored = data["hash"]
+        stored, recorded = data["hash"], dict(data["protocol"])
+        text = json.dumps(recorded, sort_keys=True, separators=(",", ":"))
     except InputError:  # the manifest is fine; what it points to (the data file) is not
         raise
     except (ValueError, KeyError, TypeError) as exc:
         raise FileFormatError(f"{manifest}: not a valid study manifest ({exc})") from None
-    if stored != config.protocol_hash():
+    if hashlib.sha256(text.encode()).hexdigest()[:16] != stored:
         raise FileFormatError(f"{manifest}: the protocol does not reproduce its stored hash {stored}")
+    current = config.protocol()
+    differ = sorted(k for k in set(current) | set(recorded) if current.get(k) != recorded.get(k))
+    if differ and differ != ["code"]:
+        raise InputError(f"{str(out)!r} holds results of another study protocol (hash {stored}; "
+                         f"{', '.join(differ)} differ from this code's)")
+    if differ:
+        config = replace(config, code=recorded["code"])
+        warn(f"{str(out)!r} was recorded by code fingerprint {recorded['code']}, this code is "
+             f"{current['code']}; the protocol is the same otherwise, so it is reported as recorded")
     rows = read_results(out / RESULTS)
     other = {r["protocol"] for r in rows} - {stored}
     if other:
@@ -414,14 +445,14 @@ def summary_markdown(config: StudyConfig, rows: list[dict], *, command: str | No
     return "\n".join(lines)
 
 
-def write_report(out: str | os.PathLike, *, command: str | None = None) -> list[Path]:
+def write_report(out: str | os.PathLike, *, command: str | None = None, warn=_warn) -> list[Path]:
     """Write ``summary.json``, ``summary.md`` and the figures of the study in ``out``; return the
-    paths written (``summary.md`` first, ``summary.json`` not listed)."""
+    paths written (``summary.md`` first, ``summary.json`` not listed). ``warn``: as in :func:`load_study`."""
     import matplotlib
 
     matplotlib.use("Agg", force=False)
     out = Path(out)
-    config, rows = load_study(out)
+    config, rows = load_study(out, warn=warn)
     if not rows:
         raise InputError(f"{str(out)!r} holds no finished runs yet")
     written = []

@@ -26,7 +26,7 @@ from ..errors import DivergenceError, FileFormatError, InputError, require_extra
 from .files import BASE_COLUMNS, INT_COLUMNS, TEXT_COLUMNS, columns, format_row, load_samples  # noqa: F401
 from .files import read_results, row_key, save_samples  # noqa: F401
 from .methods import Method, build_optimizers, get_method, twin_methods
-from .protocol import Job, StudyConfig
+from .protocol import Job, StudyConfig, code_fingerprint
 from .tasks import all_metric_names, stream_seed
 
 RESULTS = "results.csv"
@@ -201,6 +201,9 @@ def prepare_output(config: StudyConfig, out: str | os.PathLike) -> tuple[Path, l
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise InputError(f"output path {str(out)!r} exists and is not a folder")
+    if config.code is not None and config.code != code_fingerprint(str(config.policy_table)):
+        raise InputError(f"this code (fingerprint {code_fingerprint(str(config.policy_table))}) cannot add runs to "
+                         f"a study recorded by code {config.code}; choose another --out")
     out.mkdir(parents=True, exist_ok=True)
     manifest = out / MANIFEST
     digest = config.protocol_hash()
