@@ -63,7 +63,7 @@ def test_records_match_the_published_method_table():
 
 def test_each_record_builds_its_optimizers_and_schedulers():
     torch = pytest.importorskip("torch")
-    from stochctl.policy.torch_adapter import ControlledLR
+    from stochctl.trainers.torch_adapter import ControlledLR
     from stochctl.study.methods import ControlledSGD, GapAwareLR
 
     G, D = torch.nn.Linear(2, 1), torch.nn.Linear(1, 1)
@@ -256,8 +256,8 @@ def test_the_runner_counts_a_divergence_by_its_type(monkeypatch):
 
 def test_a_non_finite_measured_loss_is_a_divergence_error():
     torch = pytest.importorskip("torch")
-    from stochctl.policy import OneStepPolicy
-    from stochctl.policy.torch_adapter import ControlledLR
+    from stochctl.policies import OneStepPolicy
+    from stochctl.trainers.torch_adapter import ControlledLR
 
     x = torch.tensor([1.0, 2.0], dtype=torch.float64, requires_grad=True)
     sched = ControlledLR(torch.optim.SGD([x], lr=0.1), OneStepPolicy(), curvature="own")
