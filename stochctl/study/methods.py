@@ -138,7 +138,7 @@ OPTIMIZERS: dict[str, Callable] = {"sgd": _sgd, "adam": _adam, "csgd": Controlle
 
 @dataclass(frozen=True)
 class Measured:
-    """Scheduler of both players: :class:`~stochctl.policy.ControlledLR` on the curvature of the current batch.
+    """Both players' scheduler: :class:`~stochctl.trainers.torch_adapter.ControlledLR` on the batch's curvature.
 
     Attributes:
         policy: ``"discrete"`` (the discrete-time table) or ``"greedy"`` (the one-step closed form).
@@ -376,6 +376,11 @@ class _FieldView(Mapping):
 
 METHOD_FAMILY: Mapping[str, str] = _FieldView("family")
 """``{method: family}`` of every registered method."""
+
+
+def is_controlled(method: str) -> bool:
+    """Whether ``method`` sets its rate from the control policy (its record's ``controlled``)."""
+    return get_method(method).controlled
 
 
 def twin_methods(methods) -> dict[str, str]:

@@ -53,8 +53,9 @@ import numpy as np
 
 from .._io import write_text_atomic
 from ..errors import FileFormatError, InputError
-from .methods import get_method
+from .methods import get_method, is_controlled
 from .protocol import StudyConfig
+from .report_figures import _fmt, figure_curves, figure_divergence, figure_quality, figure_returns, figure_samples
 from .runner import MANIFEST, RESULTS, read_results, write_summary_json
 from .tasks import DATA_TASK, TASK_NAMES, ReturnsTask
 
@@ -225,11 +226,6 @@ def summarize(config: StudyConfig, rows: list[dict]) -> dict:
     return result
 
 
-def is_controlled(method: str) -> bool:
-    """Whether ``method`` sets its rate from the control policy (its record's ``controlled``)."""
-    return get_method(method).controlled
-
-
 def _best_of(group: dict, sign: float) -> tuple[str, tuple[float, float, float]]:
     """The method of ``group`` with the best median at its tuned rate, and its (25%, 50%, 75%) quantiles."""
     m = max(group, key=lambda k: sign * group[k]["by_lr"][group[k]["best_lr"]]["final"][1])
@@ -339,16 +335,6 @@ def target_lines(config: StudyConfig, stats: dict, method: str = CONTROLLED_SGD)
             "| task | never diverges | robust range at least 1 decade wider than every baseline's | "
             "best quality within seed noise of the best tuned baseline | gradient evaluations per step |",
             "|---|---|---|---|---|"] + rows
-
-
-def _fmt(v: float, digits: int = 3) -> str:
-    if v is None or (isinstance(v, float) and math.isnan(v)):
-        return "n/a"
-    if math.isinf(v):
-        return "inf" if v > 0 else "-inf"
-    if v == 0:
-        return "0"
-    return f"{v:.{digits}g}"
 
 
 def _best_rate(method: str, rate: float) -> str:
@@ -479,7 +465,3 @@ def write_report(out: str | os.PathLike, *, command: str | None = None, warn=_wa
             figure_returns(config, out, stats, t, seed, ph, pa)
             written += [ph, pa]
     return written
-
-
-# moved to :mod:`.report_figures`; imported here last (they use this module's helpers)
-from .report_figures import _best_samples, _curve_stats, _method_colors, figure_curves, figure_divergence, figure_quality, figure_returns, figure_samples  # noqa: E402,F401,I001

@@ -8,9 +8,22 @@ from pathlib import Path
 
 import numpy as np
 
-from .report import _fmt, is_controlled
-from .runner import load_samples, sample_path
+from .files import load_samples
+from .methods import is_controlled
+from .runner import sample_path
 from .tasks import ACF_LAGS, acf
+
+
+def _fmt(v: float, digits: int = 3) -> str:
+    """``v`` to ``digits`` significant digits; n/a, inf, -inf and 0 spelled out."""
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "n/a"
+    if math.isinf(v):
+        return "inf" if v > 0 else "-inf"
+    if v == 0:
+        return "0"
+    return f"{v:.{digits}g}"
+
 
 # --------------------------------------------------------------------------------------
 # Figures
