@@ -120,14 +120,20 @@ def test_continuous_limit_at_the_smallest_h(table):
 
 @pytest.mark.parametrize("u_max,h_index", [(4.0, 40), (8.0, 30), (1.0, 46)])
 def test_packaged_slices_are_reproduced_by_the_current_solver(table, u_max, h_index):
-    """A slice of the packaged table recomputed now equals the shipped one (the file comes from this code)."""
+    """A slice of the packaged table recomputed now equals the shipped one (the file comes from this code).
+
+    Equal to the refinement's own accuracy: the minimiser stops within ``xatol`` = 1e-8 in u, so another
+    compiler or library version (round-off in the Newton/Brent steps) may stop elsewhere inside it
+    (seen: 1.6e-8 with numba 0.68 / numpy 2.4 against the build's toolchain); any change of the
+    scheme moves the values by far more."""
     h = float(table.axis("h").breakpoints[h_index])
     i = int(np.flatnonzero(table.axis("u_max").breakpoints == u_max)[0])
     sol = solve_slice(u_max, h, continuation=True)
     tau = table.axis("tau_remaining").breakpoints
     fresh = tau_node_values(sol, h, tau, table.axis("y").breakpoints, key=CONTINUED)
-    assert np.max(np.abs(fresh - table["u_continued"][i, h_index])) <= 1e-9
-    assert np.max(np.abs(np.clip(fresh, 0.0, u_max) - table["u"][i, h_index])) <= 1e-9
+    tol = 5 * sol.diagnostics["xatol"]
+    assert np.max(np.abs(fresh - table["u_continued"][i, h_index])) <= tol
+    assert np.max(np.abs(np.clip(fresh, 0.0, u_max) - table["u"][i, h_index])) <= tol
 
 
 @pytest.mark.parametrize("u_max,h_index", [(8.0, 12), (4.0, 20), (2.0, 26), (1.0, 34)])
