@@ -11,13 +11,14 @@ from ._model import Parameter as Parameter
 from ._model import Player as Player
 from .canonical import CANONICAL
 from .quadrature import expectation as expectation
+from .solve_defaults import SolveDefaults as SolveDefaults
 from .toml_model import ModelConfig as ModelConfig
 from .toml_model import load_model_toml as load_model_toml
 
 MODEL_NAMES = tuple(CANONICAL)
 
-__all__ = ["Model", "Player", "Parameter", "ModelConfig", "MODEL_NAMES", "get_model", "load_model",
-           "load_model_toml", "expectation", "parse_params"]
+__all__ = ["Model", "Player", "Parameter", "ModelConfig", "MODEL_NAMES", "SolveDefaults", "get_model", "load_model",
+           "load_model_toml", "expectation", "parse_params", "canonical_solve_defaults"]
 
 
 def get_model(name: str, **params) -> Model:
@@ -26,6 +27,11 @@ def get_model(name: str, **params) -> Model:
         raise InputError(f"unknown model {name!r}; valid models: {', '.join(MODEL_NAMES)}")
     model = CANONICAL[name]()
     return model.with_params(**params) if params else model
+
+
+def canonical_solve_defaults() -> dict[str, SolveDefaults]:
+    """Each canonical model's solve defaults, by name (read from the model records)."""
+    return {name: CANONICAL[name]().solve_defaults for name in MODEL_NAMES}
 
 
 def load_model(spec: str, params: dict | None = None) -> ModelConfig:

@@ -25,6 +25,7 @@ import sympy as sp
 from ..errors import InputError
 from ..formula import check_exponents, combine_symbolic_powers
 from .quadrature import expectation
+from .solve_defaults import SolveDefaults
 
 SENSES = ("min", "max")
 CONSTRAINTS = ("real", "positive", "nonnegative")
@@ -109,6 +110,8 @@ class Model:
         terminal: terminal cost G(x) of the control problem (default: g itself).
         horizon: default horizon T of the control problem.
         time_name: name of the time variable (``"t"``; ``"tau"`` for the local model).
+        solve_defaults: how :func:`stochctl.solvers.solve` solves it by default (continuous
+            or discrete time, grid, boundary, scheme).
     """
 
     name: str
@@ -125,6 +128,7 @@ class Model:
     terminal: sp.Expr | None = None
     horizon: float = 1.0
     time_name: str = "t"
+    solve_defaults: SolveDefaults = field(default_factory=SolveDefaults)
 
     __hash__ = object.__hash__
 
@@ -175,6 +179,10 @@ class Model:
                 raise InputError(f"model {self.name!r}: domain of {s.name} must be finite lo < hi; got ({lo}, {hi})")
             dom[s.name] = (lo, hi)
         object.__setattr__(self, "domain", dom)
+        if not isinstance(self.solve_defaults, SolveDefaults):
+            raise InputError(f"model {self.name!r}: solve_defaults must be a SolveDefaults; "
+                             f"got {type(self.solve_defaults).__name__}")
+        self.solve_defaults.check_states(tuple(s.name for s in states), self.name)
 
     # ----------------------------------------------------------------- access
     def _unknown_parameter(self, key):

@@ -29,6 +29,11 @@ Format (every formula goes through :func:`stochctl.formula.parse_formula`)::
     [control]                                       # optional, read by solve/sweep
     u_min = 0.0
     u_max = 1.0
+
+    [solver]                                        # optional: the model's solve defaults
+    grid = 401                                      # nodes per axis (or one per axis)
+    scheme = "explicit"                             # also dt, store_every, boundary, horizon;
+    steps = 20                                      # steps: solved in discrete time
 """
 
 from __future__ import annotations
@@ -43,6 +48,7 @@ import sympy as sp
 from ..errors import InputError
 from ..formula import parse_formula
 from ._model import CONSTRAINTS, Model, Parameter, Player
+from .solve_defaults import from_solver_table
 
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 MAX_FILE_BYTES = 1_000_000
@@ -192,6 +198,11 @@ def model_from_dict(data: dict, source: str = "<dict>") -> ModelConfig:
                         "horizon", "description"}
     if unknown:
         raise InputError(f"{where}: unknown field(s) {sorted(unknown)}")
+    control = data.get("control", {})
+    solver = data.get("solver", {})
+    for label, t in (("control", control), ("solver", solver)):
+        if not isinstance(t, dict):
+            raise InputError(f"{source} [{label}]: expected a table; got {t!r}")
     model = Model(
         name=name,
         description=options.pop("description", f"User model {name} from {source}"),
@@ -201,11 +212,7 @@ def model_from_dict(data: dict, source: str = "<dict>") -> ModelConfig:
         parameters=tuple(params),
         domain=domain,
         terminal=terminal,
+        solve_defaults=from_solver_table(solver, f"{source} [solver]"),
         **{k: (float(v) if k in ("eta", "horizon") else v) for k, v in options.items()},
     )
-    control = data.get("control", {})
-    solver = data.get("solver", {})
-    for label, t in (("control", control), ("solver", solver)):
-        if not isinstance(t, dict):
-            raise InputError(f"{source} [{label}]: expected a table; got {t!r}")
     return ModelConfig(model=model, control=dict(control), solver=dict(solver), source=source)
