@@ -129,10 +129,11 @@ def run(args) -> int:
         raise InputError("MODEL is required (a canonical model name or a .toml file), or use --all")
     if args.out is not None:
         raise InputError(f"--out {args.out!r} is used only with --all; a single derivation goes to stdout")
-    from ..symbolic.discrete import DISCRETE_MODELS, derive_discrete
+    from ..symbolic.discrete import derive_discrete
 
     problem = build_problem(args)
-    if args.discrete or problem.model.name in DISCRETE_MODELS:
+    # a one-player model solved in discrete time is derived in discrete time (two players: the Isaacs derivation)
+    if args.discrete or (problem.model.solve_defaults.time == "discrete" and not problem.model.is_game):
         if args.noise is not None or args.batch_control is not None:
             extra = ["--noise"] * (args.noise is not None) + ["--batch-control"] * (args.batch_control is not None)
             raise InputError(f"the discrete derivation takes one player with a fixed batch size; drop "

@@ -1,6 +1,6 @@
-"""``solve``: the finite-difference HJB/Isaacs solver's entry point, and its checks.
+"""``solve_continuous``: the finite-difference HJB/Isaacs solver's entry point, and its checks.
 
-    solve(problem) -> Solution
+    solve_continuous(problem) -> Solution
 
 evaluates the time-independent coefficients once on the grid
 (:mod:`~stochctl.solvers.coefficients`), picks the time grid (explicit: from
@@ -24,32 +24,27 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import InputError
-from ..models import Model
+from ..models import Model, SolveDefaults, canonical_solve_defaults
 from ..symbolic.problem import BatchControl, ControlProblem
 from ._limits import check_grid_size
 from .coefficients import evaluate_coefficients
 from .explicit import SAFETY, explicit_time_grid, march_explicit
-from .grid import DEFAULT_BOUNDARY, Grid
+from .grid import DEFAULT_BOUNDARY, Grid  # noqa: F401  (DEFAULT_BOUNDARY: public name of this module)
 from .implicit import check_supported, implicit_time_grid, march_implicit
 from .solution import Solution
 
 SCHEMES = ("explicit", "implicit")
 
-MODEL_DEFAULTS = {
-    "local-quadratic": {"domain": {"y": (-5.0, 5.0)}, "points": 12001, "scheme": "implicit", "dt": 1.6e-4,
-                        "store_every": 50},
-}
-"""Solver defaults of models whose generic defaults are not accurate enough.
+def _continuous_defaults(d) -> dict:
+    return {"domain": dict(d.domain), "points": d.points, "scheme": d.scheme, "dt": d.dt,
+            "store_every": d.store_every}
 
-``local-quadratic`` (values within 1e-3 relative at |y| <= 4): the scheme is
-first order in h and dt. The upwind drift adds a numerical diffusion
-h |y| u / 2 to u^2 / 2, about 0.55 h relative error in V, and backward Euler
-damps the decay e^{-2 tau} of the y^2 part by about 2 tau dt, about 1.9 dt
-relative error at tau = 2. With h = 1/1200 (12001 nodes on [-5, 5]) and
-dt = 1.6e-4 the two add up to about 8e-4; the boundary at |y| = 5 changes
-V(0, 4) by less than 1e-6 (the drift -u y points inward). Checked by
-refinement, domain enlargement and the closed form of the constant control.
-"""
+
+MODEL_DEFAULTS = {name: _continuous_defaults(d) for name, d in canonical_solve_defaults().items()
+                  if _continuous_defaults(d) != _continuous_defaults(SolveDefaults())}
+"""Continuous solve defaults of the canonical models that declare their own (read from the model
+records, :attr:`~stochctl.models.Model.solve_defaults`; ``local-quadratic``: see
+:data:`~stochctl.models.canonical.LOCAL_QUADRATIC_SOLVE`)."""
 
 MAX_STORAGE_BYTES = 8 * 2**30
 
@@ -80,14 +75,14 @@ def _as_problem(problem) -> ControlProblem:
 
 
 def default_grid(problem: ControlProblem, points=None, boundary=None) -> Grid:
-    """The default grid: the model's domain and nodes (:data:`MODEL_DEFAULTS`, else
-    :data:`~stochctl.solvers.grid.DEFAULT_POINTS`) with its boundary kind."""
-    defaults = MODEL_DEFAULTS.get(problem.model.name, {})
+    """The continuous default grid: the box, nodes and boundary of ``model.solve_defaults``
+    (else the model's domain and :data:`~stochctl.solvers.grid.DEFAULT_POINTS`)."""
+    defaults = problem.model.solve_defaults
     if points is None:
-        points = defaults.get("points")
-    domain = {s: defaults.get("domain", {}).get(s, problem.model.domain[s]) for s in problem.model.state_names}
+        points = defaults.points
+    domain = {s: defaults.domain.get(s, problem.model.domain[s]) for s in problem.model.state_names}
     if boundary is None:
-        boundary = DEFAULT_BOUNDARY.get(problem.model.name, "linear")
+        boundary = defaults.boundary
     return Grid.from_domain(domain, points, boundary)
 
 
@@ -120,7 +115,7 @@ def _metadata(problem: ControlProblem) -> dict:
     }
 
 
-def solve(problem, grid: Grid | None = None, *, horizon: float | None = None, scheme: str | None = None,
+def solve_continuous(problem, grid: Grid | None = None, *, horizon: float | None = None, scheme: str | None = None,
           dt: float | None = None, store_every: int | None = None, tol: float = 1e-10, max_policy_iterations: int = 50,
           progress=None, num_threads: int | None = None, check_boundary: bool = False,
           boundary_factor: float = 1.5) -> Solution:
@@ -130,19 +125,18 @@ def solve(problem, grid: Grid | None = None, *, horizon: float | None = None, sc
         problem: a :class:`~stochctl.symbolic.ControlProblem` (or a Model, with
             its default controls).
         grid: the grid; default: the model's domain with 401 (1D), 101 (2D) or
-            31 (3D) nodes per axis and the model's boundary kind
-            (:data:`~stochctl.solvers.grid.DEFAULT_BOUNDARY`), or the model's
-            entry in :data:`MODEL_DEFAULTS`.
+            31 (3D) nodes per axis and the model's boundary kind, or the
+            box and nodes of ``model.solve_defaults``.
         horizon: T (default: the problem's).
         scheme: ``"explicit"`` (any problem, 1 to 3 dimensions) or
-            ``"implicit"`` (one player, 1D/2D); default explicit, or the
-            model's entry in :data:`MODEL_DEFAULTS`.
+            ``"implicit"`` (one player, 1D/2D); default ``model.solve_defaults.scheme``.
         dt: time step. Explicit: default 0.9 times the largest monotone step,
             and a larger one is refused; either way the step is T / K for an
             integer K. Implicit: any positive step (default
-            :func:`~stochctl.solvers.implicit.implicit_time_grid`).
+            :func:`~stochctl.solvers.implicit.implicit_time_grid`). On the default
+            grid with the model's scheme: ``model.solve_defaults.dt`` if set.
         store_every: keep V and the policy every k-th level (0 and T always);
-            default 1, or the model's entry in :data:`MODEL_DEFAULTS`.
+            default 1, or ``model.solve_defaults.store_every`` on the default grid.
         tol: policy-iteration tolerance (relative to max(1, max|V|)).
         max_policy_iterations: cap per implicit step.
         progress: True/False to force the progress bar; None shows it on a
@@ -161,16 +155,15 @@ def solve(problem, grid: Grid | None = None, *, horizon: float | None = None, sc
             non-finite (the message names the time and the grid node).
     """
     problem = _as_problem(problem)
-    model_defaults = MODEL_DEFAULTS.get(problem.model.name, {})
-    defaults = model_defaults if grid is None else {}
+    declared = problem.model.solve_defaults
     if scheme is None:
-        scheme = model_defaults.get("scheme", "explicit")
+        scheme = declared.scheme
     if scheme not in SCHEMES:
         raise InputError(f"unknown scheme {scheme!r}; valid schemes: {', '.join(SCHEMES)}")
-    if dt is None and scheme == defaults.get("scheme"):
-        dt = defaults.get("dt")
+    if dt is None and grid is None and scheme == declared.scheme:
+        dt = declared.dt
     if store_every is None:
-        store_every = defaults.get("store_every", 1)
+        store_every = declared.store_every if grid is None else 1
     if horizon is None:
         horizon = problem.horizon
     if isinstance(horizon, bool) or not isinstance(horizon, (int, float)) or not (
@@ -288,18 +281,18 @@ def boundary_sensitivity(problem, grid: Grid | None = None, *, factor: float = 1
 
     Args:
         problem: the control problem.
-        grid: the grid (default as in :func:`solve`).
+        grid: the grid (default as in :func:`solve_continuous`).
         factor: enlargement factor (> 1).
         tol: threshold of :attr:`BoundarySensitivity.reach`.
         reference: an existing solve on ``grid`` to reuse.
-        solve_options: passed to :func:`solve` (``horizon``, ``scheme``, ``dt``, ...).
+        solve_options: passed to :func:`solve_continuous` (``horizon``, ``scheme``, ``dt``, ...).
     """
     problem = _as_problem(problem)
     grid = default_grid(problem) if grid is None else grid
     big = grid.enlarged(factor)
     opts = {k: v for k, v in solve_options.items() if k not in ("store_every", "check_boundary")}
     opts["store_every"] = 10**9
-    scheme = opts.get("scheme") or MODEL_DEFAULTS.get(problem.model.name, {}).get("scheme", "explicit")
+    scheme = opts.get("scheme") or problem.model.solve_defaults.scheme
     opts["scheme"] = scheme
     if scheme == "explicit" and opts.get("dt") is None:
         horizon = opts.get("horizon") or problem.horizon
@@ -309,9 +302,9 @@ def boundary_sensitivity(problem, grid: Grid | None = None, *, factor: float = 1
         reference = reference if reference is not None and abs(reference.times[1] - opts["dt"]) < 1e-15 else None
     elif scheme == "implicit" and opts.get("dt") is None:
         opts["dt"] = (reference.times[1] - reference.times[0]) if reference is not None else \
-            MODEL_DEFAULTS.get(problem.model.name, {}).get("dt")
-    small = reference if reference is not None else solve(problem, grid, **opts)
-    large = solve(problem, big, **opts)
+            problem.model.solve_defaults.dt
+    small = reference if reference is not None else solve_continuous(problem, grid, **opts)
+    large = solve_continuous(problem, big, **opts)
     offset = [int(round((lo - blo) / h)) for lo, blo, h in zip(grid.lower, big.lower, grid.spacing)]
     inner = tuple(slice(o, o + n) for o, n in zip(offset, grid.points))
     diff = np.abs(small.values[0] - large.values[0][inner])
@@ -390,5 +383,9 @@ def solver_options_from_config(config) -> dict:
     return solver
 
 
-__all__ = ["solve", "boundary_sensitivity", "BoundarySensitivity", "default_grid", "problem_from_config",
+solve = solve_continuous
+"""The continuous-time scheme's entry point under its earlier name (:func:`stochctl.solvers.solve`
+chooses between it and the discrete-time ones)."""
+
+__all__ = ["solve", "solve_continuous", "boundary_sensitivity", "BoundarySensitivity", "default_grid", "problem_from_config",
            "solver_options_from_config", "SCHEMES", "MODEL_DEFAULTS", "DEFAULT_BOUNDARY"]

@@ -41,6 +41,7 @@ import numpy as np
 import sympy as sp
 
 from ..errors import InputError, NumericalError
+from ..models import canonical_solve_defaults
 from ..symbolic.problem import ControlProblem
 from . import _bellman_kernels as kern
 from . import _bellman_kernels_2d as kern2d
@@ -49,10 +50,11 @@ from .explicit import progress_bar
 from .grid import Grid
 from .solution import Solution
 
-DISCRETE_DEFAULTS = {
-    "local-discrete": {"domain": {"y": (-6.0, 6.0)}, "points": 1201},
-}
-"""Grid defaults of the discrete solver by model (otherwise the model's domain with 401 nodes)."""
+DISCRETE_DEFAULTS = {name: {"domain": dict(d.discrete_domain), "points": d.discrete_points}
+                     for name, d in canonical_solve_defaults().items()
+                     if d.discrete_domain or d.discrete_points is not None}
+"""Discrete grid defaults of the canonical models that declare their own (read from the model records,
+:attr:`~stochctl.models.SolveDefaults.discrete_points` and ``discrete_domain``)."""
 
 DEFAULT_POINTS_1D = 401
 DEFAULT_POINTS_2D = 61
@@ -86,11 +88,14 @@ def _positive(name: str, value) -> float:
 
 
 def discrete_grid(problem: ControlProblem, points: int | None = None) -> Grid:
-    """Default grid of the discrete solver (:data:`DISCRETE_DEFAULTS`, else the model's domain)."""
-    defaults = DISCRETE_DEFAULTS.get(problem.model.name, {})
+    """Default grid of the discrete solvers: ``model.solve_defaults.discrete_domain`` and
+    ``discrete_points``, else the model's domain with 401 (1-D) or 61 (2-D) nodes per axis."""
+    defaults = problem.model.solve_defaults
     if points is None:
-        points = defaults.get("points", DEFAULT_POINTS_1D if len(problem.model.state_names) == 1 else DEFAULT_POINTS_2D)
-    domain = {s: defaults.get("domain", {}).get(s, problem.model.domain[s]) for s in problem.model.state_names}
+        points = defaults.discrete_points
+    if points is None:
+        points = DEFAULT_POINTS_1D if len(problem.model.state_names) == 1 else DEFAULT_POINTS_2D
+    domain = {s: defaults.discrete_domain.get(s, problem.model.domain[s]) for s in problem.model.state_names}
     return Grid.from_domain(domain, points, "linear")
 
 
@@ -146,12 +151,23 @@ def check_discrete_problem(problem: ControlProblem, grid: Grid) -> None:
         raise InputError(f"player {problem.players[0].name!r} maximises; a one-player discrete problem must minimise")
 
 
+def _smallest_step(umin: float, umax: float, nb: int) -> float:
+    return umin if umin > 0 else (umax - umin) / (nb - 1)
+
+
+def spread_number(grid: Grid, b: np.ndarray, umin: float, umax: float, nb: int = DEFAULT_BRACKET) -> float:
+    """4 sd / width: the noise sd b u of the smallest positive bracket step u over a quarter of the
+    grid's width (the grid holds the next-state spread iff it is at most 1)."""
+    spread = float(np.max(b)) * _smallest_step(umin, umax, nb)
+    return 4.0 * spread / float(grid.upper[0] - grid.lower[0])
+
+
 def _check_spread(grid: Grid, b: np.ndarray, umin: float, umax: float, nb: int) -> None:
     """Refuse a grid whose width cannot hold the noise of the smallest positive bracket step."""
-    u_small = umin if umin > 0 else (umax - umin) / (nb - 1)
+    u_small = _smallest_step(umin, umax, nb)
     spread = float(np.max(b)) * u_small
     width = float(grid.upper[0] - grid.lower[0])
-    if spread > width / 4:
+    if spread_number(grid, b, umin, umax, nb) > 1.0:
         raise InputError(
             f"the grid [{grid.lower[0]:g}, {grid.upper[0]:g}] cannot hold the next-state spread: the noise standard "
             f"deviation of the step u={u_small:.4g} reaches {spread:.4g}, more than a quarter of the width "
@@ -478,4 +494,5 @@ def expected_next_value(values: np.ndarray, nodes: np.ndarray, x, u, a, b, windo
     return out if out.shape else float(out)
 
 
-__all__ = ["solve_discrete", "discrete_grid", "step_coefficients", "expected_next_value", "DISCRETE_DEFAULTS"]
+__all__ = ["solve_discrete", "discrete_grid", "step_coefficients", "expected_next_value", "spread_number",
+           "DISCRETE_DEFAULTS"]

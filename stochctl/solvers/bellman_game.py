@@ -40,8 +40,8 @@ import numpy as np
 from ..errors import InputError, NumericalError
 from ..symbolic.problem import ControlProblem
 from . import _bellman_kernels_2d as kern2d
-from .bellman import (DEFAULT_WINDOW, MAX_STORAGE_BYTES, LineStepper, _int_option, _positive, quadratic_fit_2d,
-                      step_coefficients)
+from .bellman import (DEFAULT_WINDOW, MAX_STORAGE_BYTES, LineStepper, _int_option, _positive, discrete_grid,
+                      quadratic_fit_2d, step_coefficients)
 from .coefficients import _evaluate
 from .explicit import progress_bar
 from .grid import Grid
@@ -74,7 +74,8 @@ def solve_discrete_game(problem, grid: Grid | None = None, *, steps: int, moves:
 
     Args:
         problem: a two-player :class:`~stochctl.symbolic.ControlProblem` (or Model), one coordinate each.
-        grid: 2-D uniform grid (default: the model's domain, 61 x 61 nodes).
+        grid: 2-D uniform grid (default :func:`~stochctl.solvers.bellman.discrete_grid`: the
+            model's domain, 61 x 61 nodes, unless its solve defaults say otherwise).
         steps: N, the number of training steps.
         moves: ``"simultaneous"`` (upper and lower values) or ``"alternating"`` (x moves first).
         u_points: simultaneous: values per player searched (pure strategies); alternating: the
@@ -101,7 +102,7 @@ def solve_discrete_game(problem, grid: Grid | None = None, *, steps: int, moves:
     u_points = _int_option("u_points", u_points, 2, 1001)
     window = _positive("window", window)
     if grid is None:
-        grid = Grid.from_domain({s: problem.model.domain[s] for s in problem.model.state_names}, DEFAULT_POINTS_2D)
+        grid = discrete_grid(problem)
     elif not isinstance(grid, Grid):
         raise InputError(f"grid must be a Grid; got {type(grid).__name__}")
     _check_game(problem, grid)

@@ -25,8 +25,9 @@ scheme (:mod:`stochctl.solvers.explicit`):
     neighbour coefficient stays non-negative, so it is monotone for either
     drift direction.
 
-Boundary of the canonical models (:data:`DEFAULT_BOUNDARY`): ``"linear"`` on
-every face of every canonical model. For the one-player quadratic models
+Boundary of the canonical models (their
+:attr:`~stochctl.models.SolveDefaults.boundary`, collected in :data:`DEFAULT_BOUNDARY`):
+``"linear"`` on every face of every canonical model. For the one-player quadratic models
 (``quadratic`` with a > 0, ``local-quadratic``) the drift -u g'(x) points into
 the box on both faces, so the face is reached only through the second
 difference, and a Dirichlet face (stopping the process) or a reflecting one
@@ -48,6 +49,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import InputError
+from ..models import canonical_solve_defaults
 
 BOUNDARY_KINDS = ("dirichlet", "linear", "reflecting")
 """Valid boundary-condition names, in the order of their integer codes."""
@@ -55,14 +57,8 @@ BOUNDARY_KINDS = ("dirichlet", "linear", "reflecting")
 DEFAULT_POINTS = {1: 401, 2: 101, 3: 31}
 """Default number of nodes per axis by dimension."""
 
-DEFAULT_BOUNDARY = {
-    "quadratic": "linear",
-    "quadratic-game": "linear",
-    "dirac-gan": "linear",
-    "gaussian-gan": "linear",
-    "local-quadratic": "linear",
-}
-"""Boundary condition used on every face of each canonical model (module docstring)."""
+DEFAULT_BOUNDARY = {name: d.boundary for name, d in canonical_solve_defaults().items()}
+"""Boundary condition on every face of each canonical model, read from its solve defaults (module docstring)."""
 
 
 def _as_tuple(value, n, what):
@@ -163,10 +159,10 @@ class Grid:
 
     @classmethod
     def for_problem(cls, problem, points=None, boundary=None) -> "Grid":
-        """The default grid of a control problem: its model's domain and boundary kind."""
+        """A grid over the model's domain with its declared boundary kind (``model.solve_defaults.boundary``)."""
         model = problem.model
         if boundary is None:
-            boundary = DEFAULT_BOUNDARY.get(model.name, "linear")
+            boundary = model.solve_defaults.boundary
         return cls.from_domain({s: model.domain[s] for s in model.state_names}, points, boundary)
 
     # ------------------------------------------------------------------ access

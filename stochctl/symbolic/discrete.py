@@ -49,6 +49,7 @@ from dataclasses import dataclass, field
 import sympy as sp
 
 from ..errors import InputError, NumericalError
+from ..models import canonical_solve_defaults
 from .derive import Rendered, derive, exact
 from .problem import ControlProblem
 
@@ -57,8 +58,9 @@ __all__ = ["DiscreteDerivation", "LocalDiscrete", "SmallStep", "derive_discrete"
 
 #: The canonical model whose discrete derivation carries the local-model sections.
 LOCAL_MODEL = "local-discrete"
-#: Canonical models whose derivation is the discrete one by default (``stochctl derive``, ``--all``).
-DISCRETE_MODELS = (LOCAL_MODEL,)
+#: Canonical models whose derivation is the discrete one by default (``stochctl derive``, ``--all``):
+#: those solved in discrete time (``model.solve_defaults.time``).
+DISCRETE_MODELS = tuple(name for name, d in canonical_solve_defaults().items() if d.time == "discrete")
 #: Its continuous counterpart (the SDE dY = -u Y dtau + u dW).
 CONTINUOUS_LOCAL_MODEL = "local-quadratic"
 #: Taylor order of V in the continuous-limit series: E (dY)^k = O(h^(k/2)), so k <= 4 is exact to O(h).
