@@ -183,15 +183,17 @@ def test_policy_converges_to_the_continuous_table_as_h_shrinks():
 
 def test_grid_refinement_shrinks_the_interpolation_error():
     """Successive differences of V on grids 241, 481, 961, 1921 (spacing halved each time) shrink,
-    and at the finest pair like the square of the spacing (linear interpolation; measured ratios
-    2.7 and 4.2 for h = 0.1: second order once the grid resolves V's curvature)."""
+    and at the finest pair with the declared order of the scheme (linear interpolation, second order;
+    measured ratios 2.7 and 4.2 for h = 0.1 once the grid resolves V's curvature)."""
+    from stochctl.solvers.schemes import BELLMAN
+
     h, n = 0.1, 10
     pts = [241, 481, 961, 1921]
     y = np.array([0.3, 0.8, 1.5, 2.5])
     vals = [solve_discrete(local(h, 2.0), grid(p), steps=n).value_at(y, t=0) for p in pts]
     diffs = [np.max(np.abs(a - b)) for a, b in zip(vals[:-1], vals[1:])]
     assert diffs[0] > diffs[1] > diffs[2], diffs
-    assert math.log2(diffs[1] / diffs[2]) >= 1.5, diffs
+    assert math.log2(diffs[1] / diffs[2]) == pytest.approx(BELLMAN.order, abs=0.5), diffs
 
 
 def test_solution_roundtrip_and_time_axis(tmp_path):

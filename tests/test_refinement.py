@@ -1,8 +1,9 @@
-"""Grid refinement: observed convergence orders of the HJB solver against its declared order.
+"""Grid refinement: observed convergence orders of the HJB solver against the order its schemes declare.
 
 The schemes are monotone, upwind in the drift and central in the diffusion,
 with explicit (dt at the monotonicity bound, so dt ~ h^2) or implicit (dt
-proportional to h) time stepping: first order in h and dt where V is smooth.
+proportional to h) time stepping; each declares its order in h and dt
+(``Scheme.order``, ``Scheme.time_order``), which the measured slopes must match.
 The observed order is the slope of log|error| against log h, fitted over
 h, h/2, h/4 (, h/8).
 
@@ -30,9 +31,8 @@ import pytest
 
 from stochctl.models import get_model
 from stochctl.solvers import Grid, solve
+from stochctl.solvers.schemes import EXPLICIT, IMPLICIT
 from stochctl.symbolic.problem import ControlProblem
-
-DECLARED_ORDER = 1.0  # stochctl.solvers.explicit / implicit: "first order in h and dt"
 
 A, ETA, S, T = 0.5, 0.1, np.sqrt(10.0), 1.0  # eta s^2 = 1 > a: interior optimum u* = 0.5
 U_STAR = A / (ETA * S**2)
@@ -52,7 +52,9 @@ def gbm_value(x):
     return A * x**2 / 2 * np.exp(-A**2 * T / (ETA * S**2))
 
 
-def test_closed_form_first_order_implicit():
+def test_closed_form_order_implicit():
+    """dt = h / 10: the error is of order min(order, time_order) in h."""
+    declared = min(IMPLICIT.order, IMPLICIT.time_order)
     prob = gbm_problem()
     hs = np.array([0.1, 0.05, 0.025, 0.0125])
     v_err, u_err = [], []
@@ -61,24 +63,27 @@ def test_closed_form_first_order_implicit():
                     progress=False)
         v_err.append(sol.value_at([1.0]) - gbm_value(1.0))
         u_err.append(sol.control_at("u_x", [1.0]) - U_STAR)
-    assert observed_order(hs, v_err) == pytest.approx(DECLARED_ORDER, abs=0.1), v_err
-    assert observed_order(hs, u_err) == pytest.approx(DECLARED_ORDER, abs=0.15), u_err
+    assert observed_order(hs, v_err) == pytest.approx(declared, abs=0.1), v_err
+    assert observed_order(hs, u_err) == pytest.approx(declared, abs=0.15), u_err
     assert abs(v_err[-1]) < 5e-3 * gbm_value(1.0) and abs(u_err[-1]) < 5e-3
 
 
-def test_closed_form_first_order_explicit_at_the_cfl_step():
+def test_closed_form_order_explicit_at_the_cfl_step():
+    """dt at the monotonicity bound, dt ~ h^2: the error is of order ``order`` in h."""
     prob = gbm_problem()
     hs = np.array([0.2, 0.1, 0.05])
     errs = []
     for h in hs:
-        sol = solve(prob, Grid.for_problem(prob, int(round(24 / h)) + 1), scheme="explicit", progress=False)
+        grid = Grid.for_problem(prob, int(round(24 / h)) + 1)
+        sol = solve(prob, grid, scheme="explicit", progress=False)
         assert sol.diagnostics["cfl_number"] <= 0.9 + 1e-12
+        assert EXPLICIT.cfl(prob, grid, sol.diagnostics["dt"]) == pytest.approx(sol.diagnostics["cfl_number"])
         errs.append(sol.value_at([1.0]) - gbm_value(1.0))
-    assert observed_order(hs, errs) == pytest.approx(DECLARED_ORDER, abs=0.15), errs
+    assert observed_order(hs, errs) == pytest.approx(EXPLICIT.order, abs=0.15), errs
 
 
 def test_local_model_order_from_successive_differences_and_extrapolation():
-    """Explicit at the CFL step on h = 0.1 .. 0.0125 (dt ~ h^2): V_h - V_{h/2} ~ h^p with p ~ 1."""
+    """Explicit at the CFL step on h = 0.1 .. 0.0125 (dt ~ h^2): V_h - V_{h/2} ~ h^p with p the declared order."""
     prob = ControlProblem.from_model(get_model("local-quadratic"))
     ys = np.array([0.5, 1.5, 3.0])
     hs = np.array([0.1, 0.05, 0.025, 0.0125])
@@ -87,8 +92,8 @@ def test_local_model_order_from_successive_differences_and_extrapolation():
     diffs = values[:-1] - values[1:]
     assert np.all(diffs > 0)  # numerical diffusion only adds cost here: monotone convergence from above
     for j in range(ys.size):
-        assert observed_order(hs[:-1], diffs[:, j]) == pytest.approx(DECLARED_ORDER, abs=0.2), diffs[:, j]
-    # Richardson: V ~ V_{h/8} - (V_{h/4} - V_{h/8}) at first order; compare with a fine implicit solve
-    extrapolated = values[-1] - diffs[-1]
+        assert observed_order(hs[:-1], diffs[:, j]) == pytest.approx(EXPLICIT.order, abs=0.2), diffs[:, j]
+    # Richardson at the declared order p: V ~ V_{h/8} - (V_{h/4} - V_{h/8}) / (2^p - 1); against a fine implicit solve
+    extrapolated = values[-1] - diffs[-1] / (2**EXPLICIT.order - 1)
     reference = solve(prob, Grid.for_problem(prob, 4801), scheme="implicit", dt=1e-3, progress=False)
     np.testing.assert_array_less(np.abs(extrapolated - reference.value_at(ys[:, None])), np.abs(diffs[-1]))
