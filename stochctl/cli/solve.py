@@ -73,32 +73,20 @@ def split_control_params(spec: str, items) -> tuple[dict, dict]:
     return params, control
 
 
-def run_discrete(args, problem, grid, steps, store_every, existed: bool = False) -> int:
-    """``--steps N``: the discrete-time Bellman solve (:func:`stochctl.solvers.bellman.solve_discrete`)."""
-    from ..solvers.bellman import discrete_grid, solve_discrete
-    from ..solvers.bellman_game import solve_discrete_game
+def run_discrete(args, problem, points, steps, store_every, existed: bool = False) -> int:
+    """Discrete time (``--steps N`` or a discrete model): the Bellman recursion that :func:`stochctl.solvers.solve`
+    chooses (:func:`stochctl.solvers.bellman.solve_discrete`, or ``solve_discrete_game`` for two players)."""
+    from ..solvers import solve
 
     for flag, value in (("--scheme", args.scheme), ("--dt", args.dt), ("--boundary", args.boundary),
                         ("--check-boundary", args.check_boundary or None)):
         if value is not None:
             raise InputError(f"{flag} applies to the HJB solver; the discrete-time solver (--steps) has no "
                              f"{flag.lstrip('-')}")
-    if steps is None:
-        steps = int(problem.horizon)
-    options = dict(steps=steps, store_every=store_every or 1, progress=False if args.quiet else None,
-                   num_threads=args.threads)
-    if len(problem.players) == 2:
-        if grid is not None:
-            from ..solvers.grid import Grid
-
-            grid = Grid.from_domain({s: problem.model.domain[s] for s in problem.model.state_names}, grid.points)
-        solution = solve_discrete_game(problem, grid, moves=args.moves or "simultaneous", **options)
-    else:
-        if args.moves is not None:
-            raise InputError(f"--moves applies to two-player models; {problem.model.name!r} has one player")
-        if grid is not None:
-            grid = discrete_grid(problem, points=grid.points[0] if grid.ndim == 1 else grid.points)
-        solution = solve_discrete(problem, grid, **options)
+    if args.moves is not None and len(problem.players) != 2:
+        raise InputError(f"--moves applies to two-player models; {problem.model.name!r} has one player")
+    solution = solve(problem, time="discrete", steps=steps, moves=args.moves, points=points,
+                     store_every=store_every or 1, progress=False if args.quiet else None, num_threads=args.threads)
     if args.out:
         solution.save(args.out)
     if not args.quiet:
@@ -138,8 +126,8 @@ def discrete_summary(solution) -> str:
 
 def run(args) -> int:
     from ..models import load_model
-    from ..solvers import solve
-    from ..solvers.api import default_grid, problem_from_config, solver_options_from_config
+    from ..solvers import choose_scheme, solve
+    from ..solvers.api import problem_from_config, solver_options_from_config
 
     check_model_spec(args.model)
     existed = False
@@ -155,26 +143,22 @@ def run(args) -> int:
     problem = problem_from_config(config, u_min=u_min, u_max=u_max, horizon=horizon)
     points = args.grid if args.grid is not None else table.get("grid")
     boundary = args.boundary if args.boundary is not None else table.get("boundary")
-    grid = None
-    if points is not None or boundary is not None:
-        if isinstance(points, (list, tuple)):
-            points = grid_points(points, problem.model.state_names)
-        grid = default_grid(problem, points=points, boundary=boundary)
+    if isinstance(points, (list, tuple)):
+        points = grid_points(points, problem.model.state_names)
 
     def pick(name, cli):
         return cli if cli is not None else table.get(name)
 
-    from ..symbolic.discrete import DISCRETE_MODELS  # solved (and derived) in discrete time by default
-
     steps = pick("steps", args.steps)
-    if steps is not None or problem.model.name in DISCRETE_MODELS:
-        return run_discrete(args, problem, grid, steps, pick("store_every", args.store_every), existed)
+    if choose_scheme(problem, steps=steps).time == "discrete":  # --steps, or a model solved in discrete time
+        return run_discrete(args, problem, points, steps, pick("store_every", args.store_every), existed)
     options = dict(scheme=pick("scheme", args.scheme), dt=pick("dt", args.dt),
                    store_every=pick("store_every", args.store_every))
     for key in ("tol", "max_policy_iterations"):
         if key in table:
             options[key] = table[key]
-    solution = solve(problem, grid, progress=False if args.quiet else None, num_threads=args.threads,
+    solution = solve(problem, points=points, boundary=boundary, moves=args.moves,
+                     progress=False if args.quiet else None, num_threads=args.threads,
                      check_boundary=args.check_boundary, **options)
     if args.out:
         solution.save(args.out)

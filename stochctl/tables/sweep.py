@@ -146,7 +146,7 @@ def _split(params: Mapping, model) -> tuple[dict, dict]:
 
 
 def _problem_and_options(task: _Task):
-    from ..solvers.api import default_grid, problem_from_config, solver_options_from_config
+    from ..solvers.api import problem_from_config, solver_options_from_config
     from ..symbolic.problem import ControlProblem
 
     opts = dict(task.solve_options)
@@ -161,21 +161,21 @@ def _problem_and_options(task: _Task):
         config = replace(config, model=config.model.with_params(**model_params))
         problem = problem_from_config(config, horizon=opts.pop("horizon", None), **control)
         settings = {k: v for k, v in {**solver_options_from_config(config), **opts}.items() if k != "horizon"}
-    points, boundary = settings.pop("grid", None), settings.pop("boundary", None)
-    grid = None
-    if points is not None or boundary is not None:
-        if isinstance(points, (list, tuple)) and len(points) == 1:
-            points = points[0]
-        grid = default_grid(problem, points=points, boundary=boundary)
-    return problem, grid, settings
+    points = settings.pop("grid", None)
+    if isinstance(points, (list, tuple)) and len(points) == 1:
+        points = points[0]
+    if points is not None:
+        settings["points"] = points
+    return problem, settings
 
 
 def run_task(task: _Task) -> PolicyTable:
-    """Solve one parameter point and tabulate its policy (runs on a worker)."""
+    """Solve one parameter point with the scheme :func:`stochctl.solvers.solve` chooses, and tabulate its policy
+    (runs on a worker)."""
     from ..solvers import solve
 
-    problem, grid, settings = _problem_and_options(task)
-    solution = solve(problem, grid, progress=False, num_threads=task.num_threads, **settings)
+    problem, settings = _problem_and_options(task)
+    solution = solve(problem, progress=False, num_threads=task.num_threads, **settings)
     diagnostics = {k: v for k, v in solution.diagnostics.items() if k not in _TIMINGS}
     solution = replace(solution, diagnostics=diagnostics)
     meta = {"sweep": {"index": task.index, "parameters": task.params}}
