@@ -15,7 +15,13 @@ from stochctl.solvers.api import MODEL_DEFAULTS, default_grid, solve_continuous
 from stochctl.solvers.bellman import DISCRETE_DEFAULTS, discrete_grid, solve_discrete
 from stochctl.solvers.bellman_game import solve_discrete_game
 from stochctl.solvers.grid import DEFAULT_BOUNDARY
-from stochctl.solvers.schemes import ALL_SCHEMES, BELLMAN, BELLMAN_GAME, EXPLICIT, IMPLICIT
+from stochctl.solvers.schemes import (
+    ALL_SCHEMES,
+    BELLMAN,
+    BELLMAN_GAME,
+    EXPLICIT,
+    IMPLICIT,
+)
 from stochctl.symbolic.problem import ControlProblem
 
 

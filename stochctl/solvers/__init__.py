@@ -12,10 +12,6 @@ boundary reaches into the answer.
 from .api import BoundarySensitivity as BoundarySensitivity
 from .api import boundary_sensitivity as boundary_sensitivity
 from .api import problem_from_config as problem_from_config
-from .schemes import ALL_SCHEMES as ALL_SCHEMES
-from .schemes import Scheme as Scheme
-from .schemes import choose_scheme as choose_scheme
-from .schemes import solve as solve
 from .grid import BOUNDARY_KINDS as BOUNDARY_KINDS
 from .grid import Grid as Grid
 from .moment import MomentControl as MomentControl
@@ -30,6 +26,10 @@ from .montecarlo import MonteCarloResult as MonteCarloResult
 from .montecarlo import simulate_constant as simulate_constant
 from .montecarlo import simulate_iteration as simulate_iteration
 from .montecarlo import simulate_policy as simulate_policy
+from .schemes import ALL_SCHEMES as ALL_SCHEMES
+from .schemes import Scheme as Scheme
+from .schemes import choose_scheme as choose_scheme
+from .schemes import solve as solve
 from .solution import Solution as Solution
 
 __all__ = ["BOUNDARY_KINDS", "Grid", "Solution", "solve", "choose_scheme", "Scheme", "ALL_SCHEMES", "boundary_sensitivity", "BoundarySensitivity",

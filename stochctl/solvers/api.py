@@ -29,7 +29,7 @@ from ..symbolic.problem import BatchControl, ControlProblem
 from ._limits import check_grid_size
 from .coefficients import evaluate_coefficients
 from .explicit import SAFETY, explicit_time_grid, march_explicit
-from .grid import DEFAULT_BOUNDARY, Grid  # noqa: F401  (DEFAULT_BOUNDARY: public name of this module)
+from .grid import DEFAULT_BOUNDARY, Grid
 from .implicit import check_supported, implicit_time_grid, march_implicit
 from .solution import Solution
 
