@@ -139,6 +139,30 @@ def test_reproducible_across_thread_counts_and_common_random_numbers():
         one.difference(other)
 
 
+def test_two_threads_agree_with_numpy_euler_and_a_seed_is_reproducible():
+    """The parallel kernel against an independent vectorised numpy Euler scheme of the same SDE."""
+    a, s, sigma, u, x0, steps, paths = 1.5, 0.8, 0.6, 0.7, 1.2, 50, 20_000
+    prob = quadratic_problem(a=a, s=s, sigma=sigma, horizon=1.0)
+    try:
+        set_num_threads(2)
+        two = simulate_constant(prob, u, [x0], paths=paths, steps=steps, seed=13)
+        again = simulate_constant(prob, u, [x0], paths=paths, steps=steps, seed=13)
+        set_num_threads(1)
+        one = simulate_constant(prob, u, [x0], paths=paths, steps=steps, seed=13)
+    finally:
+        set_num_threads()
+    np.testing.assert_array_equal(two.costs, again.costs)
+    np.testing.assert_array_equal(two.costs, one.costs)
+    gen = np.random.default_rng(13)
+    dt, eta = 1.0 / steps, float(prob.eta)
+    x = np.full(paths, x0)
+    for _ in range(steps):
+        x = x - u * dt * (a * x + np.sqrt(eta / dt) * np.sqrt(s * s * x * x + sigma * sigma) * gen.standard_normal(paths))
+    g = a * x**2 / 2
+    z = (two.mean - g.mean()) / np.hypot(two.stderr, g.std(ddof=1) / np.sqrt(paths))
+    assert abs(z) < 3, z
+
+
 def test_antithetic_pairs_share_noise_with_opposite_sign():
     prob = quadratic_problem(a=1.0, s=0.0, sigma=1.0, horizon=1.0)
     res = simulate_constant(prob, 1.0, [0.0], paths=20_000, steps=20, seed=4, antithetic=True, keep_paths=4)

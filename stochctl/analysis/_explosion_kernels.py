@@ -59,7 +59,8 @@ def explosion_paths(params, signs, owner, phase, n_phases, starts, stops, etas, 
         nothing = np.zeros(1)
         nothing_i = np.zeros(1, np.int64)
         nothing3 = np.zeros((1, 1, 1))
-        table = (nothing, nothing, nothing_i, nothing_i, nothing3, nothing_i, nothing_i, nothing, nothing, nothing)
+        nothing2 = np.zeros((1, 1))
+        table = (nothing, nothing, nothing_i, nothing_i, nothing3, nothing2, nothing_i, nothing_i, nothing, nothing, nothing)
         eta = etas[e]
         result = -1
         for n in range(steps):
@@ -105,7 +106,8 @@ def second_moments(params, signs, owner, phase, n_phases, starts, stops, etas, u
         nothing = np.zeros(1)
         nothing_i = np.zeros(1, np.int64)
         nothing3 = np.zeros((1, 1, 1))
-        table = (nothing, nothing, nothing_i, nothing_i, nothing3, nothing_i, nothing_i, nothing, nothing, nothing)
+        nothing2 = np.zeros((1, 1))
+        table = (nothing, nothing, nothing_i, nothing_i, nothing3, nothing2, nothing_i, nothing_i, nothing, nothing, nothing)
         eta = etas[e]
         for n in range(steps + 1):
             sums[e, c, n] = 0.0
@@ -151,7 +153,8 @@ def trajectories(params, signs, owner, phase, n_phases, starts, stops, etas, u, 
         nothing = np.zeros(1)
         nothing_i = np.zeros(1, np.int64)
         nothing3 = np.zeros((1, 1, 1))
-        table = (nothing, nothing, nothing_i, nothing_i, nothing3, nothing_i, nothing_i, nothing, nothing, nothing)
+        nothing2 = np.zeros((1, 1))
+        table = (nothing, nothing, nothing_i, nothing_i, nothing3, nothing2, nothing_i, nothing_i, nothing, nothing, nothing)
         for i in range(d):
             out[e, k, 0, i] = x[i]
         for n in range(steps):

@@ -47,6 +47,67 @@ def cholesky_block(S, lo, hi, scale, L):
     return L
 
 
+@jit(inline="always")
+def interp(tab, c, level, lower, inv_h, npts, strides, x, idx, w):
+    """Multilinear interpolation of ``tab[c, level]`` (a flattened grid) at ``x``.
+
+    ``inv_h`` holds the inverse spacings of the uniform axes, so the cell of a
+    coordinate is index arithmetic. Points outside the box are clamped to it.
+    ``idx`` and ``w`` are work arrays of length d.
+    """
+    d = x.shape[0]
+    for j in range(d):
+        s = (x[j] - lower[j]) * inv_h[j]
+        n = npts[j]
+        if s <= 0.0:
+            i = 0
+            f = 0.0
+        elif s >= n - 1:
+            i = n - 2
+            f = 1.0
+        else:
+            i = min(int(s), n - 2)  # s > 0: truncation is the floor
+            f = s - i
+        idx[j] = i
+        w[j] = f
+    total = 0.0
+    for corner in range(1 << d):
+        weight = 1.0
+        offset = 0
+        for j in range(d):
+            if (corner >> j) & 1:
+                weight *= w[j]
+                offset += (idx[j] + 1) * strides[j]
+            else:
+                weight *= 1.0 - w[j]
+                offset += idx[j] * strides[j]
+        total += weight * tab[c, level, offset]
+    return total
+
+
+@jit(inline="always")
+def read_controls(x, ph, phase, level, dt, u, m, cost, lower, inv_h, npts, strides, tab, flat, u_index, m_index,
+                  m_fixed, kappa, psign, idx, w):
+    """Policy reads of phase ``ph``'s players at ``x``; returns cost + dt sum_p s_p kappa_p / m_p over them.
+
+    Writes u[p] (and m[p]) of every player p with ``phase[p] == ph`` from the table at time level
+    ``level`` (the arguments after ``cost`` as the ``table`` of ``advance``); a level whose
+    ``flat[c, level]`` is a number is constant in space and read without interpolation.
+    """
+    for p in range(u.shape[0]):  # u.shape, not u_index.shape: a caller may size u as a constant
+        if phase[p] == ph:
+            v = flat[u_index[p], level]
+            u[p] = v if v == v else interp(tab, u_index[p], level, lower, inv_h, npts, strides, x, idx, w)
+            if m_index[p] >= 0:
+                v = flat[m_index[p], level]
+                m[p] = v if v == v else interp(tab, m_index[p], level, lower, inv_h, npts, strides, x, idx, w)
+            else:
+                m[p] = m_fixed[p]
+            if kappa[p] != 0.0:
+                cost += dt * psign[p] * kappa[p] / m[p]
+    return cost
+
+
 # The step bound to one compiled problem (module docstring); {kernels} names its module.
 _TEMPLATE = '''"""Generated iteration step bound to {kernels} ({tag})."""
 import math
@@ -54,8 +115,7 @@ import math
 import numpy as np
 
 from stochctl._jit import jit
-from stochctl.solvers._iteration_kernels import cholesky_block
-from stochctl.solvers._mc_kernels import interp
+from stochctl.solvers._iteration_kernels import cholesky_block, read_controls
 from {kernels} import grad, sample_grad, sigma
 
 
@@ -78,32 +138,27 @@ def advance(x, params, signs, owner, starts, stops, phase, n_phases, dt, u, m, n
         u, m: per-player multipliers and batch factors m_p = 1/B_p (overwritten by policy reads).
         noise_ratio: r in the gaussian noise covariance m_p r Sigma_pp (1 for the iteration).
         batch: per-player minibatch sizes of the ``sample`` noise.
-        noise_mode: 0 none, 1 gaussian, 2 sample; n_noises: number of model noises.
-        flip: +1, or -1 for the antithetic partner of a path (gaussian noise).
+        noise_mode: 0 none, 1 gaussian, 2 sample, 3 gaussian with the normals ``z`` drawn by the
+            caller; n_noises: number of model noises.
+        flip: +1, or -1 for the antithetic partner of a path (gaussian noise drawn here).
         policy: read u (and m) from the table at each phase's point, at time level ``level``.
-        table: (lower, spacing, npts, strides, tab, u_index, m_index, m_fixed, kappa, psign): the
-            policy grid and table (stochctl.solvers._mc_kernels.interp), m_index[p] < 0 meaning
+        table: (lower, inv_h, npts, strides, tab, flat, u_index, m_index, m_fixed, kappa, psign): the
+            policy grid and table (interp), ``flat[c, level]`` the value of
+            a level constant in space (NaN if it is not), m_index[p] < 0 meaning
             m_p = m_fixed[p], and the compute cost per sample and sign per player.
         cost: running total of the compute cost.
         g, S, L, z, xi, gs, idx, w: work arrays.
     """
     d = x.shape[0]
-    n_players = starts.shape[0]
+    n_players = u.shape[0]  # a caller may size u as a constant
     if noise_mode == 1:
         for i in range(d):
             z[i] = flip * np.random.standard_normal()
     for ph in range(n_phases):
         if policy:
-            lower, spacing, npts, strides, tab, u_index, m_index, m_fixed, kappa, psign = table
-            for p in range(n_players):
-                if phase[p] == ph:
-                    u[p] = interp(tab, u_index[p], level, lower, spacing, npts, strides, x, idx, w)
-                    if m_index[p] >= 0:
-                        m[p] = interp(tab, m_index[p], level, lower, spacing, npts, strides, x, idx, w)
-                    else:
-                        m[p] = m_fixed[p]
-                    if kappa[p] != 0.0:
-                        cost += dt * psign[p] * kappa[p] / m[p]
+            lower, inv_h, npts, strides, tab, flat, u_index, m_index, m_fixed, kappa, psign = table
+            cost = read_controls(x, ph, phase, level, dt, u, m, cost, lower, inv_h, npts, strides, tab, flat, u_index,
+                                 m_index, m_fixed, kappa, psign, idx, w)
         if noise_mode == 2:
             for p in range(n_players):
                 if phase[p] != ph:
@@ -120,7 +175,7 @@ def advance(x, params, signs, owner, starts, stops, phase, n_phases, dt, u, m, n
                     g[i] /= batch[p]
         else:
             grad(x, params, g)
-            if noise_mode == 1:
+            if noise_mode == 1 or noise_mode == 3:
                 sigma(x, params, S)
                 for p in range(n_players):
                     if phase[p] != ph:

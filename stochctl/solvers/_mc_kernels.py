@@ -14,10 +14,22 @@ the SGD / SGA update. Each step is the shared ``advance`` of
 point, so simultaneous and alternating updates mean here exactly what they mean
 for the explosion analysis.
 
-Every path seeds numba's thread-local generator with its own seed before
-drawing, so a path's noise depends only on its seed: results do not depend on
-the number of threads, and two simulations with the same seeds share their
-noise (common random numbers).
+Random numbers: path k draws from its own xoshiro256++ stream, stream k of a
+64-bit key (:mod:`stochctl.solvers._random`; the pair k // 2 when antithetic,
+the odd path negating the draws), in blocks of ``BLOCK`` steps. A path's noise
+depends only on the key and its index, never on the thread that runs it:
+results are the same for every number of threads, and two simulations with the
+same key and paths share their noise (common random numbers).
+
+Speed: ``prange`` runs over chunks of ``CHUNK`` paths; a chunk advances its
+paths together, step by step, so that the processor overlaps the steps of
+independent paths (one path's step is a long chain of dependent operations),
+and the work arrays are allocated once per chunk. The generated source gives
+the state dimension and the number of players as literals, so the loops over
+coordinates, players and grid corners unroll. Under simultaneous updates the
+policy is read in the kernel, before the shared step, with the table's arrays
+at hand instead of unpacked from a tuple at each step; levels constant in space
+are read without interpolation.
 
 The path kernel calls the generated ``advance`` and the problem's compiled G
 and r. numba cannot cache a kernel that receives them as arguments or through
@@ -29,61 +41,25 @@ the machine code from disk.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from .._jit import jit
+from ._iteration_kernels import interp, iteration_module
 
-
-@jit(inline="always")
-def interp(tab, c, level, lower, h, npts, strides, x, idx, w):
-    """Multilinear interpolation of ``tab[c, level]`` (a flattened grid) at ``x``.
-
-    Points outside the box are clamped to it. ``idx`` and ``w`` are work arrays
-    of length d.
-    """
-    d = x.shape[0]
-    for j in range(d):
-        s = (x[j] - lower[j]) / h[j]
-        n = npts[j]
-        if s <= 0.0:
-            i = 0
-            f = 0.0
-        elif s >= n - 1:
-            i = n - 2
-            f = 1.0
-        else:
-            i = int(math.floor(s))
-            if i > n - 2:
-                i = n - 2
-            f = s - i
-        idx[j] = i
-        w[j] = f
-    total = 0.0
-    for corner in range(1 << d):
-        weight = 1.0
-        offset = 0
-        for j in range(d):
-            if (corner >> j) & 1:
-                weight *= w[j]
-                offset += (idx[j] + 1) * strides[j]
-            else:
-                weight *= 1.0 - w[j]
-                offset += idx[j] * strides[j]
-        if weight != 0.0:
-            total += weight * tab[c, level, offset]
-    return total
+CHUNK = 32
+"""Paths per parallel task, advanced together step by step."""
+BLOCK = 32
+"""Steps whose normals a path draws at once."""
 
 
 @jit
-def interp_points(tab, c, levels, lower, h, npts, strides, points, out):
+def interp_points(tab, c, levels, lower, inv_h, npts, strides, points, out):
     """``out[k] = interp(tab, c, levels[k], ..., points[k])`` for every row of ``points``."""
     d = points.shape[1]
     idx = np.empty(d, np.int64)
     w = np.empty(d)
     for k in range(points.shape[0]):
-        out[k] = interp(tab, c, levels[k], lower, h, npts, strides, points[k], idx, w)
+        out[k] = interp(tab, c, levels[k], lower, inv_h, npts, strides, points[k], idx, w)
     return out
 
 
@@ -95,14 +71,16 @@ import numpy as np
 from numba import prange
 
 from stochctl._jit import jit
+from stochctl.solvers._iteration_kernels import read_controls
+from stochctl.solvers._random import fill_normal, seed_stream
 from {iteration} import advance
 from {kernels} import running, terminal
 
 
 @jit(parallel=True)
 def simulate_paths(params, signs, owner, starts, stops,
-                   x0, seeds, antithetic, dt, noise_ratio, level_of_step, phase, n_phases,
-                   lower, h, npts, strides, tab, u_index, m_index, m_fixed, kappa, psign,
+                   x0, key, antithetic, dt, noise_ratio, level_of_step, phase, n_phases,
+                   lower, inv_h, npts, strides, tab, flat, u_index, m_index, m_fixed, kappa, psign,
                    sample, costs, exited):
     """Simulate ``costs.shape[0]`` paths; cost = G(x_K) + sum_k dt r(x_k, u_k).
 
@@ -110,15 +88,18 @@ def simulate_paths(params, signs, owner, starts, stops,
         params, signs, owner: parameter values; +1/-1 per coordinate; player per coordinate.
         starts, stops: each player's coordinate slice.
         x0: start points, shape (1, d) (shared) or (paths, d).
-        seeds: per-path seeds (per pair of paths when ``antithetic``).
+        key: uint64 key of the paths' random streams: path k draws from stream k of the key
+            (stream k // 2 when ``antithetic``; stochctl.solvers._random.seed_stream).
         antithetic: pair path 2j+1 with path 2j using the negated noise.
         dt: step; noise_ratio: eta / dt (1 for the discrete iteration).
         level_of_step: policy time level used at each step.
         phase, n_phases: update phase of each player (stochctl.solvers.iteration.update_phases).
-        lower, h, npts, strides: the policy grid (uniform axes, C-order strides).
+        lower, inv_h, npts, strides: the policy grid (uniform axes: lower corner, inverse
+            spacings, points and C-order strides).
         tab: (controls, levels, grid points) policy tables; player p's
             multiplier is ``tab[u_index[p]]``, its batch control ``tab[m_index[p]]``
-            if ``m_index[p] >= 0``, else the constant ``m_fixed[p]``.
+            if ``m_index[p] >= 0``, else the constant ``m_fixed[p]``; ``flat[c, level]`` is the
+            value of a level constant in space (NaN if it is not).
         kappa, psign: compute cost per sample and sign (+1 min, -1 max) per player.
         sample: (keep, steps + 1, d) output for the first ``keep`` paths (pre-filled
             with NaN: a path that stopped being finite keeps NaN after that step).
@@ -126,23 +107,25 @@ def simulate_paths(params, signs, owner, starts, stops,
         exited: (paths,) output; 1 where the path left the policy box.
     """
     paths = costs.shape[0]
-    d = x0.shape[1]
-    n_players = u_index.shape[0]
+    d = {d}  # literal sizes let the compiler unroll the loops over coordinates, players and grid corners
+    n_players = {n_players}
     steps = level_of_step.shape[0]
     keep = sample.shape[0]
     upper = np.empty(d)
     for j in range(d):
-        upper[j] = lower[j] + h[j] * (npts[j] - 1)
-    for k in prange(paths):
-        if antithetic:
-            np.random.seed(seeds[k // 2])
-            flip = -1.0 if k % 2 == 1 else 1.0
-        else:
-            np.random.seed(seeds[k])
-            flip = 1.0
+        upper[j] = lower[j] + (npts[j] - 1) / inv_h[j]
+    block = min(steps, {block})
+    n_chunks = (paths + {chunk} - 1) // {chunk}
+    for c in prange(n_chunks):
+        first = c * {chunk}
+        size = min(paths, first + {chunk}) - first
+        xs = np.empty((size, d))
+        zs = np.empty((size, block * d))
+        flips = np.ones(size)
+        states = np.empty((size, 4), np.uint64)
+        alive = np.ones(size, np.bool_)
+        cost = np.zeros(size)
         x = np.empty(d)
-        for j in range(d):
-            x[j] = x0[k, j] if x0.shape[0] > 1 else x0[0, j]
         g = np.empty(d)
         S = np.empty((d, d))
         L = np.empty((d, d))
@@ -154,40 +137,72 @@ def simulate_paths(params, signs, owner, starts, stops,
         w = np.empty(d)
         u = np.zeros(n_players)
         m = np.ones(n_players)
-        table = (lower, h, npts, strides, tab, u_index, m_index, m_fixed, kappa, psign)
-        cost = 0.0
-        left = 0
-        alive = True
-        for j in range(d):
-            if x[j] < lower[j] or x[j] > upper[j]:
-                left = 1
-        if k < keep:
+        table = (lower, inv_h, npts, strides, tab, flat, u_index, m_index, m_fixed, kappa, psign)
+        for i in range(size):
+            k = first + i
+            if antithetic:
+                seed_stream(key, k // 2, states[i])
+                if k % 2 == 1:
+                    flips[i] = -1.0
+            else:
+                seed_stream(key, k, states[i])
+            exited[k] = 0
             for j in range(d):
-                sample[k, 0, j] = x[j]
+                xs[i, j] = x0[k, j] if x0.shape[0] > 1 else x0[0, j]
+                if xs[i, j] < lower[j] or xs[i, j] > upper[j]:
+                    exited[k] = 1
+                if k < keep:
+                    sample[k, 0, j] = xs[i, j]
         for n in range(steps):
-            cost += dt * running(x, params)
-            cost = advance(x, params, signs, owner, starts, stops, phase, n_phases, dt, u, m, noise_ratio, batch, 1, 0, flip, True, level_of_step[n],
-                           table, cost, g, S, L, z, xi, gs, idx, w)
-            for j in range(d):
-                if not math.isfinite(x[j]):
-                    alive = False
-                elif x[j] < lower[j] or x[j] > upper[j]:
-                    left = 1
-            if k < keep:
+            r = n % block
+            if r == 0:
+                todo = min(block, steps - n) * d
+                for i in range(size):
+                    if alive[i]:
+                        fill_normal(states[i], zs[i, :todo])
+                        if flips[i] < 0.0:
+                            for j in range(todo):
+                                zs[i, j] = -zs[i, j]
+            level = level_of_step[n]
+            for i in range(size):  # paths are independent: their steps overlap in the processor
+                if not alive[i]:
+                    continue
                 for j in range(d):
-                    sample[k, n + 1, j] = x[j]
-            if not alive:
-                break
-        if alive:
-            cost += terminal(x, params)
-            if not math.isfinite(cost):
-                cost = math.inf
-        else:
-            cost = math.inf
-        costs[k] = cost
-        exited[k] = left
+                    x[j] = xs[i, j]
+                    z[j] = zs[i, r * d + j]
+                c_i = cost[i] + dt * running(x, params)
+                if n_phases == 1:  # policy read here, where the table's arrays need no unpacking
+                    c_i = read_controls(x, 0, phase, level, dt, u, m, c_i, lower, inv_h, npts, strides, tab, flat,
+                                        u_index, m_index, m_fixed, kappa, psign, idx, w)
+                    c_i = advance(x, params, signs, owner, starts, stops, phase, 1, dt, u, m, noise_ratio, batch, 3, 0, 1.0, False, level,
+                                  table, c_i, g, S, L, z, xi, gs, idx, w)
+                else:
+                    c_i = advance(x, params, signs, owner, starts, stops, phase, n_phases, dt, u, m, noise_ratio, batch, 3, 0, 1.0, True, level,
+                                  table, c_i, g, S, L, z, xi, gs, idx, w)
+                cost[i] = c_i
+                k = first + i
+                for j in range(d):
+                    xs[i, j] = x[j]
+                    if not math.isfinite(x[j]):
+                        alive[i] = False
+                    elif x[j] < lower[j] or x[j] > upper[j]:
+                        exited[k] = 1
+                    if k < keep:
+                        sample[k, n + 1, j] = x[j]
+        for i in range(size):
+            total = math.inf
+            if alive[i]:
+                for j in range(d):
+                    x[j] = xs[i, j]
+                total = cost[i] + terminal(x, params)
+                if not math.isfinite(total):
+                    total = math.inf
+            costs[first + i] = total
     return costs
 '''
+
+
+_SIMULATORS: dict = {}
 
 
 def simulator(compiled):
@@ -197,8 +212,12 @@ def simulator(compiled):
         compiled: a :class:`~stochctl.symbolic.compile.CompiledProblem`; its
             functions' module must be imported (it is, once compiled).
     """
-    from ._iteration_kernels import iteration_module
     from ..symbolic.compile import bound_module
 
-    iteration = iteration_module(compiled).__name__
-    return bound_module(compiled, _SIMULATE_TEMPLATE, "stochctl_mc", __file__, iteration=iteration).simulate_paths
+    kernels = compiled.grad.py_func.__module__
+    if kernels not in _SIMULATORS:  # formatting and hashing the template costs a millisecond a call
+        iteration = iteration_module(compiled).__name__
+        _SIMULATORS[kernels] = bound_module(compiled, _SIMULATE_TEMPLATE, "stochctl_mc", __file__,
+                                            iteration=iteration, chunk=CHUNK, block=BLOCK, d=len(compiled.state_names),
+                                            n_players=int(compiled.owner.max()) + 1).simulate_paths
+    return _SIMULATORS[kernels]

@@ -24,10 +24,11 @@ form with step dt and noise scaled by eta / dt.
 Policies are read by multilinear interpolation in space (clamped to the grid's
 box) and are piecewise constant in time: on [t_j, t_{j+1}) the level stored at
 t_j is used, as :meth:`Solution.control_at` does. Each path draws its noise
-from its own seed, derived from the master seed by :class:`numpy.random.SeedSequence`,
-so results are reproducible whatever the number of threads, and simulations
-with the same ``seed``, ``paths`` and ``steps`` share their noise (common
-random numbers): :meth:`MonteCarloResult.difference` then compares two policies
+from its own random stream: stream k (k // 2 for antithetic pairs) of a 64-bit
+key that :class:`numpy.random.SeedSequence` derives from ``seed``
+(:mod:`stochctl.solvers._random`). Results are therefore the same for a given
+seed whatever the number of threads, and simulations with the same ``seed``,
+``paths`` and ``steps`` share their noise (common random numbers): :meth:`MonteCarloResult.difference` then compares two policies
 with the standard error of the paired differences.
 """
 
@@ -213,10 +214,18 @@ class GridPolicy:
         """Every control stacked, (controls, levels, grid points), in the order of ``controls``."""
         return np.ascontiguousarray(np.stack([a.reshape(self.level_times.size, -1) for a in self.controls.values()]))
 
+    @functools.cached_property
+    def flat(self) -> np.ndarray:
+        """(controls, levels): the value of each level of :attr:`table` constant in space, else NaN."""
+        tab = self.table
+        const = np.all(tab == tab[:, :, :1], axis=2)
+        return np.where(const, tab[:, :, 0], np.nan)
+
     def _grid_arrays(self):
+        """(lower corner, inverse spacings, points, C-order strides) of the grid, as the kernels take them."""
         npts = np.asarray(self.points, dtype=np.int64)
         strides = np.array([int(np.prod(npts[j + 1:])) for j in range(npts.size)], dtype=np.int64)
-        return self.lower.copy(), self.spacing, npts, strides
+        return self.lower.copy(), 1.0 / self.spacing, npts, strides
 
     def index(self, name: str) -> int:
         """Position of control ``name`` in :attr:`table`."""
@@ -505,8 +514,7 @@ def _run(problem, policy, x0, *, paths, seed, antithetic, keep_paths, dt, noise_
     starts = np.array([sl.start for sl in slices], dtype=np.int64)
     stops = np.array([sl.stop for sl in slices], dtype=np.int64)
 
-    n_seeds = paths // 2 if antithetic else paths
-    seeds = np.random.SeedSequence(seed).generate_state(n_seeds, dtype=np.uint32).astype(np.int64)
+    key = np.random.SeedSequence(seed).generate_state(1, dtype=np.uint64)[0]
     steps = int(len(levels))
     keep = min(keep_paths, paths)
     sample = np.full((keep, steps + 1, len(names)), np.nan)
@@ -515,10 +523,10 @@ def _run(problem, policy, x0, *, paths, seed, antithetic, keep_paths, dt, noise_
     simulate_paths = _mc_kernels.simulator(compiled)
     simulate_paths(
         compiled.params,
-        compiled.signs.astype(np.float64), compiled.owner.astype(np.int64), starts, stops, x0, seeds,
+        compiled.signs.astype(np.float64), compiled.owner.astype(np.int64), starts, stops, x0, key,
         bool(antithetic),
         float(dt), float(noise_ratio), np.ascontiguousarray(levels, dtype=np.int64), phase, n_phases,
-        *policy._grid_arrays(), policy.table, u_index, m_index, m_fixed, kappa, psign,
+        *policy._grid_arrays(), policy.table, policy.flat, u_index, m_index, m_fixed, kappa, psign,
         sample, costs, exited,
     )
     mean, stderr = _mean_stderr(costs, antithetic)
