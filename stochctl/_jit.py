@@ -11,6 +11,9 @@ from __future__ import annotations
 import os
 
 import numba
+from numba import types
+from numba.core import cgutils
+from numba.extending import intrinsic
 
 _DEFAULTS = dict(cache=True, fastmath=False, nogil=True)
 
@@ -44,3 +47,26 @@ def set_num_threads(n: int | None = None) -> int:
         )
     numba.set_num_threads(n)
     return n
+
+
+@intrinsic
+def stack_array(typingctx, size):
+    """A float64 work array of literal length ``size`` on the stack of the calling kernel.
+
+    Unlike ``np.empty`` it costs no heap allocation, and the compiler can keep its
+    elements in registers when every index is known (loops over a literal length).
+    It must not outlive the kernel that creates it (it has no memory owner).
+    """
+    if not isinstance(size, types.IntegerLiteral):
+        return None
+    n = size.literal_value
+    array = types.Array(types.float64, 1, "C")
+
+    def codegen(context, builder, signature, args):
+        intp = context.get_value_type(types.intp)
+        data = cgutils.alloca_once(builder, context.get_value_type(types.float64), size=n)
+        out = context.make_array(array)(context, builder)
+        context.populate_array(out, data=data, shape=[intp(n)], strides=[intp(8)], itemsize=intp(8), meminfo=None)
+        return out._getvalue()
+
+    return array(size), codegen

@@ -24,7 +24,8 @@ same key and paths share their noise (common random numbers).
 Speed: ``prange`` runs over chunks of ``CHUNK`` paths; a chunk advances its
 paths together, step by step, so that the processor overlaps the steps of
 independent paths (one path's step is a long chain of dependent operations),
-and the work arrays are allocated once per chunk. The generated source gives
+and the work arrays are allocated once per chunk (the small ones on the
+stack, :func:`stochctl._jit.stack_array`). The generated source gives
 the state dimension and the number of players as literals, so the loops over
 coordinates, players and grid corners unroll. Under simultaneous updates the
 policy is read in the kernel, before the shared step, with the table's arrays
@@ -70,7 +71,7 @@ import math
 import numpy as np
 from numba import prange
 
-from stochctl._jit import jit
+from stochctl._jit import jit, stack_array
 from stochctl.solvers._iteration_kernels import read_controls
 from stochctl.solvers._random import fill_normal, seed_stream
 from {iteration} import advance
@@ -125,18 +126,19 @@ def simulate_paths(params, signs, owner, starts, stops,
         states = np.empty((size, 4), np.uint64)
         alive = np.ones(size, np.bool_)
         cost = np.zeros(size)
-        x = np.empty(d)
-        g = np.empty(d)
+        x = stack_array({d})
+        g = stack_array({d})
         S = np.empty((d, d))
         L = np.empty((d, d))
-        z = np.empty(d)
+        z = stack_array({d})
         xi = np.zeros(1)
         gs = np.empty(d)
         batch = np.ones(n_players, np.int64)
         idx = np.empty(d, np.int64)
-        w = np.empty(d)
-        u = np.zeros(n_players)
-        m = np.ones(n_players)
+        w = stack_array({d})
+        u = stack_array({n_players})
+        m = stack_array({n_players})
+        m[:] = 1.0
         table = (lower, inv_h, npts, strides, tab, flat, u_index, m_index, m_fixed, kappa, psign)
         for i in range(size):
             k = first + i
