@@ -25,7 +25,10 @@ def splitmix64(s):
 
 def xoshiro(state):
     s0, s1, s2, s3 = state
-    rotl = lambda x, k: ((x << k) | (x >> (64 - k))) & M64  # noqa: E731
+
+    def rotl(x, k):
+        return ((x << k) | (x >> (64 - k))) & M64
+
     result = (rotl((s0 + s3) & M64, 23) + s0) & M64
     t = (s1 << 17) & M64
     s2 ^= s0

@@ -97,10 +97,10 @@ def read_controls(x, ph, phase, level, dt, u, m, cost, lower, inv_h, npts, strid
     for p in range(u.shape[0]):  # u.shape, not u_index.shape: a caller may size u as a constant
         if phase[p] == ph:
             v = flat[u_index[p], level]
-            u[p] = v if v == v else interp(tab, u_index[p], level, lower, inv_h, npts, strides, x, idx, w)
+            u[p] = v if not math.isnan(v) else interp(tab, u_index[p], level, lower, inv_h, npts, strides, x, idx, w)
             if m_index[p] >= 0:
                 v = flat[m_index[p], level]
-                m[p] = v if v == v else interp(tab, m_index[p], level, lower, inv_h, npts, strides, x, idx, w)
+                m[p] = v if not math.isnan(v) else interp(tab, m_index[p], level, lower, inv_h, npts, strides, x, idx, w)
             else:
                 m[p] = m_fixed[p]
             if kappa[p] != 0.0:
