@@ -42,6 +42,7 @@ the machine code from disk.
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 
 from .._jit import jit
@@ -219,7 +220,25 @@ def simulator(compiled):
     kernels = compiled.grad.py_func.__module__
     if kernels not in _SIMULATORS:  # formatting and hashing the template costs a millisecond a call
         iteration = iteration_module(compiled).__name__
-        _SIMULATORS[kernels] = bound_module(compiled, _SIMULATE_TEMPLATE, "stochctl_mc", __file__,
+        _SIMULATORS[kernels] = _dynamic(bound_module(compiled, _SIMULATE_TEMPLATE, "stochctl_mc", __file__,
                                             iteration=iteration, chunk=CHUNK, block=BLOCK, d=len(compiled.state_names),
-                                            n_players=int(compiled.owner.max()) + 1).simulate_paths
+                                            n_players=int(compiled.owner.max()) + 1).simulate_paths)
     return _SIMULATORS[kernels]
+
+
+def _dynamic(kernel):
+    """``kernel`` run with its parallel loop handing out one chunk at a time as threads free up.
+
+    A thread whose core is busy with other work then simulates fewer chunks; the results do not
+    change, since a path's noise does not depend on its thread. (Set from Python: a kernel that
+    sets it itself cannot be cached.)
+    """
+
+    def run(*args):
+        old = numba.set_parallel_chunksize(1)
+        try:
+            return kernel(*args)
+        finally:
+            numba.set_parallel_chunksize(old)
+
+    return run
