@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import datetime as _dt
 import json
 import math
@@ -297,8 +298,15 @@ class PolicyTable:
 
     @classmethod
     def shipped(cls, name: str = "local-quadratic") -> PolicyTable:
-        """Load a table that ships with the package, by name (see ``SHIPPED_TABLES``)."""
-        return cls.load(packaged_table_path(name))
+        """A table that ships with the package, by name (see ``SHIPPED_TABLES``); read and verified once per process."""
+        return _load_verified(packaged_table_path(name))
+
+    def _fresh(self) -> PolicyTable:
+        """A copy sharing the (read-only) arrays and the lookup kernel, with its own :attr:`stats`."""
+        new = copy.copy(self)
+        object.__setattr__(new, "stats", LookupStats(by_axis={a.name: [0, 0] for a in self.axes}))
+        object.__setattr__(new, "_point_rows", {})
+        return new
 
     to_csv = _export.to_csv
     csv_size = _export.csv_size
@@ -344,6 +352,33 @@ def packaged_table_path(name: str) -> Path:
         raise FileFormatError(f"the packaged table {name!r} is missing ({path}); "
                               "reinstall stochctl or regenerate the table file")
     return path
+
+
+_VERIFIED: dict = {}  # resolved path -> (file stat key, verified table)
+
+
+def _stat_key(path: Path) -> tuple:
+    st = path.stat()
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+def _load_verified(path) -> PolicyTable:
+    """The table of ``path``, read and verified once per process and file state.
+
+    The verified table is kept under the resolved path with the file's stat
+    (device, inode, size, modification and change times): a file that changed
+    since is read and verified again. Each caller gets its own copy
+    (:meth:`PolicyTable._fresh`: shared read-only arrays, its own lookup counts).
+    """
+    path = Path(path).resolve()
+    key = _stat_key(path)
+    hit = _VERIFIED.get(path)
+    if hit is None or hit[0] != key:
+        table = PolicyTable.load(path)
+        if _stat_key(path) != key:  # changed while being read: verified content, but do not keep it
+            return table
+        _VERIFIED[path] = hit = (key, table)
+    return hit[1]._fresh()
 
 
 def load_table(spec) -> PolicyTable:
