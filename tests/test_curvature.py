@@ -335,7 +335,7 @@ def _switching_quadratic(growth, *, K=30, every=10, lr=0.5):
     optim = torch.optim.SGD([x], lr=lr)
     sched = ControlledLR(optim, OneStepPolicy(u_max=1.0), curvature="own", curvature_every=every,
                          remeasure_growth=growth)
-    seen = []
+    seen, lrs = [], []
     for k in range(K):
         a = 1.0 if k < 1 else 10.0
         closure = lambda: (a * x ** 2 / 2).sum()  # noqa: E731
@@ -344,6 +344,8 @@ def _switching_quadratic(growth, *, K=30, every=10, lr=0.5):
         sched.step(closure=closure)
         optim.step()
         seen.append(sched.last_curvature[0][0])
+        lrs.append(float(sched.get_last_lr()[0]))
+    sched.lrs = np.array(lrs)
     return np.array(seen), sched
 
 
@@ -351,9 +353,14 @@ def test_gradient_growth_triggers_a_measurement_before_the_schedule():
     stale, s0 = _switching_quadratic(None)
     assert s0.curvature_measurements == 3 and s0.remeasurements == 0  # steps 0, 10, 20
     assert np.allclose(stale[:10], 1.0) and np.allclose(stale[10:], 10.0)
+    # the growth is seen on the device at step 1: that step takes the safe multiplier (0 for the one-step
+    # rule) instead of the stale rate eta u = 1 / 1, and the next step measures (the flag is read one step late)
     seen, s1 = _switching_quadratic(2.0)
-    assert s1.remeasurements == 1 and s1.curvature_measurements == 4  # steps 0, 1, 10, 20
-    assert seen[0] == pytest.approx(1.0) and np.allclose(seen[1:], 10.0)
+    assert s1.remeasurements == 1 and s1.curvature_measurements == 4  # steps 0, 2, 10, 20
+    assert seen[0] == pytest.approx(1.0) and seen[1] == pytest.approx(1.0) and np.allclose(seen[2:], 10.0)
+    assert s1.lrs[0] == pytest.approx(0.5 * 1.0) and s1.lrs[1] == 0.0  # eta u = min(eta, 1 / a) at step 0
+    assert np.all(s1.lrs[2:] <= 1.0 / 10.0 + 1e-12)  # once remeasured, never past the landing step 1 / a
+    assert s0.lrs[1] > 2.0 / 10.0  # without it, the stale rate is past the explosion threshold 2 / a
     with pytest.raises(InputError, match="remeasure_growth must be a number above 1 or None; got 1.0"):
         _switching_quadratic(1.0)
 
@@ -385,8 +392,11 @@ def test_scheduler_bad_input(method):
     (x ** 2).sum().backward()
     with pytest.raises(InputError, match=r"scalar loss; got a tensor of shape \(2,\)"):
         sched.step(closure=lambda: x ** 2)
-    with pytest.raises(DivergenceError, match="non-finite loss nan"):
-        sched.step(closure=lambda: (x ** 2).sum() * float("nan"))
+    sched.step(closure=lambda: (x ** 2).sum() * float("nan"))  # no host read at the step: masked on the device
+    assert float(sched.get_last_lr()[0]) == 0.0  # the safe multiplier of the one-step rule
+    with pytest.raises(DivergenceError, match="not finite at 1 scheduler step"):
+        sched.counts  # reported when the diagnostics are read
+    assert sched.counts["fallback"] == 1 and sched.divergences == 1  # and once only
     with pytest.raises(InputError, match="without a graph"):
         sched.step(closure=lambda: (x ** 2).sum().detach())
     with pytest.raises(InputError, match="needs scheduler.step\\(closure=loss_closure\\)"):

@@ -7,6 +7,8 @@ import math
 import numpy as np
 
 from ..errors import InputError
+from ._declared import DISCRETE_AXES, _declared_axes
+from .controller import COUNT_NAMES, Control, controller_step, to_python
 from .estimators.base import _SCALARS, FALLBACK, NONCONVEX, OK, STATUS_NAMES, WARMUP, Estimate, _check_int
 
 # ---------------------------------------------------------------------------------------------
@@ -132,8 +134,44 @@ class LocalPolicy:
         self.fallback = spec.fallback if fallback is None else _in_range("fallback", fallback, lo, hi)
         if math.isnan(self.fallback):
             self.fallback = lo
-        self.counts = {k: 0 for k in STATUS_NAMES + ("clamped", "nan")}
+        self.counts = {k: 0 for k in COUNT_NAMES}
         self.last = None
+
+    @property
+    def counts(self) -> dict:
+        """Cases counted so far (name -> int); tallies of controller steps are converted here, when read."""
+        pending = self.__dict__.get("_pending")
+        if pending is not None:
+            self._pending = None
+            for name, v in zip(COUNT_NAMES, np.asarray(to_python(pending)).reshape(-1)):
+                self._counts[name] += int(v)
+        return self._counts
+
+    @counts.setter
+    def counts(self, value) -> None:
+        self._counts, self._pending = dict(value), None
+
+    @property
+    def last(self):
+        """The last evaluation's ``tau_remaining``, ``y``, ``status`` and the ``counts`` it added (Python values)."""
+        v = self._last
+        if isinstance(v, Control):
+            tally = np.asarray(to_python(v.tally)).reshape(-1)
+            v = self._last = {"tau_remaining": to_python(v.tau_remaining), "y": to_python(v.y),
+                              "status": to_python(v.status),
+                              "counts": {k: int(c) for k, c in zip(COUNT_NAMES, tally)}}
+        return v
+
+    @last.setter
+    def last(self, value) -> None:
+        self._last = value
+
+    def observe(self, control: Control) -> None:
+        """Record a controller step: its tally and coordinates stay in their arrays until read."""
+        self._last = control
+        if control.tally is not None:
+            pending = self.__dict__.get("_pending")
+            self._pending = control.tally if pending is None else pending + control.tally
 
     def config(self) -> dict:
         return {"table_checksum": None if self.table is None else self.table.checksum, "value": self.value,
@@ -171,27 +209,29 @@ class LocalPolicy:
             u_tab, lstat = lookup(tau, y, ok, a * eta)
         elif self.declared is not None:
             coords = [f(a, s2, grad_norm, eta, self.total_steps - step) for f in self.declared.functions(xp)]
-            coords = [xp.where(ok, c, 0.0) for c in xp.broadcast_arrays(*coords, a)[:-1]]
+            broadcast = xp.broadcast_tensors if xp.__name__ == "torch" else xp.broadcast_arrays
+            coords = [xp.where(ok, c, xp.zeros_like(c)) for c in broadcast(*(c + 0.0 * a for c in coords), a)[:-1]]
             u_tab, lstat = lookup(coords, ok)
             tau, y = (coords[self.declared.time] if self.declared.time is not None else xp.nan * a), xp.nan * a
         else:
             u_tab, lstat = lookup(tau, y, ok)
         lstat = xp.where(ok, lstat, 0)
-        u = xp.where(ok, u_tab, xp.where(code == NONCONVEX, self.nonconvex_multiplier,
-                                        xp.where(code == WARMUP, self.warmup_multiplier, self.fallback)))
+        zero = xp.zeros_like(a)  # the constants in the type and on the device of a
+        u = xp.where(ok, u_tab, xp.where(code == NONCONVEX, zero + self.nonconvex_multiplier,
+                                        xp.where(code == WARMUP, zero + self.warmup_multiplier, zero + self.fallback)))
         if self.discrete:
             u = step_cap(u, code, a, eta, field, xp)
         return u, code, tau, y, lstat
 
     def lookup_fn(self, xp=np):
-        """The table lookup of :meth:`evaluate` for arrays of ``xp`` (numpy or jax.numpy)."""
+        """The table lookup of :meth:`evaluate` for arrays of ``xp`` (numpy, torch or jax.numpy)."""
         if xp is np:
             if self.declared is not None:
                 return self._np_lookup_declared
             return self._np_lookup_discrete if self.discrete else self._np_lookup
-        from ..tables._jax_lookup import jax_table_lookup
+        from ..tables._array_lookup import array_table_lookup
 
-        base = jax_table_lookup(self.table, self.value)
+        base = array_table_lookup(self.table, self.value, xp)
         if self.declared is not None:
             return lambda coords, mask: base(*coords)
         if not self.discrete:
@@ -298,83 +338,9 @@ class LocalPolicy:
     def __call__(self, step: int, stats, *, eta: float | None = None):
         """Multiplier u* for step ``step`` (0-based) given the estimates ``stats``."""
         st = stats if isinstance(stats, Estimate) else Estimate.from_mapping(stats)
-        eta = self._eta(eta)
-        if (all(type(v) is float for v in (st.a, st.s2, st.grad_norm)) or all(
-                isinstance(v, _SCALARS) and not isinstance(v, bool) for v in (st.a, st.s2, st.grad_norm))) and (
-                st.field is None or isinstance(st.field, _SCALARS)):
-            u, code, tau, y, lstat = self._scalar(step, float(st.a), float(st.s2), float(st.grad_norm),
-                                                  bool(st.ready), eta, None if st.field is None else float(st.field))
-            name = STATUS_NAMES[code]
-            self.counts[name] += 1
-            counts = {name: 1}
-            if lstat:
-                which = "clamped" if lstat == 1 else "nan"
-                self.counts[which] += 1
-                counts[which] = 1
-            self.last = {"tau_remaining": tau, "y": y, "status": code, "counts": counts}
-            return float(u)
-        a = np.asarray(st.a, dtype=np.float64)
-        with np.errstate(all="ignore"):
-            u, code, tau, y, lstat = self.evaluate(
-                step, a, np.broadcast_to(np.asarray(st.s2, dtype=np.float64), a.shape),
-                np.broadcast_to(np.asarray(st.grad_norm, dtype=np.float64), a.shape), bool(st.ready), eta,
-                self.lookup_fn(np), field=None if st.field is None else np.asarray(st.field, dtype=np.float64))
-        counts = self.record(code, lstat)
-        self.last = {"tau_remaining": tau, "y": y, "status": code, "counts": counts}
-        return float(u) if np.ndim(u) == 0 else np.asarray(u)
-
-    def record(self, code, lstat) -> dict:
-        """Add status codes (arrays) to :attr:`counts`; returns the counts added."""
-        code = np.asarray(code).reshape(-1)
-        lstat = np.asarray(lstat).reshape(-1)
-        added = {name: int(np.count_nonzero(code == i)) for i, name in enumerate(STATUS_NAMES)}
-        added["clamped"] = int(np.count_nonzero(lstat == 1))
-        added["nan"] = int(np.count_nonzero(lstat == 2))
-        for name, v in added.items():
-            self.counts[name] += v
-        return added
-
-
-DISCRETE_AXES = ("u_max", "h", "tau_remaining", "y")
-
-
-class _DeclaredAxes:
-    """The ``from_trainer`` formulas of a table's axes, compiled per array namespace."""
-
-    def __init__(self, table):
-        import sympy as sp
-
-        from ..tables.spec import TRAINER_SYMBOLS, trainer_formula
-
-        self.texts = [a.from_trainer for a in table.axes]
-        self.exprs = [trainer_formula(t, where=f"axis {a.name!r} from_trainer") for a, t in zip(table.axes, self.texts)]
-        self.symbols = [sp.Symbol(n, real=True) for n in TRAINER_SYMBOLS]
-        roles = [a.role for a in table.axes]
-        self.time = roles.index("time_to_go") if "time_to_go" in roles else None
-        self._compiled = {}
-
-    def functions(self, xp):
-        """f(a, s2, grad_norm, eta, steps_left) per axis, for arrays of ``xp`` (numpy or jax.numpy)."""
-        key = xp.__name__
-        if key not in self._compiled:
-            import sympy as sp
-
-            module = "jax" if key.startswith("jax") else "numpy"
-            self._compiled[key] = [sp.lambdify(self.symbols, e, modules=module) for e in self.exprs]
-        return self._compiled[key]
-
-
-def _declared_axes(table, tau_axis: str, y_axis: str) -> _DeclaredAxes:
-    """The declared-axes reading of a table that is neither local layout, or one clear error."""
-    names = list(table.axis_names)
-    missing = [a.name for a in table.axes if a.from_trainer is None]
-    if missing:
-        raise InputError(f"the table's axes {names} do not fit: a trainer reads [{tau_axis!r}, {y_axis!r}] "
-                         f"(continuous time, either order), {list(DISCRETE_AXES)} (discrete time), or axes that "
-                         f"each declare how a trainer computes them; axis {missing[0]!r} does not (export the "
-                         f"table with --axis-from {missing[0]}=FORMULA, a formula in a, s2, grad_norm, eta, "
-                         "steps_left)")
-    return _DeclaredAxes(table)
+        c = controller_step(self, step, st, eta=self._eta(eta))
+        self.observe(c)
+        return float(c.multiplier) if np.ndim(c.multiplier) == 0 else np.asarray(c.multiplier)
 
 
 def _beyond_h(u, h, h_max, xp):
@@ -451,7 +417,7 @@ class OneStepPolicy(LocalPolicy):
         self.warmup_multiplier = self.nonconvex_multiplier if warmup_multiplier is None else \
             _in_range("warmup_multiplier", warmup_multiplier, 0.0, self.u_max)
         self.fallback = 0.0 if fallback is None else _in_range("fallback", fallback, 0.0, self.u_max)
-        self.counts = {k: 0 for k in STATUS_NAMES + ("clamped", "nan")}
+        self.counts = {k: 0 for k in COUNT_NAMES}
         self.last = None
 
     def _point_discrete(self, h, tau, y):
@@ -465,21 +431,10 @@ class OneStepPolicy(LocalPolicy):
             y2 = y * y
             y2 = xp.where(mask, y2, 1.0)
             u = 1.0 / (1.0 / y2 + xp.where(mask, h, 1.0))  # y = inf gives 1/h
-            return xp.minimum(u_max, xp.where(mask, u, 0.0)), xp.zeros_like(u, dtype=xp.int32)
+            u = xp.where(mask, u, 0.0 * u)
+            return xp.where(u > u_max, u_max + 0.0 * u, u), xp.zeros_like(u, dtype=xp.int32)
 
         return rule
-
-
-def reduce_multiplier(u, weights) -> float:
-    """One multiplier from per-coordinate ones: sum_i w_i u_i / sum_i w_i (plain mean if all w_i = 0)."""
-    if type(u) is float:
-        return u
-    u = np.asarray(u, dtype=np.float64)
-    if u.ndim == 0:
-        return float(u)
-    w = np.ones_like(u) if weights is None else np.asarray(weights, dtype=np.float64)
-    sw = w.sum()
-    return float((w * u).sum() / sw) if sw > 0 else float(u.mean())
 
 
 def _positive(name, value, *, allow_zero=False):

@@ -44,7 +44,7 @@ from __future__ import annotations
 import math
 from typing import Callable, Sequence
 
-from ..errors import DivergenceError, InputError, require_extra
+from ..errors import InputError, require_extra
 
 torch = require_extra("torch", "torch")
 
@@ -56,23 +56,26 @@ _DETACHED = ("other_closure's loss does not depend on this player's parameters; 
 
 
 def check_loss(loss, what: str = "closure"):
-    """The closure's value as a 0-d tensor with a graph (InputError if unusable, DivergenceError if not finite)."""
+    """The closure's value as a 0-d tensor with a graph, or InputError naming what is wrong.
+
+    Only what the tensor's metadata tells is checked here (type, size, graph), so no value is read:
+    a non-finite loss gives a non-finite measurement, which the caller masks on the device.
+    """
     if not isinstance(loss, torch.Tensor):
         raise InputError(f"{what} must return the loss as a scalar tensor; got {type(loss).__name__}")
     if loss.numel() != 1:
         raise InputError(f"{what} must return a scalar loss; got a tensor of shape {tuple(loss.shape)}")
-    v = float(loss.detach())
-    if not math.isfinite(v):
-        raise DivergenceError(f"{what} returned a non-finite loss {v}; expected a finite number")
     if not loss.requires_grad:
         raise InputError(f"{what} returned a loss without a graph (requires_grad=False); compute it with "
                          "gradients enabled, without .detach() or torch.no_grad()")
     return loss.reshape(())
 
 
-def _call(closure, what: str):
+def _call(closure, what: str, finite: list):
     with torch.enable_grad():
-        return check_loss(closure(), what)
+        loss = check_loss(closure(), what)
+    finite.append(torch.isfinite(loss.detach()))
+    return loss
 
 
 def _grad(outputs, inputs, *, create_graph=False, what="closure"):
@@ -84,26 +87,27 @@ def _grad(outputs, inputs, *, create_graph=False, what="closure"):
     return [torch.zeros_like(x) if g is None else g for g, x in zip(gs, inputs)]
 
 
-def _dot(a, b):
-    return sum((x * y).sum() for x, y in zip(a, b))
+def _flat(ts):
+    """One 1-D tensor of a list of tensors (a copy; detached)."""
+    return torch.cat([t.detach().reshape(-1) for t in ts]) if len(ts) != 1 else ts[0].detach().reshape(-1)
 
 
-def _norm2(a) -> float:
-    return float(sum((x.detach() ** 2).sum() for x in a))
+def _sumsq(ts):
+    """sum_i |t_i|^2 of a list of tensors, a 0-d tensor (one fused norm per tensor)."""
+    if not ts:
+        return torch.zeros(())
+    if len(ts) == 1:
+        return torch.linalg.vector_norm(ts[0].detach()).square()
+    return torch.stack(torch._foreach_norm([t.detach() for t in ts])).square().sum()
 
 
-def _vdot(a, b) -> float:
-    """sum_i a_i . b_i over two lists of tensors."""
-    return float(torch.stack([torch.vdot(x.detach().reshape(-1), y.reshape(-1)) for x, y in zip(a, b)]).sum())
-
-
-def _sumsq(ts) -> float:
-    """sum_i |t_i|^2 of a list of tensors (one fused norm per tensor)."""
-    return float(torch.stack(torch._foreach_norm(ts)).square().sum()) if ts else 0.0
+def _vdot(a, b):
+    """sum_i a_i . b_i over two lists of tensors, a 0-d tensor."""
+    return torch.dot(_flat(a), _flat(b))
 
 
 def own_curvature(closure: Callable, params: Sequence, direction: Sequence, *, method: str = "hvp",
-                  eps: float | None = None, grad: Sequence | None = None) -> float:
+                  eps: float | None = None, grad: Sequence | None = None):
     """d^T H d / |d|^2 of the closure's loss in ``params`` along ``direction`` (module docstring).
 
     Args:
@@ -118,16 +122,16 @@ def own_curvature(closure: Callable, params: Sequence, direction: Sequence, *, m
             parameters, if already computed; then the difference is one-sided.
 
     Returns:
-        The signed curvature (NaN when d = 0).
+        The signed curvature, a 0-d tensor on the parameters' device (NaN when d = 0 or the loss is
+        not finite).
     """
-    own, _ = _measure([closure], [list(params)], 0, list(direction), method, eps, field=False,
-                      known=None if grad is None else [list(grad)])
+    own, _, _ = _measure([closure], [list(params)], 0, list(direction), method, eps, field=False,
+                         known=None if grad is None else [list(grad)])
     return own
 
 
 def field_measure(closures: Sequence[Callable], players: Sequence[Sequence], p: int, direction: Sequence, *,
-                  method: str = "hvp", eps: float | None = None,
-                  grads: Sequence | None = None) -> tuple[float, float]:
+                  method: str = "hvp", eps: float | None = None, grads: Sequence | None = None):
     """(own curvature, field measure |J[:, p] d| / |d|) of player ``p`` stepping along ``direction``.
 
     Args:
@@ -142,40 +146,54 @@ def field_measure(closures: Sequence[Callable], players: Sequence[Sequence], p: 
         eps: finite-difference step (``"fd"`` only).
         grads: ``"fd"`` only: each player's gradient of its loss at the
             current point, or None where not computed; one-sided when all are given.
+
+    Returns:
+        Two 0-d tensors on the parameters' device (NaN when d = 0 or a loss is not finite).
     """
     if len(closures) != len(players):
         raise InputError(f"need one closure per player; got {len(closures)} closures and {len(players)} players")
-    return _measure(list(closures), [list(x) for x in players], p, list(direction), method, eps, field=True,
-                    known=None if grads is None else list(grads))
+    own, fld, _ = _measure(list(closures), [list(x) for x in players], p, list(direction), method, eps, field=True,
+                           known=None if grads is None else list(grads))
+    return own, fld
 
 
-def _measure(closures, players, p, d, method, eps, field, known=None):
+def _measure(closures, players, p, d, method, eps, field, known=None, dd=None):
+    """(own, field, finite): 0-d tensors; ``finite`` is False when a loss the measurement evaluated was not.
+
+    With d = 0 (or |d| not finite) both measures are NaN and ``finite`` is True (nothing diverged:
+    the policy takes its fallback). Nothing here reads a tensor's value.
+    """
     if method not in METHODS:
         raise InputError(f"method must be one of {METHODS}; got {method!r}")
     xp = players[p]
     if len(d) != len(xp):
         raise InputError(f"direction needs one tensor per parameter ({len(xp)}); got {len(d)}")
     d = [t.detach() for t in d]
-    dd = _sumsq(d)
-    if not dd > 0 or not math.isfinite(dd):
-        return math.nan, math.nan
+    dd = _sumsq(d) if dd is None else dd
+    usable = (dd > 0) & torch.isfinite(dd)
+    inv = torch.where(usable, torch.rsqrt(torch.where(usable, dd, torch.ones_like(dd))), torch.zeros_like(dd))
+    finite = []
     if method == "hvp":
-        return _hvp(closures, players, p, d, dd, field)
-    return _fd(closures, players, p, d, dd, eps, field, known)
+        own, fld = _hvp(closures, players, p, d, inv, field, finite)
+    else:
+        own, fld = _fd(closures, players, p, d, inv, eps, field, known, finite)
+    nan = torch.full_like(own, math.nan)
+    ok = torch.stack(finite).all() if finite else torch.ones((), dtype=torch.bool, device=own.device)
+    return torch.where(usable, own, nan), (torch.where(usable, fld, nan) if field else nan), ok
 
 
-def _hvp(closures, players, p, d, dd, field):
+def _hvp(closures, players, p, d, inv, field, finite):
     xp = players[p]
-    gp = _grad(_call(closures[p], "closure"), xp, create_graph=True)
-    hd = _grad(_dot(gp, d), xp, what="closure")
-    own = float(_dot(hd, d)) / dd
+    gp = _grad(_call(closures[p], "closure", finite), xp, create_graph=True)
+    hd = _grad(_vdot_graph(gp, d), xp, what="closure")
+    own = _vdot(hd, d) * inv * inv
     if not field:
-        return own, math.nan
-    sq = _norm2(hd)
+        return own, own
+    sq = _sumsq(hd)
     for q, (cq, xq) in enumerate(zip(closures, players)):
         if q == p:
             continue
-        lq = _call(cq, "other_closure")
+        lq = _call(cq, "other_closure", finite)
         try:
             vq = torch.autograd.grad(lq, xp, create_graph=True, allow_unused=True)
         except RuntimeError as exc:
@@ -183,47 +201,55 @@ def _hvp(closures, players, p, d, dd, field):
         if all(v is None for v in vq):
             raise InputError(_DETACHED)
         vq = [torch.zeros_like(x) if v is None else v for v, x in zip(vq, xp)]
-        s = _dot(vq, d)
+        s = _vdot_graph(vq, d)
         if s.requires_grad:
-            sq += _norm2(_grad(s, xq, what="other_closure"))
-    return own, math.sqrt(sq) / math.sqrt(dd)
+            sq = sq + _sumsq(_grad(s, xq, what="other_closure"))
+    return own, torch.sqrt(sq) * inv
 
 
-def _fd(closures, players, p, d, dd, eps, field, known=None):
+def _vdot_graph(a, b):
+    """sum_i a_i . b_i keeping the graph of ``a`` (b detached)."""
+    return sum((x * y).sum() for x, y in zip(a, b))
+
+
+def _fd(closures, players, p, d, inv, eps, field, known, finite):
     """Finite difference of gradients along the unit direction: central, or one-sided from ``known``.
 
     ``known[q]``: player q's gradient at the current point when the caller has
     it (the one ``backward()`` just computed); with all needed ones known the
     difference is one-sided, (F(x + eps u) - F(x)) / eps, and the current
-    point is not evaluated again.
+    point is not evaluated again. The step eps / |d| is a 0-d tensor, applied
+    with one fused multiply-add over the parameters.
     """
     xp = players[p]
-    norm = math.sqrt(dd)
     who = list(range(len(closures))) if field else [p]
     known = list(known or [None] * len(closures))
     one_sided = known[p] is not None
     for q in who:  # one-sided once this player's gradient is known: evaluate the others' at x
         if one_sided and known[q] is None:
-            known[q] = _grad(_call(closures[q], "other_closure"), players[q], what="other_closure")
+            known[q] = _grad(_call(closures[q], "other_closure", finite), players[q], what="other_closure")
+    data = [x.detach() for x in xp]
     if eps is None:
         n = sum(x.numel() for x in xp)
-        rms = math.sqrt(_sumsq([x.detach() for x in xp]) / max(n, 1))
+        rms = torch.sqrt(_sumsq(data) / max(n, 1))
         eps = torch.finfo(xp[0].dtype).eps ** (0.5 if one_sided else 1.0 / 3.0) * (1.0 + rms)
-    elif not (isinstance(eps, (int, float)) and eps > 0 and math.isfinite(eps)):
+    elif isinstance(eps, (int, float)) and not isinstance(eps, bool) and eps > 0 and math.isfinite(eps):
+        eps = torch.full((), float(eps), dtype=xp[0].dtype, device=xp[0].device)
+    else:
         raise InputError(f"eps must be a positive number; got {eps!r}")
-    saved = [x.detach().clone() for x in xp]
-    data = [x.detach() for x in xp]
+    saved = [x.clone() for x in data]
     grads = {}
     try:
         for sign in (1.0,) if one_sided else (1.0, -1.0):
             with torch.no_grad():
-                torch._foreach_copy_(data, saved)
-                torch._foreach_add_(data, d, alpha=sign * eps / norm)
+                if sign < 0:
+                    torch._foreach_copy_(data, saved)
+                torch._foreach_add_(data, torch._foreach_mul(d, eps * inv * sign))
             for q in who:
                 if q == p:
-                    grads[q, sign] = _grad(_call(closures[q], "closure"), players[q])
+                    grads[q, sign] = _grad(_call(closures[q], "closure", finite), players[q])
                     continue
-                lq = _call(closures[q], "other_closure")
+                lq = _call(closures[q], "other_closure", finite)
                 if sign == 1.0:  # once: the other loss must see this player's parameters
                     both = torch.autograd.grad(lq, list(players[q]) + xp, allow_unused=True)
                     if all(t is None for t in both[len(players[q]):]):
@@ -236,12 +262,16 @@ def _fd(closures, players, p, d, dd, eps, field, known=None):
         with torch.no_grad():
             torch._foreach_copy_(data, saved)
     lo, width = (known, eps) if one_sided else ({q: grads[q, -1.0] for q in who}, 2 * eps)
-    # own curvature: (F_p(x+) - F_p(x-)) . d / (|d| width), two scalar products
-    own = (_vdot(grads[p, 1.0], d) - _vdot(lo[p], d)) / (norm * width)
+    # own curvature: (F_p(x+) - F_p(x-)) . d / (|d| width), one scalar product of the difference
+    diff_p = _flat(grads[p, 1.0]) - _flat(lo[p])
+    own = torch.dot(diff_p, _flat(d)) * inv / width
     if not field:
-        return own, math.nan
-    sq = sum(_sumsq(torch._foreach_sub(grads[q, 1.0], [t.detach() for t in lo[q]])) for q in who)
-    return own, math.sqrt(sq) / width
+        return own, own
+    sq = diff_p.square().sum()
+    for q in who:
+        if q != p:
+            sq = sq + (_flat(grads[q, 1.0]) - _flat(lo[q])).square().sum()
+    return own, torch.sqrt(sq) / width
 
 
 def step_direction(optimizer, group) -> tuple[list, list]:
@@ -265,7 +295,9 @@ def step_direction(optimizer, group) -> tuple[list, list]:
             gi = gi + wd * x.detach() if wd and not isinstance(optimizer, torch.optim.AdamW) else gi
             st = optimizer.state.get(x, {})
             m, v = st.get("exp_avg"), st.get("exp_avg_sq")
-            t = float(st.get("step", 0)) + 1.0
+            step = st.get("step")
+            # a tensor in torch's Adam: kept on its device, in float64 as Adam's own bias correction
+            t = 1.0 if step is None else step.to(torch.float64) + 1.0
             m = (1 - b1) * gi if m is None else b1 * m + (1 - b1) * gi
             v = (1 - b2) * gi * gi if v is None else b2 * v + (1 - b2) * gi * gi
             d.append((m / (1 - b1 ** t)) / ((v / (1 - b2 ** t)).sqrt() + eps))
@@ -305,43 +337,49 @@ class NoiseRatio:
     def reset(self) -> None:
         self.count = 0
         self._m = None
-        self._q = 0.0
+        self._q = None
         self._pow = 1.0
 
-    def update(self, grads: Sequence) -> float:
-        """Fold in the gradient (one tensor per parameter); returns its squared norm |g|^2."""
+    def update(self, grads: Sequence, gg=None):
+        """Fold in the gradient (one tensor per parameter); returns its squared norm |g|^2 (0-d tensor).
+
+        EMA with bias correction: alpha_k = (1 - beta) / (1 - beta^k), m <- m + alpha_k (g - m),
+        q <- q + alpha_k (|g|^2 - q); all on the gradient's device (alpha_k is a number known on the host).
+        """
         b = self.beta
         self._pow *= b
         alpha = (1 - b) / (1 - self._pow)
         grads = [t.detach() for t in grads]
         if self._m is None:
             self._m = [torch.zeros_like(t) for t in grads]
-        gg = _sumsq(grads)
+        gg = _sumsq(grads) if gg is None else gg
         if grads:
             torch._foreach_lerp_(self._m, grads, alpha)
-            self._q += alpha * (gg - self._q)
+            self._q = gg * alpha if self._q is None else torch.lerp(self._q, gg, alpha)
         self.count += 1
         return gg
 
-    def read(self) -> tuple[float, float]:
-        """(signal |EMA g|^2, noise EMA|g|^2 - |EMA g|^2), NaN before the first observation."""
-        if self._m is None:
+    def read(self):
+        """(signal |EMA g|^2, noise EMA|g|^2 - |EMA g|^2) as 0-d tensors; NaN before the first observation."""
+        if self._m is None or self._q is None:
             return math.nan, math.nan
         sig = _sumsq(self._m)
-        return sig, max(self._q - sig, 0.0)
+        return sig, torch.clamp(self._q - sig, min=0.0)
 
     @property
     def snr(self) -> float:
-        sig, noise = self.read()
+        sig, noise = (float(v) for v in self.read())
         return sig / (sig + noise) if sig + noise > 0 else math.nan
 
     def state_dict(self) -> dict:
         return {"beta": self.beta, "count": self.count, "m": None if self._m is None else [t.clone() for t in self._m],
-                "q": self._q, "pow": self._pow}
+                "q": None if self._q is None else self._q.clone(), "pow": self._pow}
 
     def load_state_dict(self, sd) -> None:
         self.beta, self.count = float(sd["beta"]), int(sd["count"])
-        self._q, self._pow = float(sd["q"]), float(sd["pow"])
+        self._pow = float(sd["pow"])
+        q = sd["q"]
+        self._q = None if q is None else torch.as_tensor(q).clone()
         self._m = None if sd["m"] is None else [t.clone() for t in sd["m"]]
 
 

@@ -31,10 +31,9 @@ import numpy as np
 
 from ..errors import InputError, require_extra
 from ..tables._jax_lookup import _jax, jax_table_lookup
-from ..policies.estimators import STATUS_NAMES, RegressionEstimator
+from ..policies.controller import COUNT_NAMES, controller_step
+from ..policies.estimators import Estimate, RegressionEstimator
 from ..policies.local_policy import LocalPolicy
-
-COUNT_NAMES = STATUS_NAMES + ("clamped", "nan")
 
 
 class PolicyState(NamedTuple):
@@ -80,15 +79,14 @@ class _Core:
             raise InputError("the estimator must provide the functional API (init_state/next_state/read)")
         self.lookup = policy.lookup_fn(_jax()[1])
 
-    def multiplier(self, state: PolicyState, x):
+    def multiplier(self, state: PolicyState, x, reduce_weights: bool = False):
+        """(u, weights, tally) of the state's estimate at x: the one controller step."""
         _, jnp, _ = _jax()
         r = self.estimator.read(state.estimator, x, jnp)
-        ready = r["count"] >= self.estimator.warmup
-        u, code, _, _, lstat = self.policy.evaluate(state.count, r["a"], r["s2"], r["grad_norm"], ready,
-                                                    self.eta, self.lookup, jnp)
-        tally = jnp.stack([jnp.sum(code == i) for i in range(len(STATUS_NAMES))]
-                          + [jnp.sum(lstat == 1), jnp.sum(lstat == 2)]).astype(jnp.int32)
-        return u, r.get("weights"), tally
+        est = Estimate(r["a"], r["s2"], r["grad_norm"], 0, r["count"] >= self.estimator.warmup, r.get("weights"))
+        c = controller_step(self.policy, state.count, est, eta=self.eta, lookup=self.lookup,
+                            reduce_weights=reduce_weights)
+        return c.multiplier, r.get("weights"), c.tally.astype(jnp.int32)
 
     def init(self, x):
         _, jnp, _ = _jax()
@@ -280,10 +278,10 @@ def _measured_transform(policy, eta, every, beta, field=False):
         noise = jnp.maximum(q - sig, 0.0)
         gd = jnp.sum(g * d)
         scale = jnp.where(gd > 0, dd / jnp.where(gd > 0, gd, 1.0), jnp.nan)  # curvature per unit of rate
-        u, code, _, _, lstat = policy.evaluate(state.count, own * scale, noise, jnp.sqrt(sig), True, eta, lookup, jnp,
-                                               field=measured[1] * scale if field else None)
-        tally = jnp.stack([jnp.sum(code == i) for i in range(len(STATUS_NAMES))]
-                          + [jnp.sum(lstat == 1), jnp.sum(lstat == 2)]).astype(jnp.int32)
+        est = Estimate(own * scale, noise, jnp.sqrt(sig), 0, jnp.asarray(True),
+                       field=measured[1] * scale if field else None)
+        c = controller_step(policy, state.count, est, eta=eta, lookup=lookup)
+        u, tally = c.multiplier, c.tally.astype(jnp.int32)
         scaled = jax.tree.map(lambda t: (t * u).astype(t.dtype), updates)
         return scaled, MeasuredState(state.count + 1, mg, q.astype(state.q.dtype), bp, measured,
                                      jnp.asarray(u, state.multiplier.dtype), state.counts + tally)
@@ -328,10 +326,7 @@ class PolicySchedule:
         _, jnp, ravel_pytree = _jax()
         x = extra.get("model_params")
         x = None if x is None else ravel_pytree(x)[0]
-        u, w, tally = self._core.multiplier(state, x)
-        if jnp.ndim(u) > 0:
-            sw = jnp.sum(w)
-            u = jnp.where(sw > 0, jnp.sum(w * u) / jnp.where(sw > 0, sw, 1.0), jnp.mean(u))
+        u, _, tally = self._core.multiplier(state, x, reduce_weights=True)
         return u, x, tally
 
     def __call__(self, state: PolicyState, **extra_args):

@@ -41,12 +41,24 @@ player's parameters (``other_params=``) and, at each step, the other
 player's loss closure (``other_closure=``), computed without detaching this
 player's output, so the field measure sees the coupling.
 
-Cost: for CPU tensors of one floating type (float32 or float64) the
-regression estimator reads the parameters and gradients in place through
-numpy views of the tensors (kept while the parameters' storage stays the
-same), so a step makes no copy of them: one pass folds the observation into
-the moments, one reads the estimate. Other tensors (GPU, half precision,
-sparse gradients) and other estimators get one flat float64 copy on the CPU.
+On the device, without host synchronisation (curvature modes): the
+measurement, the noise ratio, the policy (:func:`~stochctl.policies.controller.
+controller_step`) and the rate stay tensors on the parameters' device; the rate
+is set as a 0-d tensor where the optimizer accepts one
+(:func:`~stochctl.trainers._measured.accepts_tensor_lr`; SGD with ``fused=True``
+and Adam with ``capturable=True`` or ``fused=True`` also step without reading
+it), and ``scheduler.step`` reads no tensor value. The diagnostics
+(:attr:`~ControlledLR.counts`, ``last_*``, ``policy.last``) are kept as tensors
+and converted when read. A non-finite loss, gradient or measurement gives the
+policy's safe multiplier (``fallback``) by a device-side mask; the count of
+such steps is read, and :class:`~stochctl.errors.DivergenceError` raised, when
+the diagnostics are read or :meth:`~ControlledLR.check` is called (every
+``check_every`` steps if set).
+
+Estimator mode (``curvature=None``): for CPU tensors of one floating type the
+regression estimator reads the parameters and gradients in place through numpy
+views (:mod:`stochctl.trainers._views`); other tensors get one flat float64
+copy on the CPU.
 """
 
 from __future__ import annotations
@@ -58,118 +70,21 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from ..errors import InputError, require_extra
-from ..policies.estimators import STATUS_NAMES, Estimate, RegressionEstimator
-from ..policies.local_policy import LocalPolicy, reduce_multiplier
-from .curvature import METHODS, NoiseRatio, _measure, _sumsq, step_direction
+from ..errors import DivergenceError, InputError, require_extra
+from ..policies.controller import COUNT_NAMES, controller_step, to_python
+from ..policies.estimators import Estimate, RegressionEstimator
+from ..policies.local_policy import LocalPolicy
+from ._measured import accepts_tensor_lr, check_closures, measured_step
+from ._views import _flat, _grad_views, _param_views, _to_numpy, _to_torch
+from .curvature import METHODS, NoiseRatio
 
 torch = require_extra("torch", "torch")
 LRScheduler = torch.optim.lr_scheduler.LRScheduler
 
 METRIC_KEYS = ("a", "s2", "grad_norm")
-_TRANSIENT = ("optimizer", "policy", "estimators", "_hook", "_metrics", "last_estimates", "_views", "_noise",
-              "_other", "_init")
+_TRANSIENT = ("optimizer", "policy", "estimators", "_hook", "_metrics", "_last", "_views", "_noise",
+              "_other", "_init", "_flag", "_lookup")
 CURVATURES = (None, "own", "field")
-_VIEW_DTYPES = (torch.float32, torch.float64)
-
-
-def _flat(tensors, *, grads: bool) -> np.ndarray:
-    """A copy of the tensors (or of their gradients; missing ones are zero), flattened and concatenated.
-
-    float32 and float64 CPU tensors keep their type (the estimators widen
-    them); anything else becomes float64 on the CPU.
-    """
-    parts = []
-    for p in tensors:
-        t = p.grad if grads else p
-        if t is None:
-            t = torch.zeros_like(p)
-        elif t.is_sparse:
-            t = t.to_dense()
-        parts.append(t.detach().reshape(-1))
-    if not parts:
-        return np.zeros(0)
-    flat = torch.cat(parts)  # always a new tensor: a snapshot
-    if flat.device.type != "cpu" or flat.dtype not in (torch.float32, torch.float64):
-        flat = flat.to(dtype=torch.float64, device="cpu")
-    return flat.numpy()
-
-
-def _param_views(params, cache: dict):
-    """1-D numpy views of the parameters (no copy), or None when they cannot all be viewed.
-
-    Views need CPU, dense, contiguous tensors of one dtype in ``_VIEW_DTYPES``.
-    They are cached under the tensors' data pointers: a view keeps its storage
-    alive, so an unchanged pointer means an unchanged tensor.
-    """
-    key = tuple(p.data_ptr() for p in params)
-    hit = cache.get("params")
-    if hit is not None and hit[0] == key:
-        return hit[1]
-    views = None
-    if params and all(p.device.type == "cpu" and p.layout == torch.strided and p.is_contiguous()
-                      and p.dtype == params[0].dtype for p in params) and params[0].dtype in _VIEW_DTYPES:
-        views = tuple(p.detach().numpy().reshape(-1) for p in params)
-    cache["params"] = (key, views)
-    cache["zeros"] = {}
-    return views
-
-
-def _grad_views(params, cache: dict):
-    """1-D numpy views of the gradients (zeros where a gradient is missing), or None."""
-    dtype = cache["params"][1][0].dtype
-    try:  # the common case: every gradient a dense CPU tensor without a graph
-        out = tuple([p.grad.numpy().reshape(-1) for p in params])
-    except (AttributeError, TypeError, RuntimeError):
-        out = _grad_views_general(params, cache)
-        if out is None:
-            return None
-    for v in out:
-        if v.dtype != dtype:
-            return None
-    return out
-
-
-def _grad_views_general(params, cache: dict):
-    out = []
-    for i, p in enumerate(params):
-        g = p.grad
-        if g is None:
-            v = cache["zeros"].get(i)
-            if v is None:
-                v = cache["zeros"][i] = np.zeros(p.numel(), dtype=cache["params"][1][0].dtype)
-        else:
-            try:
-                v = g.detach().numpy().reshape(-1)  # a copy only for a non-contiguous gradient
-            except (TypeError, RuntimeError):  # another device or layout
-                return None
-        out.append(v)
-    return tuple(out)
-
-
-def _to_torch(obj):
-    """numpy arrays/scalars -> tensors/floats, recursively (so ``torch.load(weights_only=True)`` works)."""
-    if isinstance(obj, dict):
-        return {k: _to_torch(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_to_torch(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return torch.from_numpy(obj.copy())
-    if isinstance(obj, np.floating):
-        return float(obj)
-    if isinstance(obj, np.integer):
-        return int(obj)
-    return obj
-
-
-def _to_numpy(obj):
-    if isinstance(obj, dict):
-        return {k: _to_numpy(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_to_numpy(v) for v in obj]
-    if isinstance(obj, torch.Tensor):
-        return obj.detach().cpu().numpy().copy()
-    return obj
 
 
 class ControlledLR(LRScheduler):
@@ -201,17 +116,30 @@ class ControlledLR(LRScheduler):
         curvature_every: measure the curvature at steps 0, k, 2k, ... and
             reuse the last measurement in between (the noise ratio and the
             rate are updated at every step).
-        remeasure_growth: with ``curvature_every`` > 1, also measure at a step
-            where some group's gradient norm exceeds ``remeasure_growth`` times
-            its value at that group's last measurement (a stale curvature must
-            not carry the rate into a region where the iteration explodes:
-            there the gradient grows by |1 - eta u a| per step); None: only
-            the schedule.
+        remeasure_growth: with ``curvature_every`` > 1, a group whose gradient
+            norm exceeds ``remeasure_growth`` times its value at its last
+            measurement does not trust the stale curvature (a stale curvature
+            must not carry the rate into a region where the iteration explodes:
+            there the gradient grows by |1 - eta u a| per step): at that step
+            its rate is the policy's safe multiplier (a device-side mask,
+            counted as ``fallback``), and the next step measures. The decision
+            to measure is read from host memory one step late
+            (:class:`~stochctl.trainers._measured.LaggedFlag`) rather than at
+            once, since skipping a measurement on a device value would need a
+            host synchronisation at every step; computing the measurement at
+            every step instead would cost what ``curvature_every`` saves.
+            None: only the schedule.
         noise_beta: EMA decay of the noise ratio.
         other_params: the other player's parameters (tensors, a module's
             ``parameters()``, or its optimizer); needed by ``"field"``.
+        check_every: curvature modes: read the divergence count (one host
+            synchronisation) every this many steps and raise
+            :class:`~stochctl.errors.DivergenceError` if a step diverged; None
+            (default): only when the diagnostics are read.
 
-    Attributes:
+    Attributes (the diagnostics are kept as tensors and converted when read;
+    reading them raises :class:`~stochctl.errors.DivergenceError` once for
+    divergences not yet reported):
         estimators: one estimator per parameter group.
         last_estimates: the :class:`Estimate` used at the last step, per group.
         last_multipliers: u* of each group at the last step.
@@ -221,12 +149,13 @@ class ControlledLR(LRScheduler):
         last_curvature: per group, the last measured (own curvature
             d^T H d / |d|^2, field measure |J[:, p] d| / |d|) (curvature modes).
         curvature_measurements: how many curvature measurements were made.
+        divergences: steps whose loss, gradient or measurement was not finite.
     """
 
     def __init__(self, optimizer, policy, *, estimator=None, eta: float | None = None, every: int = 1,
                  last_epoch: int = -1, curvature: str | None = None, method: str = "fd",
                  curvature_every: int = 1, noise_beta: float = 0.9, other_params=None,
-                 remeasure_growth: float | None = 2.0):
+                 remeasure_growth: float | None = 2.0, check_every: int | None = None):
         if not isinstance(optimizer, torch.optim.Optimizer):
             raise InputError(f"optimizer must be a torch.optim.Optimizer; got {type(optimizer).__name__}")
         if not callable(policy):
@@ -251,12 +180,19 @@ class ControlledLR(LRScheduler):
         if curvature == "field" and not self._other:
             raise InputError("curvature='field' needs the other player's parameters: pass other_params= "
                              "(its module's parameters() or its optimizer)")
+        if check_every is not None and (not isinstance(check_every, int) or isinstance(check_every, bool)
+                                        or check_every < 1):
+            raise InputError(f"check_every must be a positive integer or None; got {check_every!r}")
+        self.check_every = check_every
         self._noise = [NoiseRatio(noise_beta) for _ in range(n)]
-        self.last_curvature = [(math.nan, math.nan)] * n
-        self._stored = [None] * n
-        self._measured_gg = [math.nan] * n  # |g|^2 of each group at its last measurement
+        self._stored = [None] * n  # per group: tensor [own, field] of its last measurement
+        self._measured_gg = [None] * n  # |g|^2 of each group at its last measurement
         self.remeasurements = 0
         self.curvature_measurements = 0
+        self._flag = self._lookup = None
+        self._tally = self._bad = self._bad_first = None
+        self._bad_seen = 0
+        self._tensor_lr = [accepts_tensor_lr(optimizer, g) for g in optimizer.param_groups]
         self._init = True
         if estimator is None:
             estimator = RegressionEstimator()
@@ -274,10 +210,8 @@ class ControlledLR(LRScheduler):
         self.every = every
         self._metrics = None
         self._views = [{} for _ in range(n)]
-        self.last_estimates = [None] * n
-        self.last_multipliers = [math.nan] * n
-        self.counts = ({k: 0 for k in STATUS_NAMES + ("clamped", "nan")} if isinstance(policy, LocalPolicy)
-                       else {})
+        self._last = [None] * n  # per group: (estimate, multiplier) of the last step, in their arrays
+        self._counts = {k: 0 for k in COUNT_NAMES} if isinstance(policy, LocalPolicy) else {}
         ref = weakref.ref(self)
 
         def hook(opt, args, kwargs):
@@ -335,7 +269,10 @@ class ControlledLR(LRScheduler):
         if self.curvature is not None and not self._init:
             if metrics is not None:
                 raise InputError("metrics= is for curvature=None; this scheduler measures the curvature itself")
-            self._measured_step(closure, other_closure)
+            check_closures(self, closure, other_closure)
+            measured_step(self, closure, other_closure)
+            if self.check_every is not None and self.last_epoch % self.check_every == 0:
+                self.check()
             return
         if closure is not None or other_closure is not None:
             raise InputError("closure= needs a scheduler with curvature='own' or 'field'; this one has curvature=None")
@@ -361,79 +298,65 @@ class ControlledLR(LRScheduler):
             v = v.item()
         return float(v)
 
-    def _measured_step(self, closure, other_closure) -> None:
-        """Curvature modes: measure the step about to be taken and set the rates (class docstring)."""
-        if closure is None or not callable(closure):
-            raise InputError(f"curvature={self.curvature!r} needs scheduler.step(closure=loss_closure) with a "
-                             f"callable closure; got {closure!r}")
-        if self.curvature == "field" and (other_closure is None or not callable(other_closure)):
-            raise InputError("curvature='field' needs the other player's loss: scheduler.step(closure=..., "
-                             f"other_closure=...); got other_closure={other_closure!r}")
-        k = self.last_epoch
-        groups = self.optimizer.param_groups
-        prepared = []
-        for i, group in enumerate(groups):
-            params = group["params"]
-            d, g = step_direction(self.optimizer, group)
-            if not all(p.requires_grad for p in params):
-                keep = [p.requires_grad for p in params]
-                params, d, g = ([t for t, k in zip(ts, keep) if k] for ts in (params, d, g))
-            gg = self._noise[i].update(g)
-            prepared.append((params, d, g, gg))
-        measure = k % self.curvature_every == 0 or any(s is None for s in self._stored)
-        if not measure and self.remeasure_growth is not None:
-            limit = self.remeasure_growth ** 2
-            if any(gg > limit * m0 for (_, _, _, gg), m0 in zip(prepared, self._measured_gg)):
-                measure = True
-                self.remeasurements += 1
-        everything = [p for g in groups for p in g["params"]] + (self._other or [])
-        saved = [None if p.grad is None else p.grad.detach().clone() for p in everything] if measure else None
-        copies = {} if saved is None else {id(p): c for p, c in zip(everything, saved)}
-        lrs = []
-        try:
-            for i, ((params, d, g, gg), base) in enumerate(zip(prepared, self.base_lrs)):
-                dd = gg if d is g else _sumsq(d)
-                gd = dd if d is g else float(sum(t.sum() for t in torch._foreach_mul(g, d)))
-                if measure:
-                    if self.curvature == "own":
-                        own, fld = _measure([closure], [params], 0, d, self.method, None, field=False,
-                                            known=[self._known(params, copies)])
-                    else:
-                        own, fld = _measure([closure, other_closure], [params, self._other], 0, d, self.method,
-                                            None, field=True, known=[self._known(params, copies), None])
-                    self.curvature_measurements += 1
-                    self.last_curvature[i] = (own, fld)
-                    self._stored[i] = (own, fld)
-                    self._measured_gg[i] = gg
-                own, fld = self._stored[i]
-                scale = dd / gd if gd > 0 else math.nan  # curvature per unit of learning rate
-                sig, noise = self._noise[i].read()
-                stats = Estimate(own * scale, noise, math.sqrt(sig), self._noise[i].count, True,
-                                 field=None if self.curvature == "own" else fld * scale)
-                base = float(self.eta if self.eta is not None else base)
-                if isinstance(self.policy, LocalPolicy):
-                    u = float(self.policy(k, stats, eta=base))
-                    for key, v in self.policy.last["counts"].items():
-                        self.counts[key] = self.counts.get(key, 0) + v
-                else:
-                    u = float(self.policy(k, stats))
-                self.last_estimates[i] = stats
-                self.last_multipliers[i] = u
-                lrs.append(float(self.base_lrs[i]) * u)
-        finally:
-            if saved is not None:
-                for p, gr in zip(everything, saved):
-                    p.grad = gr
-        for group, lr in zip(groups, lrs):
-            group["lr"] = lr
-        self._last_lr = lrs
-        self.last_epoch = k + 1
+    def _record(self, i: int, est, control, diverged=None, step: int = 0) -> None:
+        """Keep group i's estimate, multiplier and tally (in their arrays) and count a divergence."""
+        self._last[i] = (est, control.multiplier)
+        if control.tally is not None:
+            self._tally = control.tally if self._tally is None else self._tally + control.tally
+            if isinstance(self.policy, LocalPolicy):
+                self.policy.observe(control)
+        if diverged is not None:
+            if self._bad is None:
+                self._bad = torch.zeros((), dtype=torch.int64, device=diverged.device)
+                self._bad_first = torch.full((), -1, dtype=torch.int64, device=diverged.device)
+            self._bad = self._bad + diverged.to(torch.int64)
+            self._bad_first = torch.where(diverged & (self._bad_first < 0), step, self._bad_first)
 
-    @staticmethod
-    def _known(params, copies):
-        """The gradient backward() computed (saved before a closure could touch .grad), or None if incomplete."""
-        known = [copies.get(id(p)) for p in params]
-        return known if all(t is not None for t in known) else None
+    @property
+    def divergences(self) -> int:
+        """Steps (summed over groups) whose loss, gradient or measurement was not finite."""
+        return 0 if self._bad is None else int(self._bad)
+
+    def check(self) -> None:
+        """Raise :class:`~stochctl.errors.DivergenceError` if a step diverged since the last report (one host read)."""
+        n = self.divergences
+        if n > self._bad_seen:
+            self._bad_seen = n
+            safe = getattr(self.policy, "fallback", 0.0)
+            raise DivergenceError(f"training diverged: a loss, gradient or curvature measurement was not finite "
+                                  f"at {n} scheduler step(s), the first at step {int(self._bad_first)}; the rate "
+                                  f"there was the safe multiplier {safe} times the base rate")
+
+    @property
+    def counts(self) -> dict:
+        """How often each policy case occurred (name -> int), summed over groups and steps."""
+        self.check()
+        self._fold_tally()
+        return self._counts
+
+    def _fold_tally(self) -> None:
+        if self._tally is not None:
+            tally, self._tally = np.asarray(to_python(self._tally)).reshape(-1), None
+            for name, v in zip(COUNT_NAMES, tally):
+                self._counts[name] = self._counts.get(name, 0) + int(v)
+
+    @property
+    def last_estimates(self) -> list:
+        """The :class:`Estimate` of each group at the last step (Python numbers, numpy arrays per coordinate)."""
+        self.check()
+        return [None if last is None else _python_estimate(last[0]) for last in self._last]
+
+    @property
+    def last_multipliers(self) -> list:
+        """u* of each group at the last step."""
+        self.check()
+        return [math.nan if last is None else to_python(last[1]) for last in self._last]
+
+    @property
+    def last_curvature(self) -> list:
+        """Per group, the last measured (own curvature, field measure) (NaN before a measurement)."""
+        self.check()
+        return [(math.nan, math.nan) if s is None else tuple(float(v) for v in s.tolist()) for s in self._stored]
 
     def get_lr(self) -> list[float]:
         """lr_g = eta_g * u*(k, estimate_g) for each group g, k = optimizer steps taken."""
@@ -451,20 +374,15 @@ class ControlledLR(LRScheduler):
                 if all(key in over for key in METRIC_KEYS):
                     stats = replace(stats, ready=True, weights=None)
             base = float(base)
-            if isinstance(self.policy, LocalPolicy):
-                u = self.policy(k, stats, eta=self.eta if self.eta is not None else base)
-                for key, v in self.policy.last["counts"].items():
-                    self.counts[key] = self.counts.get(key, 0) + v
-            else:
-                u = self.policy(k, stats)
-            u = reduce_multiplier(u, stats.weights)
-            self.last_estimates[i] = stats
-            self.last_multipliers[i] = u
-            lrs.append(base * u)
+            c = controller_step(self.policy, k, stats, eta=self.eta if self.eta is not None else base,
+                                reduce_weights=True)
+            self._record(i, stats, c)
+            lrs.append(base * float(c.multiplier))
         return lrs
 
     def state_dict(self) -> dict:
         """Scheduler state, including each estimator's moving averages (``torch.load``-safe)."""
+        self._fold_tally()
         sd = {k: v for k, v in self.__dict__.items() if k not in _TRANSIENT}
         sd["estimators"] = [_to_torch(e.state_dict()) for e in self.estimators]
         sd["noise"] = [n.state_dict() for n in self._noise]
@@ -489,6 +407,12 @@ class ControlledLR(LRScheduler):
         for est, st in zip(self.estimators, ests):
             est.load_state_dict(_to_numpy(st))
         super().load_state_dict(sd)
+
+
+def _python_estimate(e):
+    """An estimate with Python numbers (numpy arrays per coordinate): the one conversion, when read."""
+    return Estimate(to_python(e.a), to_python(e.s2), to_python(e.grad_norm), e.count, bool(to_python(e.ready)),
+                    None if e.weights is None else to_python(e.weights), None if e.field is None else to_python(e.field))
 
 
 def directional_curvature(loss, params) -> float:

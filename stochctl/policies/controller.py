@@ -1,0 +1,149 @@
+"""One controller step: a player's measurement -> (multiplier, status), in the array library of its inputs.
+
+Every trainer adapter (the PyTorch scheduler, the optax transformation, and through them the study)
+turns its measurement into a rate with :func:`controller_step`, and nothing else repeats it:
+
+    u, code = policy(k, a, s2, |g|, field)      (LocalPolicy.evaluate: table or closed form, step cap)
+    u = u_safe, code = FALLBACK  where the measurement is not valid (non-finite loss or measurement)
+    u = sum_i w_i u_i / sum_i w_i               (``reduce=True``, per-coordinate multipliers, weights w)
+    tally = (#ok, #warmup, #nonconvex, #fallback, #lookups clamped, #NaN lookups)
+
+The inputs may be Python or numpy numbers, torch tensors or jax arrays; the step uses the library
+of ``estimate.a`` throughout and never converts to Python values, so on torch it runs on the
+tensors' device without a host synchronisation and under jax it traces into ``jit``. This module
+imports neither torch nor jax.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .estimators.base import _SCALARS, FALLBACK, STATUS_NAMES, Estimate, namespace
+
+COUNT_NAMES = STATUS_NAMES + ("clamped", "nan")
+
+
+@dataclass(frozen=True, eq=False)
+class Control:
+    """The result of one controller step (arrays of the inputs' library).
+
+    Attributes:
+        multiplier: u (0-d, or per coordinate when not reduced).
+        status: the policy case per multiplier (OK, WARMUP, NONCONVEX, FALLBACK).
+        tally: int counts over :data:`COUNT_NAMES` added by this step (None for a plain callable policy).
+        tau_remaining, y: the local-model coordinates read (NaN where not defined).
+        valid: False where the measurement was not finite (a divergence), else True.
+    """
+
+    multiplier: Any
+    status: Any = None
+    tally: Any = None
+    tau_remaining: Any = None
+    y: Any = None
+    valid: Any = True
+
+
+def _like(xp, value, ref):
+    """``value`` as an array of ``xp`` on the device of ``ref``."""
+    if xp is np:
+        return np.asarray(value)
+    if xp.__name__ == "torch":
+        return xp.full((), value, device=ref.device)  # a fill on the device, no copy from the host
+    return xp.asarray(value)
+
+
+def tally_of(code, lstat, xp) -> Any:
+    """Counts over :data:`COUNT_NAMES` of status codes and lookup statuses (int array of ``xp``)."""
+    parts = [xp.sum(code == i) for i in range(len(STATUS_NAMES))] + [xp.sum(lstat == 1), xp.sum(lstat == 2)]
+    return xp.stack(parts)
+
+
+def reduce(u, weights, xp):
+    """One multiplier from per-coordinate ones: sum_i w_i u_i / sum_i w_i (the plain mean if all w_i = 0)."""
+    if weights is None:
+        return xp.mean(u)
+    sw = xp.sum(weights)
+    return xp.where(sw > 0, xp.sum(weights * u) / xp.where(sw > 0, sw, 1.0), xp.mean(u))
+
+
+def controller_step(policy, step, estimate: Estimate, *, eta=None, lookup=None, valid=None,
+                    reduce_weights: bool = False) -> Control:
+    """The multiplier and status of one player's step (module docstring).
+
+    Args:
+        policy: a :class:`~stochctl.policies.LocalPolicy` (or :class:`~stochctl.policies.OneStepPolicy`),
+            or any callable ``u = policy(step, estimate)``.
+        step: k, the number of steps taken (an int, or an array under ``jit``).
+        estimate: the measurement: curvature ``a`` per unit of rate, noise ``s2``, ``grad_norm``,
+            ``ready``, optional ``field`` and ``weights``; all of one array library.
+        eta: the base learning rate (a number).
+        lookup: the policy's table lookup for this library (``policy.lookup_fn(xp)``; built when None).
+        valid: a boolean array, False where the measurement diverged: there u is the policy's safe
+            multiplier (``fallback``) and the status FALLBACK.
+        reduce_weights: reduce per-coordinate multipliers to one with ``estimate.weights``.
+    """
+    xp = namespace(estimate.a) if not isinstance(estimate.a, (float, int)) else np
+    if not hasattr(policy, "evaluate"):
+        u = policy(step, estimate)
+        if valid is not None:
+            u = xp.where(valid, u, 0.0)
+        return Control(u, valid=True if valid is None else valid)
+    if xp is np and valid is None and hasattr(policy, "_scalar") and _scalars(estimate):
+        u, code, tau, y, lstat = policy._scalar(step, float(estimate.a), float(estimate.s2),
+                                                float(estimate.grad_norm), bool(estimate.ready), eta,
+                                                None if estimate.field is None else float(estimate.field))
+        tally = np.zeros(len(COUNT_NAMES), dtype=np.int64)
+        tally[code] += 1
+        if lstat:
+            tally[len(STATUS_NAMES) - 1 + lstat] += 1
+        return Control(float(u), code, tally, tau, y)
+    if lookup is None:
+        lookup = policy.lookup_fn(xp)
+    a = estimate.a if xp is not np else np.asarray(estimate.a, dtype=np.float64)
+    ready = estimate.ready
+    if isinstance(ready, (bool, np.bool_)):
+        ready = _like(xp, bool(ready), a)
+    field = estimate.field
+    if xp is np:
+        with np.errstate(all="ignore"):
+            u, code, tau, y, lstat = policy.evaluate(
+                step, a, np.broadcast_to(np.asarray(estimate.s2, dtype=np.float64), a.shape),
+                np.broadcast_to(np.asarray(estimate.grad_norm, dtype=np.float64), a.shape), ready, eta, lookup, np,
+                field=None if field is None else np.asarray(field, dtype=np.float64))
+    else:
+        u, code, tau, y, lstat = policy.evaluate(step, a, estimate.s2, estimate.grad_norm, ready, eta, lookup, xp,
+                                                 field=field)
+    lstat = xp.where(code == 0, lstat, 0 * lstat)
+    if valid is not None:
+        u = xp.where(valid, u, policy.fallback)
+        code = xp.where(valid, code, FALLBACK + 0 * code)
+        lstat = xp.where(valid, lstat, 0 * lstat)
+    tally = tally_of(code, lstat, xp)
+    if reduce_weights and getattr(u, "ndim", 0) > 0:
+        u = reduce(u, None if estimate.weights is None else estimate.weights, xp)
+    return Control(u, code, tally, tau, y, True if valid is None else valid)
+
+
+def _scalars(e: Estimate) -> bool:
+    """All of a, s2, grad_norm (and field) plain numbers: the policy's scalar twin evaluates them."""
+    vals = (e.a, e.s2, e.grad_norm) + (() if e.field is None else (e.field,))
+    return all(isinstance(v, _SCALARS) and not isinstance(v, bool) for v in vals) and isinstance(e.ready, (bool, np.bool_))
+
+
+def to_python(v):
+    """A 0-d array as a Python number, a larger one as a numpy array, anything else unchanged (the one conversion)."""
+    if hasattr(v, "detach"):
+        v = v.detach().cpu().numpy()
+    elif not isinstance(v, (np.ndarray, np.generic)) and type(v).__module__.startswith(("jax", "jaxlib")):
+        v = np.asarray(v)
+    if isinstance(v, (np.ndarray, np.generic)):
+        if v.ndim == 0:
+            return v.item()
+        return v
+    return v
+
+
+__all__ = ["COUNT_NAMES", "Control", "controller_step", "reduce", "tally_of", "to_python"]

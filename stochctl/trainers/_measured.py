@@ -1,0 +1,165 @@
+"""The measured-curvature step of :class:`~.torch_adapter.ControlledLR`, on the parameters' device.
+
+Per parameter group, with d its step direction and g its gradient (:func:`.curvature.step_direction`):
+
+    |g|^2 -> the noise ratio's EMAs;  (own, field) measured on a schedule (:func:`.curvature._measure`);
+    a = own |d|^2 / (g . d),  field' = field |d|^2 / (g . d),  s2 = EMA|g|^2 - |EMA g|^2,  |g| = |EMA g|;
+    (u, status) = controller_step(policy, k, Estimate(a, s2, |g|, field')),  lr = eta_g u.
+
+Everything stays a tensor on the parameters' device; no value is read on the host. A step whose
+loss, gradient or measurement is not finite gets the policy's safe multiplier (``fallback``) through
+a device-side mask and is counted; the count is read (and a :class:`~stochctl.errors.DivergenceError`
+raised) only when the scheduler's diagnostics are read (:meth:`~.torch_adapter.ControlledLR.check`).
+"""
+
+from __future__ import annotations
+
+from ..errors import InputError, require_extra
+from ..policies.controller import controller_step
+from ..policies.estimators import Estimate
+from ..policies.local_policy import LocalPolicy
+from .curvature import _flat, _measure, _sumsq, step_direction
+
+torch = require_extra("torch", "torch")
+
+
+def accepts_tensor_lr(optimizer, group) -> bool:
+    """Whether this optimizer steps with ``group["lr"]`` a 0-d tensor.
+
+    ``torch.optim.SGD`` does (read on the device by ``fused=True``; the other implementations
+    read its value once per step), and ``Adam``/``AdamW`` except with ``foreach=True`` and
+    ``capturable=False``, which torch refuses (read on the device with ``capturable=True`` or
+    ``fused=True``). Other optimizers get a Python number (one host read per step).
+    """
+    if isinstance(optimizer, torch.optim.SGD):
+        return True
+    if isinstance(optimizer, (torch.optim.Adam, torch.optim.AdamW)):
+        return not (group.get("foreach") and not group.get("capturable"))
+    return False
+
+
+class LaggedFlag:
+    """A device boolean read on the host one step later, without waiting for the device.
+
+    ``write`` copies it into host memory (pinned, non-blocking on CUDA) and records an event;
+    ``read`` returns the value written before once its copy has completed (``Event.query``,
+    never a wait; on the CPU the copy is already done), else False and keeps it pending. The
+    host memory is read through a numpy view made once, so no tensor is converted.
+    """
+
+    def __init__(self, device):
+        self.cuda = device.type == "cuda"
+        self._host = torch.zeros(1, dtype=torch.bool, pin_memory=self.cuda)
+        self._np = self._host.numpy()
+        self._event = None
+        self._pending = False
+
+    def write(self, flag) -> None:
+        self._host.copy_(flag.reshape(1), non_blocking=True)
+        if self.cuda:
+            self._event = torch.cuda.Event()
+            self._event.record()
+        self._pending = True
+
+    def clear(self) -> None:
+        self._pending = False
+
+    def read(self) -> bool:
+        if not self._pending or (self._event is not None and not self._event.query()):
+            return False
+        self._pending = False
+        return bool(self._np[0])
+
+
+def measured_step(sched, closure, other_closure) -> None:
+    """Measure the step about to be taken and set each group's rate (module docstring)."""
+    k = sched.last_epoch
+    groups = sched.optimizer.param_groups
+    prepared = []
+    for i, group in enumerate(groups):
+        params = group["params"]
+        d, g = step_direction(sched.optimizer, group)
+        if not all(p.requires_grad for p in params):
+            keep = [p.requires_grad for p in params]
+            params, d, g = ([t for t, q in zip(ts, keep) if q] for ts in (params, d, g))
+        gg = _sumsq(g)
+        sched._noise[i].update(g, gg)
+        prepared.append((params, d, g, gg))
+    measure = k % sched.curvature_every == 0 or any(s is None for s in sched._stored)
+    if sched.remeasure_growth is not None:
+        if sched._flag is None:
+            sched._flag = LaggedFlag(prepared[0][3].device)
+        if not measure and sched._flag.read():
+            measure = True
+            sched.remeasurements += 1
+        if measure:
+            sched._flag.clear()
+    everything = [p for g in groups for p in g["params"]] + (sched._other or [])
+    saved = [None if p.grad is None else p.grad.detach().clone() for p in everything] if measure else None
+    copies = {} if saved is None else {id(p): c for p, c in zip(everything, saved)}
+    if sched._lookup is None and isinstance(sched.policy, LocalPolicy):
+        sched._lookup = sched.policy.lookup_fn(torch)
+    grew_any = None
+    lrs = []
+    try:
+        for i, ((params, d, g, gg), base) in enumerate(zip(prepared, sched.base_lrs)):
+            dd = gg if d is g else _sumsq(d)
+            gd = dd if d is g else torch.dot(_flat(g), _flat(d))
+            finite = torch.isfinite(gg) & torch.isfinite(dd) & torch.isfinite(gd)
+            if measure:
+                field = sched.curvature == "field"
+                own, fld, ok = _measure([closure, other_closure] if field else [closure],
+                                        [params, sched._other] if field else [params], 0, d, sched.method, None,
+                                        field=field, known=[_known(params, copies)] + ([None] if field else []),
+                                        dd=dd)
+                sched.curvature_measurements += 1
+                usable = (dd > 0) & torch.isfinite(dd)
+                measured_ok = torch.isfinite(own) & torch.isfinite(fld) if field else torch.isfinite(own)
+                finite = finite & ok & (measured_ok | ~usable)  # d = 0 is no divergence: NaN, fallback
+                sched._stored[i] = torch.stack([own, fld])
+                sched._measured_gg[i] = gg
+            valid = finite
+            if sched.remeasure_growth is not None and not measure:
+                grew = gg > sched.remeasure_growth ** 2 * sched._measured_gg[i]
+                valid = valid & ~grew
+                grew_any = grew if grew_any is None else grew_any | grew
+            own, fld = sched._stored[i][0], sched._stored[i][1]
+            scale = torch.where(gd > 0, dd / torch.where(gd > 0, gd, torch.ones_like(gd)),
+                                torch.full_like(gd, float("nan")))  # curvature per unit of learning rate
+            sig, noise = sched._noise[i].read()
+            est = Estimate(own * scale, noise, torch.sqrt(sig), sched._noise[i].count, True,
+                           field=None if sched.curvature == "own" else fld * scale)
+            eta = float(sched.eta if sched.eta is not None else base)
+            c = controller_step(sched.policy, k, est, eta=eta, lookup=sched._lookup, valid=valid)
+            sched._record(i, est, c, ~finite, k)
+            lrs.append(float(sched.base_lrs[i]) * c.multiplier)
+    finally:
+        if saved is not None:
+            for p, gr in zip(everything, saved):
+                p.grad = gr
+    if grew_any is not None:
+        sched._flag.write(grew_any)
+    for i, (group, lr) in enumerate(zip(groups, lrs)):
+        if not isinstance(lr, torch.Tensor):
+            lr = torch.as_tensor(lr)
+        if sched._tensor_lr[i]:
+            group["lr"] = lr.detach()
+        else:
+            group["lr"] = float(lr)  # this optimizer needs a number: one host read
+    sched._last_lr = [group["lr"] for group in groups]
+    sched.last_epoch = k + 1
+
+
+def _known(params, copies):
+    """The gradient backward() computed (saved before a closure could touch .grad), or None if incomplete."""
+    known = [copies.get(id(p)) for p in params]
+    return known if all(t is not None for t in known) else None
+
+
+def check_closures(sched, closure, other_closure) -> None:
+    if closure is None or not callable(closure):
+        raise InputError(f"curvature={sched.curvature!r} needs scheduler.step(closure=loss_closure) with a "
+                         f"callable closure; got {closure!r}")
+    if sched.curvature == "field" and (other_closure is None or not callable(other_closure)):
+        raise InputError("curvature='field' needs the other player's loss: scheduler.step(closure=..., "
+                         f"other_closure=...); got other_closure={other_closure!r}")
