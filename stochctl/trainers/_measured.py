@@ -87,8 +87,6 @@ def measured_step(sched, closure, other_closure) -> None:
         prepared.append((params, d, g, gg))
     measure = k % sched.curvature_every == 0 or any(s is None for s in sched._stored)
     if sched.remeasure_growth is not None:
-        if sched._flag is None:
-            sched._flag = LaggedFlag(prepared[0][3].device)
         if not measure and sched._flag.read():
             measure = True
             sched.remeasurements += 1

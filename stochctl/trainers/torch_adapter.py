@@ -74,7 +74,7 @@ from ..errors import DivergenceError, InputError, require_extra
 from ..policies.controller import COUNT_NAMES, controller_step, to_python
 from ..policies.estimators import Estimate, RegressionEstimator
 from ..policies.local_policy import LocalPolicy
-from ._measured import accepts_tensor_lr, check_closures, measured_step
+from ._measured import LaggedFlag, accepts_tensor_lr, check_closures, measured_step
 from ._views import _flat, _grad_views, _param_views, _to_numpy, _to_torch
 from .curvature import METHODS, NoiseRatio
 
@@ -189,7 +189,10 @@ class ControlledLR(LRScheduler):
         self._measured_gg = [None] * n  # |g|^2 of each group at its last measurement
         self.remeasurements = 0
         self.curvature_measurements = 0
-        self._flag = self._lookup = None
+        self._lookup = None
+        first = next((p for g in optimizer.param_groups for p in g["params"]), None)
+        self._flag = (LaggedFlag(first.device) if curvature is not None and remeasure_growth is not None
+                      and first is not None else None)
         self._tally = self._bad = self._bad_first = None
         self._bad_seen = 0
         self._tensor_lr = [accepts_tensor_lr(optimizer, g) for g in optimizer.param_groups]
