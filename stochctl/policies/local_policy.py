@@ -8,7 +8,7 @@ import numpy as np
 
 from ..errors import InputError
 from ._declared import DISCRETE_AXES, _declared_axes
-from .controller import COUNT_NAMES, Control, controller_step, to_python
+from .controller import COUNT_NAMES, Control, Tally, controller_step, fold_tallies, to_python
 from .estimators.base import _SCALARS, FALLBACK, NONCONVEX, OK, STATUS_NAMES, WARMUP, Estimate, _check_int
 
 # ---------------------------------------------------------------------------------------------
@@ -35,10 +35,15 @@ def classify(a, s2, grad_norm, ready, xp=np):
     when a <= 0 (s^2 is not needed there); else FALLBACK when s^2 is NaN or
     negative; else OK.
     """
-    base = xp.isfinite(a) & xp.isfinite(grad_norm) & (grad_norm >= 0)
-    noise = xp.isfinite(s2) & (s2 >= 0)
+    base = _finite(a + grad_norm, xp) & (grad_norm >= 0)  # a + |g| is finite iff both are
+    noise = _finite(s2, xp) & (s2 >= 0)
     code = xp.where(base & (a <= 0), NONCONVEX, xp.where(base & noise, OK, FALLBACK))
     return xp.where(ready, code, WARMUP)
+
+
+def _finite(x, xp):
+    """isfinite; for arrays other than numpy's as x - x == 0 (NaN for inf and NaN), fewer device operations."""
+    return xp.isfinite(x) if xp is np else (x - x) == 0
 
 
 class LocalPolicy:
@@ -141,15 +146,15 @@ class LocalPolicy:
     def counts(self) -> dict:
         """Cases counted so far (name -> int); tallies of controller steps are converted here, when read."""
         pending = self.__dict__.get("_pending")
-        if pending is not None:
-            self._pending = None
-            for name, v in zip(COUNT_NAMES, np.asarray(to_python(pending)).reshape(-1)):
+        if pending:
+            self._pending = []
+            for name, v in zip(COUNT_NAMES, np.asarray(to_python(fold_tallies(pending))).reshape(-1)):
                 self._counts[name] += int(v)
         return self._counts
 
     @counts.setter
     def counts(self, value) -> None:
-        self._counts, self._pending = dict(value), None
+        self._counts, self._pending = dict(value), []
 
     @property
     def last(self):
@@ -167,11 +172,17 @@ class LocalPolicy:
         self._last = value
 
     def observe(self, control: Control) -> None:
-        """Record a controller step: its tally and coordinates stay in their arrays until read."""
+        """Record a controller step: its statuses and coordinates stay in their arrays until read.
+
+        The statuses are kept as they are (no operation per step) and counted together when
+        :attr:`counts` is read, or every 1024 steps to bound the memory.
+        """
         self._last = control
-        if control.tally is not None:
-            pending = self.__dict__.get("_pending")
-            self._pending = control.tally if pending is None else pending + control.tally
+        if control.status is not None:
+            pending = self.__dict__.setdefault("_pending", [])
+            pending.append(control)
+            if len(pending) >= 1024:
+                self._pending = [Tally(fold_tallies(pending))]
 
     def config(self) -> dict:
         return {"table_checksum": None if self.table is None else self.table.checksum, "value": self.value,
@@ -374,7 +385,7 @@ def step_cap(u, code, a, eta, field, xp=np):
     else:
         m = field
         apply = (code == OK) | (code == NONCONVEX)
-    good = apply & (m > 0) & xp.isfinite(m)
+    good = apply & (m > 0) & _finite(m, xp)
     cap = 1.0 / (eta * xp.where(good, m, 1.0))
     return xp.where(good, xp.minimum(u, cap), u)
 

@@ -18,7 +18,7 @@ from ..errors import InputError, require_extra
 from ..policies.controller import controller_step
 from ..policies.estimators import Estimate
 from ..policies.local_policy import LocalPolicy
-from .curvature import _flat, _measure, _sumsq, step_direction
+from .curvature import _finite, _flat, _measure, _sumsq, step_direction
 
 torch = require_extra("torch", "torch")
 
@@ -93,17 +93,20 @@ def measured_step(sched, closure, other_closure) -> None:
         if measure:
             sched._flag.clear()
     everything = [p for g in groups for p in g["params"]] + (sched._other or [])
-    saved = [None if p.grad is None else p.grad.detach().clone() for p in everything] if measure else None
-    copies = {} if saved is None else {id(p): c for p, c in zip(everything, saved)}
+    # the gradients backward() computed: the closures differentiate with autograd.grad, which leaves
+    # .grad alone; the references are put back in case a closure replaced them
+    saved = [p.grad for p in everything] if measure else None
+    copies = {} if saved is None else {id(p): c for p, c in zip(everything, saved) if c is not None}
     if sched._lookup is None and isinstance(sched.policy, LocalPolicy):
         sched._lookup = sched.policy.lookup_fn(torch)
     grew_any = None
     lrs = []
     try:
         for i, ((params, d, g, gg), base) in enumerate(zip(prepared, sched.base_lrs)):
-            dd = gg if d is g else _sumsq(d)
-            gd = dd if d is g else torch.dot(_flat(g), _flat(d))
-            finite = torch.isfinite(gg) & torch.isfinite(dd) & torch.isfinite(gd)
+            sgd = d is g  # the step is the gradient: g . d = |d|^2 = |g|^2
+            dd = gg if sgd else _sumsq(d)
+            gd = dd if sgd else torch.dot(_flat(g), _flat(d))
+            finite = _finite(gg) if sgd else _finite(gg + dd + gd)
             if measure:
                 field = sched.curvature == "field"
                 own, fld, ok = _measure([closure, other_closure] if field else [closure],
@@ -111,9 +114,9 @@ def measured_step(sched, closure, other_closure) -> None:
                                         field=field, known=[_known(params, copies)] + ([None] if field else []),
                                         dd=dd)
                 sched.curvature_measurements += 1
-                usable = (dd > 0) & torch.isfinite(dd)
-                measured_ok = torch.isfinite(own) & torch.isfinite(fld) if field else torch.isfinite(own)
-                finite = finite & ok & (measured_ok | ~usable)  # d = 0 is no divergence: NaN, fallback
+                measured = own + fld if field else own
+                # d = 0 is no divergence (NaN measures, the fallback): only a finite |d| > 0 must give finite measures
+                finite = finite & ok & (_finite(measured) | (dd == 0))
                 sched._stored[i] = torch.stack([own, fld])
                 sched._measured_gg[i] = gg
             valid = finite
@@ -121,12 +124,13 @@ def measured_step(sched, closure, other_closure) -> None:
                 grew = gg > sched.remeasure_growth ** 2 * sched._measured_gg[i]
                 valid = valid & ~grew
                 grew_any = grew if grew_any is None else grew_any | grew
-            own, fld = sched._stored[i][0], sched._stored[i][1]
-            scale = torch.where(gd > 0, dd / torch.where(gd > 0, gd, torch.ones_like(gd)),
-                                torch.full_like(gd, float("nan")))  # curvature per unit of learning rate
+            own, fld = sched._stored[i].unbind()
+            if not sgd:  # curvature per unit of learning rate: |d|^2 / (g . d), NaN where the step does not descend
+                scale = torch.where(gd > 0, dd / gd, torch.nan)
+                own, fld = own * scale, fld * scale
             sig, noise = sched._noise[i].read()
-            est = Estimate(own * scale, noise, torch.sqrt(sig), sched._noise[i].count, True,
-                           field=None if sched.curvature == "own" else fld * scale)
+            est = Estimate(own, noise, torch.sqrt(sig), sched._noise[i].count, True,
+                           field=None if sched.curvature == "own" else fld)
             eta = float(sched.eta if sched.eta is not None else base)
             c = controller_step(sched.policy, k, est, eta=eta, lookup=sched._lookup, valid=valid)
             sched._record(i, est, c, ~finite, k)

@@ -74,7 +74,7 @@ def check_loss(loss, what: str = "closure"):
 def _call(closure, what: str, finite: list):
     with torch.enable_grad():
         loss = check_loss(closure(), what)
-    finite.append(torch.isfinite(loss.detach()))
+    finite.append(_finite(loss.detach()))
     return loss
 
 
@@ -88,17 +88,22 @@ def _grad(outputs, inputs, *, create_graph=False, what="closure"):
 
 
 def _flat(ts):
-    """One 1-D tensor of a list of tensors (a copy; detached)."""
-    return torch.cat([t.detach().reshape(-1) for t in ts]) if len(ts) != 1 else ts[0].detach().reshape(-1)
+    """One 1-D tensor of a list of tensors without a graph (a copy)."""
+    return torch.cat([t.reshape(-1) for t in ts]) if len(ts) != 1 else ts[0].reshape(-1)
 
 
 def _sumsq(ts):
-    """sum_i |t_i|^2 of a list of tensors, a 0-d tensor (one fused norm per tensor)."""
+    """sum_i |t_i|^2 of a list of tensors without a graph, a 0-d tensor (one fused norm per tensor)."""
     if not ts:
         return torch.zeros(())
     if len(ts) == 1:
-        return torch.linalg.vector_norm(ts[0].detach()).square()
-    return torch.stack(torch._foreach_norm([t.detach() for t in ts])).square().sum()
+        return torch.linalg.vector_norm(ts[0]).square()
+    return torch.linalg.vector_norm(torch.stack(torch._foreach_norm(ts))).square()
+
+
+def _finite(x):
+    """isfinite of a tensor as x - x == 0 (inf - inf and NaN - NaN are NaN): two operations instead of four."""
+    return (x - x) == 0
 
 
 def _vdot(a, b):
@@ -168,25 +173,26 @@ def _measure(closures, players, p, d, method, eps, field, known=None, dd=None):
     xp = players[p]
     if len(d) != len(xp):
         raise InputError(f"direction needs one tensor per parameter ({len(xp)}); got {len(d)}")
-    d = [t.detach() for t in d]
+    d = [t if not t.requires_grad else t.detach() for t in d]
     dd = _sumsq(d) if dd is None else dd
-    usable = (dd > 0) & torch.isfinite(dd)
-    inv = torch.where(usable, torch.rsqrt(torch.where(usable, dd, torch.ones_like(dd))), torch.zeros_like(dd))
+    inv = torch.rsqrt(dd)  # 1 / |d|: inf for d = 0, which makes both measures NaN (0 * inf)
+    safe = torch.nan_to_num(inv, posinf=0.0)  # the step along d / |d| (none for d = 0)
     finite = []
     if method == "hvp":
-        own, fld = _hvp(closures, players, p, d, inv, field, finite)
+        own, fld = _hvp(closures, players, p, d, inv, safe, field, finite)
     else:
-        own, fld = _fd(closures, players, p, d, inv, eps, field, known, finite)
-    nan = torch.full_like(own, math.nan)
-    ok = torch.stack(finite).all() if finite else torch.ones((), dtype=torch.bool, device=own.device)
-    return torch.where(usable, own, nan), (torch.where(usable, fld, nan) if field else nan), ok
+        own, fld = _fd(closures, players, p, d, inv, safe, eps, field, known, finite)
+    ok = finite[0]
+    for f in finite[1:]:
+        ok = ok & f
+    return own, (fld if field else torch.full_like(own, math.nan)), ok
 
 
-def _hvp(closures, players, p, d, inv, field, finite):
+def _hvp(closures, players, p, d, inv, safe, field, finite):
     xp = players[p]
     gp = _grad(_call(closures[p], "closure", finite), xp, create_graph=True)
     hd = _grad(_vdot_graph(gp, d), xp, what="closure")
-    own = _vdot(hd, d) * inv * inv
+    own = _vdot(hd, d) * (inv * inv)
     if not field:
         return own, own
     sq = _sumsq(hd)
@@ -212,7 +218,7 @@ def _vdot_graph(a, b):
     return sum((x * y).sum() for x, y in zip(a, b))
 
 
-def _fd(closures, players, p, d, inv, eps, field, known, finite):
+def _fd(closures, players, p, d, inv, safe, eps, field, known, finite):
     """Finite difference of gradients along the unit direction: central, or one-sided from ``known``.
 
     ``known[q]``: player q's gradient at the current point when the caller has
@@ -229,22 +235,23 @@ def _fd(closures, players, p, d, inv, eps, field, known, finite):
         if one_sided and known[q] is None:
             known[q] = _grad(_call(closures[q], "other_closure", finite), players[q], what="other_closure")
     data = [x.detach() for x in xp]
-    if eps is None:
+    if eps is None:  # eps = u^(1/2) (1 + rms(x)) one-sided, u^(1/3) (1 + rms(x)) central
         n = sum(x.numel() for x in xp)
-        rms = torch.sqrt(_sumsq(data) / max(n, 1))
-        eps = torch.finfo(xp[0].dtype).eps ** (0.5 if one_sided else 1.0 / 3.0) * (1.0 + rms)
+        c = torch.finfo(xp[0].dtype).eps ** (0.5 if one_sided else 1.0 / 3.0)
+        eps = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(data))) * (c / math.sqrt(max(n, 1))) + c
     elif isinstance(eps, (int, float)) and not isinstance(eps, bool) and eps > 0 and math.isfinite(eps):
         eps = torch.full((), float(eps), dtype=xp[0].dtype, device=xp[0].device)
     else:
         raise InputError(f"eps must be a positive number; got {eps!r}")
-    saved = [x.clone() for x in data]
+    saved = torch._foreach_mul(data, 1.0)  # copies, bit for bit (-0 and NaN payloads included)
+    step = eps * safe
     grads = {}
     try:
         for sign in (1.0,) if one_sided else (1.0, -1.0):
             with torch.no_grad():
                 if sign < 0:
                     torch._foreach_copy_(data, saved)
-                torch._foreach_add_(data, torch._foreach_mul(d, eps * inv * sign))
+                torch._foreach_add_(data, torch._foreach_mul(d, step if sign > 0 else -step))
             for q in who:
                 if q == p:
                     grads[q, sign] = _grad(_call(closures[q], "closure", finite), players[q])
@@ -263,15 +270,18 @@ def _fd(closures, players, p, d, inv, eps, field, known, finite):
             torch._foreach_copy_(data, saved)
     lo, width = (known, eps) if one_sided else ({q: grads[q, -1.0] for q in who}, 2 * eps)
     # own curvature: (F_p(x+) - F_p(x-)) . d / (|d| width), one scalar product of the difference
-    diff_p = _flat(grads[p, 1.0]) - _flat(lo[p])
-    own = torch.dot(diff_p, _flat(d)) * inv / width
+    flat_lo = _flat(lo[p])
+    same = len(lo[p]) == len(d) and all(a is b for a, b in zip(lo[p], d))  # SGD: d is the known gradient
+    diff_p = _flat(grads[p, 1.0]) - flat_lo
+    own = torch.dot(diff_p, flat_lo if same else _flat(d)) * (inv / width)
     if not field:
         return own, own
-    sq = diff_p.square().sum()
+    sq = torch.dot(diff_p, diff_p)
     for q in who:
         if q != p:
-            sq = sq + (_flat(grads[q, 1.0]) - _flat(lo[q])).square().sum()
-    return own, torch.sqrt(sq) / width
+            diff_q = _flat(grads[q, 1.0]) - _flat(lo[q])
+            sq = sq + torch.dot(diff_q, diff_q)
+    return own, torch.sqrt(sq) * (inv / inv / width)  # NaN for d = 0, as the own curvature
 
 
 def step_direction(optimizer, group) -> tuple[list, list]:
@@ -285,7 +295,8 @@ def step_direction(optimizer, group) -> tuple[list, list]:
     Parameters without a gradient get zeros.
     """
     params = group["params"]
-    g = [torch.zeros_like(x) if x.grad is None else x.grad.detach() for x in params]
+    g = [torch.zeros_like(x) if x.grad is None else x.grad if not x.grad.requires_grad else x.grad.detach()
+         for x in params]
     wd = group.get("weight_decay", 0.0) or 0.0
     if isinstance(optimizer, torch.optim.Adam) or isinstance(optimizer, torch.optim.AdamW):
         b1, b2 = group["betas"]
@@ -349,7 +360,7 @@ class NoiseRatio:
         b = self.beta
         self._pow *= b
         alpha = (1 - b) / (1 - self._pow)
-        grads = [t.detach() for t in grads]
+        grads = [t if not t.requires_grad else t.detach() for t in grads]
         if self._m is None:
             self._m = [torch.zeros_like(t) for t in grads]
         gg = _sumsq(grads) if gg is None else gg

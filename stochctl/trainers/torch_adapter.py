@@ -71,7 +71,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from ..errors import DivergenceError, InputError, require_extra
-from ..policies.controller import COUNT_NAMES, controller_step, to_python
+from ..policies.controller import COUNT_NAMES, Tally, controller_step, fold_tallies, to_python
 from ..policies.estimators import Estimate, RegressionEstimator
 from ..policies.local_policy import LocalPolicy
 from ._measured import LaggedFlag, accepts_tensor_lr, check_closures, measured_step
@@ -83,7 +83,7 @@ LRScheduler = torch.optim.lr_scheduler.LRScheduler
 
 METRIC_KEYS = ("a", "s2", "grad_norm")
 _TRANSIENT = ("optimizer", "policy", "estimators", "_hook", "_metrics", "_last", "_views", "_noise",
-              "_other", "_init", "_flag", "_lookup")
+              "_other", "_init", "_flag", "_lookup", "_pending", "_flags")
 CURVATURES = (None, "own", "field")
 
 
@@ -194,6 +194,7 @@ class ControlledLR(LRScheduler):
         self._flag = (LaggedFlag(first.device) if curvature is not None and remeasure_growth is not None
                       and first is not None else None)
         self._tally = self._bad = self._bad_first = None
+        self._pending, self._flags = [], []  # statuses and divergence flags not yet counted
         self._bad_seen = 0
         self._tensor_lr = [accepts_tensor_lr(optimizer, g) for g in optimizer.param_groups]
         self._init = True
@@ -302,22 +303,41 @@ class ControlledLR(LRScheduler):
         return float(v)
 
     def _record(self, i: int, est, control, diverged=None, step: int = 0) -> None:
-        """Keep group i's estimate, multiplier and tally (in their arrays) and count a divergence."""
+        """Keep group i's estimate, multiplier and status (in their arrays) and a divergence flag.
+
+        Nothing is computed per step: the statuses and flags are counted together when read, or
+        every 1024 steps to bound the memory (:func:`~stochctl.policies.controller.fold_tallies`).
+        """
         self._last[i] = (est, control.multiplier)
-        if control.tally is not None:
-            self._tally = control.tally if self._tally is None else self._tally + control.tally
+        if control.status is not None:
+            self._pending.append(control)
             if isinstance(self.policy, LocalPolicy):
                 self.policy.observe(control)
         if diverged is not None:
+            self._flags.append((step, diverged))
+        if len(self._pending) + len(self._flags) >= 1024:
+            self._fold()
+
+    def _fold(self) -> None:
+        """Count the pending statuses into one tally and the pending divergence flags into one count (on the device)."""
+        if self._pending:
+            t = fold_tallies(([Tally(self._tally)] if self._tally is not None else []) + self._pending)
+            self._tally, self._pending = t, []
+        if self._flags:
+            bad = torch.stack([f for _, f in self._flags]).to(torch.int64)
+            steps = torch.tensor([k for k, _ in self._flags], device=bad.device) if bad.device.type == "cpu" else \
+                torch.tensor([k for k, _ in self._flags]).pin_memory().to(bad.device, non_blocking=True)
+            first = torch.where(bad > 0, steps, torch.iinfo(torch.int64).max).min()
             if self._bad is None:
-                self._bad = torch.zeros((), dtype=torch.int64, device=diverged.device)
-                self._bad_first = torch.full((), -1, dtype=torch.int64, device=diverged.device)
-            self._bad = self._bad + diverged.to(torch.int64)
-            self._bad_first = torch.where(diverged & (self._bad_first < 0), step, self._bad_first)
+                self._bad, self._bad_first = bad.sum(), first
+            else:
+                self._bad, self._bad_first = self._bad + bad.sum(), torch.minimum(self._bad_first, first)
+            self._flags = []
 
     @property
     def divergences(self) -> int:
         """Steps (summed over groups) whose loss, gradient or measurement was not finite."""
+        self._fold()
         return 0 if self._bad is None else int(self._bad)
 
     def check(self) -> None:
@@ -338,6 +358,7 @@ class ControlledLR(LRScheduler):
         return self._counts
 
     def _fold_tally(self) -> None:
+        self._fold()
         if self._tally is not None:
             tally, self._tally = np.asarray(to_python(self._tally)).reshape(-1), None
             for name, v in zip(COUNT_NAMES, tally):
@@ -409,6 +430,7 @@ class ControlledLR(LRScheduler):
                              f"({pol}); this policy is {self.policy.config()}")
         for est, st in zip(self.estimators, ests):
             est.load_state_dict(_to_numpy(st))
+        self._pending, self._flags = [], []  # the loaded state counted its own steps
         super().load_state_dict(sd)
 
 
