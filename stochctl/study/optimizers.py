@@ -217,7 +217,8 @@ class PlayerOptimizer:
         elif self.kind == "loss":
             self.scheduler.step(float(loss))
         if self.scheduler is not None:
-            self._mult_sum += self.optimizer.param_groups[0]["lr"] / self.base_lr
+            # the rate may be a 0-d tensor (measured schedulers): summed as one, converted once when read
+            self._mult_sum = self._mult_sum + self.optimizer.param_groups[0]["lr"] / self.base_lr
             self._steps += 1
         self.optimizer.step()
         if self.kind == "after":
@@ -234,7 +235,7 @@ class PlayerOptimizer:
         """Learning-rate multiplier averaged over the steps taken (1 for constant-rate methods)."""
         if isinstance(self.optimizer, ControlledSGD):
             return self.optimizer.mean_multiplier
-        return self._mult_sum / self._steps if self._steps else 1.0
+        return float(self._mult_sum) / self._steps if self._steps else 1.0
 
     @property
     def mean_curvature(self) -> tuple[float, float]:

@@ -82,7 +82,7 @@ def measured_step(sched, closure, other_closure) -> None:
         if not all(p.requires_grad for p in params):
             keep = [p.requires_grad for p in params]
             params, d, g = ([t for t, q in zip(ts, keep) if q] for ts in (params, d, g))
-        gg = _sumsq(g)
+        gg = _sumsq(g).double()  # the scalars of the policy in float64, whatever the parameters' type
         sched._noise[i].update(g, gg)
         prepared.append((params, d, g, gg))
     measure = k % sched.curvature_every == 0 or any(s is None for s in sched._stored)
@@ -117,7 +117,7 @@ def measured_step(sched, closure, other_closure) -> None:
                 measured = own + fld if field else own
                 # d = 0 is no divergence (NaN measures, the fallback): only a finite |d| > 0 must give finite measures
                 finite = finite & ok & (_finite(measured) | (dd == 0))
-                sched._stored[i] = torch.stack([own, fld])
+                sched._stored[i] = torch.stack([own, fld]).double()
                 sched._measured_gg[i] = gg
             valid = finite
             if sched.remeasure_growth is not None and not measure:

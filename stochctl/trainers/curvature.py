@@ -374,7 +374,7 @@ class NoiseRatio:
         """(signal |EMA g|^2, noise EMA|g|^2 - |EMA g|^2) as 0-d tensors; NaN before the first observation."""
         if self._m is None or self._q is None:
             return math.nan, math.nan
-        sig = _sumsq(self._m)
+        sig = _sumsq(self._m).double()
         return sig, torch.clamp(self._q - sig, min=0.0)
 
     @property
