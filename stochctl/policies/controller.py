@@ -54,15 +54,6 @@ class Control:
         return tally_of(self.status, self.lookup_status, xp)
 
 
-def _like(xp, value, ref):
-    """``value`` as an array of ``xp`` on the device of ``ref``."""
-    if xp is np:
-        return np.asarray(value)
-    if xp.__name__ == "torch":
-        return xp.full((), value, device=ref.device)  # a fill on the device, no copy from the host
-    return xp.asarray(value)
-
-
 _SLOTS = np.arange(len(COUNT_NAMES))
 
 
@@ -143,9 +134,7 @@ def controller_step(policy, step, estimate: Estimate, *, eta=None, lookup=None, 
     if lookup is None:
         lookup = policy.lookup_fn(xp)
     a = estimate.a if xp is not np else np.asarray(estimate.a, dtype=np.float64)
-    ready = estimate.ready
-    if isinstance(ready, (bool, np.bool_)):
-        ready = _like(xp, bool(ready), a)
+    ready = estimate.ready  # a Python bool stays one: classify needs no array for it
     field = estimate.field
     if xp is np:
         with np.errstate(all="ignore"):

@@ -38,6 +38,8 @@ def classify(a, s2, grad_norm, ready, xp=np):
     base = _finite(a + grad_norm, xp) & (grad_norm >= 0)  # a + |g| is finite iff both are
     noise = _finite(s2, xp) & (s2 >= 0)
     code = xp.where(base & (a <= 0), NONCONVEX, xp.where(base & noise, OK, FALLBACK))
+    if isinstance(ready, (bool, np.bool_)):  # one flag for all: no array operation
+        return code if ready else xp.zeros_like(code) + WARMUP
     return xp.where(ready, code, WARMUP)
 
 
@@ -385,9 +387,9 @@ def step_cap(u, code, a, eta, field, xp=np):
     else:
         m = field
         apply = (code == OK) | (code == NONCONVEX)
-    good = apply & (m > 0) & _finite(m, xp)
-    cap = 1.0 / (eta * xp.where(good, m, 1.0))
-    return xp.where(good, xp.minimum(u, cap), u)
+    # m >= 0 (a norm or |a|): the cap 1 / (eta m) is +inf for m = 0 and NaN for an undetermined m,
+    # which fmin ignores, so no cap applies there
+    return xp.where(apply, xp.fmin(u, 1.0 / (eta * m)), u)
 
 
 class OneStepPolicy(LocalPolicy):
@@ -439,11 +441,10 @@ class OneStepPolicy(LocalPolicy):
         u_max = self.u_max
 
         def rule(tau, y, mask, h):
-            y2 = y * y
-            y2 = xp.where(mask, y2, 1.0)
-            u = 1.0 / (1.0 / y2 + xp.where(mask, h, 1.0))  # y = inf gives 1/h
-            u = xp.where(mask, u, 0.0 * u)
-            return xp.where(u > u_max, u_max + 0.0 * u, u), xp.zeros_like(u, dtype=xp.int32)
+            # u = min(u_max, 1 / (1 / y^2 + h)); y = inf gives 1 / h, y = 0 gives 0. Entries outside
+            # ``mask`` may be NaN: evaluate() replaces them.
+            u = 1.0 / (1.0 / (y * y) + h)
+            return xp.fmin(u, u_max + 0.0 * u), xp.zeros_like(u, dtype=xp.int32)
 
         return rule
 
