@@ -38,6 +38,15 @@ def accepts_tensor_lr(optimizer, group) -> bool:
     return False
 
 
+def tensor_lr_dtype(optimizer, group):
+    """The type a tensor lr must have for this optimizer's step, or None when any floating type does.
+
+    The fused kernels (SGD, Adam, AdamW with ``fused=True``) read a float32 lr on the device; the
+    other implementations take the float64 rate as it is.
+    """
+    return torch.float32 if group.get("fused") else None
+
+
 class LaggedFlag:
     """A device boolean read on the host one step later, without waiting for the device.
 
@@ -145,7 +154,8 @@ def measured_step(sched, closure, other_closure) -> None:
         if not isinstance(lr, torch.Tensor):
             lr = torch.as_tensor(lr)
         if sched._tensor_lr[i]:
-            group["lr"] = lr.detach()
+            dtype = tensor_lr_dtype(sched.optimizer, group)
+            group["lr"] = lr.detach() if dtype is None else lr.detach().to(dtype)
         else:
             group["lr"] = float(lr)  # this optimizer needs a number: one host read
     sched._last_lr = [group["lr"] for group in groups]
