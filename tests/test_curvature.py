@@ -170,7 +170,8 @@ def _quadratic_game(a, b, c):
 def test_field_measure_recovers_the_gda_thresholds(method, a, b, c):
     closures, players = _quadratic_game(a, b, c)
     one = [torch.ones(1, dtype=F64)]
-    (own_t, field_t), (own_o, field_o) = (field_measure(closures, players, p, one, method=method) for p in (0, 1))
+    (own_t, field_t), (own_o, field_o) = ((float(v) for v in field_measure(closures, players, p, one, method=method))
+                                          for p in (0, 1))
     r = ex.explosion_thresholds(get_model("quadratic-game", a=a, b=b, c=c), {"theta": 0.3, "omega": -0.2})
     J = np.asarray(r.jacobian)
     tol = dict(rel=1e-8)
