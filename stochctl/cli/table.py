@@ -51,8 +51,9 @@ def register(subparsers) -> None:
                        help="skip the finer solve that estimates the refinement error (with --discrete: the "
                             "interpolation-error and continuous-agreement checks)")
     build.add_argument("--discrete", action="store_true",
-                       help="build the discrete local model's table local-discrete (Bellman solves; axes u_max, "
-                            "h, tau_remaining, y)")
+                       help="build the discrete local model's table local-discrete (Bellman iterations to "
+                            "stationarity; axes Z = h u_max, T = u_max tau_remaining, v = |y| / sqrt(u_max); "
+                            "looked up at u_max, h, tau_remaining, y)")
     build.add_argument("--workers", type=int, metavar="N", help="processes of the --discrete build (default: cores)")
     p.set_defaults(func=run)
 
@@ -126,18 +127,28 @@ def run(args) -> int:
         for k, v in summary["metadata"].items():
             print(f"  {k}: {v}")
         return 0
-    points = [parse_point(t, table.axis_names) for t in args.at]
-    coords = {n: [p[n] for p in points] for n in table.axis_names}
-    res = table.lookup(**coords)
+    from ..tables.discrete_policy import QUERY_AXES, is_scaled
+    from ..tables.discrete_policy import lookup as discrete_lookup
+
+    names = QUERY_AXES if is_scaled(table) else table.axis_names
+    points = [parse_point(t, names) for t in args.at]
+    coords = {n: [p[n] for p in points] for n in names}
+    if is_scaled(table):  # the discrete policy in the model's own variables, as LocalPolicy reads it
+        if any(not p["h"] > 0 or not p["u_max"] > 0 for p in points):
+            raise InputError("--at: the discrete table needs h > 0 and u_max > 0")
+        out = {n: discrete_lookup(table, *(coords[a] for a in QUERY_AXES), value=n) for n in table.value_names}
+        values, status = {n: o[0] for n, o in out.items()}, out["u"][1]
+    else:
+        res = table.lookup(**coords)
+        values, status = res.values, res.status
     rows = []
     for i, p in enumerate(points):
-        rows.append({**p, **{n: float(res.values[n][i]) for n in table.value_names},
-                     "status": STATUS[int(res.status[i])]})
+        rows.append({**p, **{n: float(values[n][i]) for n in table.value_names}, "status": STATUS[int(status[i])]})
     if args.json:
         print(dump_json(rows))
     else:
         for r in rows:
-            at = " ".join(f"{n}={r[n]:g}" for n in table.axis_names)
+            at = " ".join(f"{n}={r[n]:g}" for n in names)
             vals = " ".join(f"{n}={r[n]:.6g}" for n in table.value_names)
             print(f"{at} -> {vals} ({r['status']})")
     return 0

@@ -7,6 +7,7 @@ import math
 import numpy as np
 
 from ..errors import InputError
+from ..tables.discrete_policy import array_lookup, is_scaled, table_lookup
 from ._declared import DISCRETE_AXES, _declared_axes
 from .controller import COUNT_NAMES, Control, Tally, controller_step, fold_tallies, to_python
 from .estimators.base import _SCALARS, FALLBACK, NONCONVEX, OK, STATUS_NAMES, WARMUP, Estimate, _check_int
@@ -58,14 +59,13 @@ class LocalPolicy:
     Three kinds of table fit. A continuous-time table (DESIGN section 4) has
     the axes ``tau_remaining`` and ``y`` (either order) and is read at
     tau_remaining = a eta (K - k), y = |grad| / sqrt(a eta s^2). A
-    discrete-time table (DESIGN section 4b, e.g. ``"local-discrete"``) has
-    exactly the axes ``u_max, h, tau_remaining, y``; it is read at the
-    ``u_max`` given here (interpolated between the table's slices), the step
-    in curvature units h = eta a, tau_remaining = h (K - k) (n h with n steps
-    left) and the same y, and the discrete-time rules of :func:`step_cap`
-    apply: a <= 0 takes the endpoint u_max capped by the field measure, and
-    h beyond the table's last node keeps the step h u of that node (the table
-    is near u = 1/h there, the step that lands on the minimum). Any other
+    discrete-time table (DESIGN section 4b) is read at the ``u_max`` given
+    here, h = eta a, tau_remaining = h (K - k) and the same y: ``"local-discrete"``
+    (axes ``Z, T, v``) through :func:`stochctl.tables.discrete_policy.lookup`
+    at any h > 0, tau >= 0, y; a table with axes ``u_max, h, tau_remaining, y``
+    directly, beyond its last h node keeping the step h u of that node. The
+    rules of :func:`step_cap` apply (a <= 0: the endpoint u_max capped by the
+    field measure). Any other
     table fits when each of its axes declares how a trainer computes it
     (``from_trainer``, a formula in a, s2, grad_norm, eta, steps_left; e.g. a
     table exported from a solved TOML model with ``stochctl export --axis-from
@@ -95,6 +95,7 @@ class LocalPolicy:
     """
 
     discrete = False
+    scaled = False
     declared = None
 
     def __init__(self, table="local-quadratic", *, total_steps: int, eta: float | None = None,
@@ -109,7 +110,8 @@ class LocalPolicy:
         spec = self.table.value(value)
         self.value = value
         names = list(self.table.axis_names)
-        self.discrete = names == list(DISCRETE_AXES)
+        self.scaled = is_scaled(self.table)
+        self.discrete = names == list(DISCRETE_AXES) or self.scaled
         self.declared = None
         if not self.discrete and sorted(names) != sorted([tau_axis, y_axis]):
             self.declared = _declared_axes(self.table, tau_axis, y_axis)
@@ -120,7 +122,12 @@ class LocalPolicy:
         if not (math.isfinite(lo) and math.isfinite(hi)):
             raise InputError(f"value {value!r} must have a finite valid range to be a multiplier; "
                              f"got {spec.valid_range}")
-        if self.discrete:
+        if self.scaled:  # r = u*/u_max on (h u_max, u_max tau, y/sqrt(u_max)): any u_max > 0
+            if u_max is None:
+                raise InputError("a discrete-time table needs u_max= (the upper bound of the multiplier)")
+            lo, hi = 0.0, _positive("u_max", u_max)
+            self.h_max = math.inf
+        elif self.discrete:
             ulo, uhi = self.table.axis("u_max").bounds
             if u_max is None:
                 raise InputError(f"a discrete-time table needs u_max= (a value in its u_max axis range "
@@ -255,13 +262,8 @@ class LocalPolicy:
                 return base(*(coords[i] for i in order))
 
             return lookup
-        u_max, h_max = self.u_max, self.h_max
-
-        def lookup_discrete(tau, y, mask, h):
-            u, status = base(u_max + 0 * h, h, tau, y)
-            return _beyond_h(u, h, h_max, xp), status
-
-        return lookup_discrete
+        table, u_max, h_max = self.table, self.u_max, self.h_max
+        return lambda tau, y, mask, h: array_lookup(base, table, u_max, h_max, h, tau, y, xp)
 
     def _np_lookup_discrete(self, tau, y, mask, h):
         shape = np.shape(tau)
@@ -270,12 +272,9 @@ class LocalPolicy:
         u = np.zeros(mask.size)
         status = np.zeros(mask.size, dtype=np.int8)
         if mask.any():
-            q = np.ascontiguousarray(np.stack([np.full(int(mask.sum()), self.u_max), hh[mask],
-                                               np.asarray(tau, dtype=np.float64).reshape(-1)[mask],
-                                               np.asarray(y, dtype=np.float64).reshape(-1)[mask]], axis=1))
-            res = self.table.lookup_array(q, names=[self.value])
-            u[mask] = _beyond_h(res.values[self.value], hh[mask], self.h_max, np)
-            status[mask] = res.status
+            u[mask], status[mask] = table_lookup(self.table, self.u_max, hh[mask],
+                                                 np.asarray(tau, dtype=np.float64).reshape(-1)[mask],
+                                                 np.asarray(y, dtype=np.float64).reshape(-1)[mask], self.value)
         return u.reshape(shape), status.reshape(shape)
 
     def _np_lookup_declared(self, coords, mask):
@@ -345,8 +344,8 @@ class LocalPolicy:
 
     def _point_discrete(self, h, tau, y):
         """Discrete-time table value at one point (scalar twin of the discrete lookup)."""
-        u, lstat = self.table.lookup_point((self.u_max, h, tau, y), self.value)
-        return (u * self.h_max / h if h > self.h_max else u), lstat
+        u, lstat = table_lookup(self.table, self.u_max, h, tau, y, self.value)
+        return float(u), int(lstat)
 
     def __call__(self, step: int, stats, *, eta: float | None = None):
         """Multiplier u* for step ``step`` (0-based) given the estimates ``stats``."""
@@ -354,12 +353,6 @@ class LocalPolicy:
         c = controller_step(self, step, st, eta=self._eta(eta))
         self.observe(c)
         return float(c.multiplier) if np.ndim(c.multiplier) == 0 else np.asarray(c.multiplier)
-
-
-def _beyond_h(u, h, h_max, xp):
-    """Beyond the table's last h node keep the step h u of that node: u * h_max / h."""
-    over = h > h_max
-    return xp.where(over, u * h_max / xp.where(over, h, 1.0), u)
 
 
 def step_cap(u, code, a, eta, field, xp=np):
