@@ -100,7 +100,7 @@ def main(argv=None) -> int:
 
     t0 = time.perf_counter()
     build_discrete_table(quick=True, check=False, workers=2)
-    print(f"  quick table build (16 slices, 2 workers): {time.perf_counter() - t0:.1f} s")
+    print(f"  quick table build (2 workers): {time.perf_counter() - t0:.1f} s")
     load = os.getloadavg()
     print(f"load average after: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
     met = worst >= 20

@@ -14,6 +14,8 @@ import numpy as np
 from . import _style
 
 TAU = 8.0
+H_RANGE = (1e-3, 30.0)
+"""The h shown (the table answers any h > 0: :mod:`stochctl.tables.discrete_policy`)."""
 RELATIVE_NOISE = 0.5
 """s / a of the multiplicative-noise example whose mean-square threshold is drawn."""
 
@@ -32,17 +34,17 @@ def figure(*, quick: bool = False, size=(14.5, 4.8)):
     """Maps of u*(h, y) for u_max = 1 and 4 with the thresholds, and the continuous-limit slices."""
     from ..analysis.explosion import critical_steps
     from ..tables import load_table
+    from ..tables.discrete_policy import lookup
 
     table = _table(quick)
-    hs = table.axis("h").breakpoints
-    h = np.geomspace(hs[0], hs[-1], 160)
+    h = np.geomspace(H_RANGE[0], H_RANGE[1], 160)
     y = np.linspace(0.0, 4.0, 161)
     det, ms, _ = critical_steps(1.0, RELATIVE_NOISE**2)
     fig = _style.new_figure(size)
     axes = fig.subplots(1, 3, gridspec_kw={"width_ratios": [1, 1, 0.9]})
     for ax, u_max, letter in zip(axes[:2], (1.0, 4.0), "ab"):
         H, Y = np.meshgrid(h, y, indexing="ij")
-        U = np.asarray(table.lookup(u_max=np.full_like(H, u_max), h=H, tau_remaining=np.full_like(H, TAU), y=Y)["u"])
+        U = lookup(table, u_max, H, TAU, Y)[0]
         _style.heatmap(ax, h, y, U, cmap=_style.POLICY_CMAP, vmin=0.0, vmax=u_max,
                        label=r"optimal multiplier $u^*$")
         ax.set_xscale("log")
@@ -63,10 +65,9 @@ def figure(*, quick: bool = False, size=(14.5, 4.8)):
     yy = np.linspace(0.0, 3.0, 301)
     for tau, color in ((0.25, "tab:blue"), (1.0, "tab:orange"), (TAU, "tab:green")):
         ref = np.asarray(cont.lookup(tau_remaining=np.full_like(yy, tau), y=yy)["u"])
-        disc = np.asarray(table.lookup(u_max=np.ones_like(yy), h=np.full_like(yy, hs[0]),
-                                       tau_remaining=np.full_like(yy, tau), y=yy)["u"])
+        disc = lookup(table, 1.0, H_RANGE[0], tau, yy)[0]
         ax.plot(yy, ref, color=color, linewidth=2.2, alpha=0.5, label=f"continuous, tau_rem = {tau:g}")
-        ax.plot(yy, disc, color=color, linestyle="--", linewidth=1.2, label=f"discrete h = {hs[0]:.3g}")
+        ax.plot(yy, disc, color=color, linestyle="--", linewidth=1.2, label=f"discrete h = {H_RANGE[0]:.3g}")
     ax.set_xlabel(r"scaled distance $y$")
     ax.set_ylabel(r"$u^*$ (u_max = 1)")
     ax.set_title("continuous limit h -> 0")

@@ -1,42 +1,27 @@
 """The packaged table of the discrete local model (design section 4b), and how it is built.
 
-The discrete local model is the training iteration along the gradient direction in its
-dimensionless variables,
-
-    Y_{k+1} = (1 - h u_k) Y_k - u_k sqrt(h) xi_k,   u in [0, u_max],   cost E[Y_K^2],
-
-with h = eta a (the step in curvature units). Its Bellman recursion is solved by
-:func:`stochctl.solvers.bellman.solve_discrete` for every u_max and h node, and the optimal
-multiplier is tabulated on the axes ``u_max``, ``h``, ``tau_remaining``, ``y`` (value ``u``).
-
-Saturation. Where u* reaches u_max (or 0) it has a kink, whose position moves with h, tau and y;
-linear interpolation of u* between nodes cuts the kink with an error up to about
-u_max (ratio - 1) / 4 (0.09 at u_max = 8 for h nodes 2^(1/8) apart). So the table also holds
-``u_continued``, the optimum continued past the bound it sits on (the nearest local minimiser of
-the Bellman objective beyond it, ``solve_discrete(..., continuation=True)``), which is smooth
-across the kink; lookups of ``u`` interpolate ``u_continued`` and clip the result to
-[0, u_max] (value rule ``interpolant="u_continued", clip=(0, "u_max")``). At every node
-``u`` = clip(``u_continued``, 0, u_max) exactly.
+The model Y_{k+1} = (1 - h u) Y_k - u sqrt(h) xi_k, u in [0, u_max], cost E[Y_K^2], depends on three
+variables, not four (:mod:`.discrete_policy`): the table holds r = u* / u_max on the axes
+Z = h u_max, T = u_max tau_remaining = n Z (n steps left) and v = y / sqrt(u_max) >= 0, which is the
+u_max = 1 policy at h = Z. Each Z node is one Bellman iteration of the u_max = 1 model at h = Z
+(:func:`iterate_slice`, with the kernels of :func:`stochctl.solvers.bellman.solve_discrete`), run
+until its policy is stationary (:func:`iterate_slice` states the test); T beyond the steps
+computed takes that stationary policy.
 
 Axes:
 
-- ``u_max`` in {1, 2, 4, 8}: a trainer picks the node it runs with. Between nodes the lookup
-  interpolates ``u_continued`` linearly and clips at the queried u_max, which is not exactly the
-  policy of an intermediate bound.
-- ``h``: powers of two 2^-10 (about 1e-3) to 2^-4 with ratio 2, where the policy is close to the
-  continuous one and varies slowly in h; ratio 2^(1/8) from 2^-4 to 1 and 2^(1/4) from 1 to 4,
-  where the policy follows the landing step u ~ 1/h and linear interpolation needs dense nodes.
-- ``tau_remaining`` = n h in [0, 8]: a lookup at n h gives the policy with n steps left. The
-  values at the tau breakpoints are fitted so that their linear interpolant passes through the
-  policy at tau = n h, n = 1, 2, ... (:func:`tau_node_values`): exact to about 1e-3 where the
-  steps are sparser than the breakpoints, a least-squares fit where they are denser. Below
-  tau = h (past the last step) lookups give about the one-step policy
-  u = min(u_max, y^2 / (1 + h y^2)); beyond 8 they clamp.
-- ``y`` in [-6, 6], even (step 0.02 to 0.6, 0.05 to 3, 0.1 to 6); beyond 6 lookups clamp.
+- ``Z``: 0 (the continuous limit, the packaged ``local-quadratic`` table, u_max = 1), 2^-8 to 2^-4
+  with ratio 2^(1/4), 2^-4 to Z_SAT = 2^(1/4) with ratio 2^(1/8). Above Z_SAT the cap no longer binds
+  (largest unconstrained h u* measured at Z = 2 and 8: below 1), so lookups use the Z_SAT node in
+  the variables n and w = sqrt(h) y (exact, :mod:`.discrete_policy`).
+- ``T`` in [0, T_MAX]: the values at the breakpoints are fitted so that their linear interpolant
+  passes through the policy at T = n Z, n = 1, 2, ... (:func:`t_node_values`). Beyond T_MAX: the
+  stationary policy.
+- ``v`` in [0, V_MAX]: u* is even in y. Beyond V_MAX lookups take the value at V_MAX.
 
-Below the smallest h (eta a < 2^-10) the continuous table ``local-quadratic`` applies; the two
-are compared where they meet (metadata ``continuous_agreement``). Built by
-``stochctl table build-local --discrete``.
+Values: ``u_continued``, the optimum continued past the bound it sits on (smooth across the kink
+where u* meets 0 or u_max), and ``u`` = its interpolant clipped to [0, 1] (value rule). Built by
+``stochctl table build-local --discrete``; :func:`~.discrete_policy.lookup` reads it.
 """
 
 from __future__ import annotations
@@ -52,313 +37,263 @@ import numpy as np
 
 from ..errors import NumericalError
 from . import MULTIPLIER, SHIPPED_TABLES, PolicyTable, TableAxis, TableValue
+from .discrete_policy import QUERY_AXES
 
 MODEL = "local-discrete"
 TABLE_NAME = "local-discrete"
-U_MAX_NODES = (1.0, 2.0, 4.0, 8.0)
-TAU_MAX = 8.0
-Y_MAX = 6.0
-SOLVE_POINTS = 601
-"""Nodes of the Bellman solves on [-6, 6] (spacing 0.02)."""
-QUICK_POINTS = 121
-ZERO_ZONE = 1e-3
-"""u* below this counts as the zone near y = 0 where the policy does not move."""
+Z_SAT = 2.0 ** 0.25
+T_MAX = 96.0
+V_MAX = 24.0
+GRIDS = ((0.25, 3.0, 601), (0.8, 8.0, 801), (math.inf, V_MAX, 1601))
+"""Solve grids (Z below, half-width, nodes): [-3, 3] by 0.01 for Z < 0.25 and [-8, 8] by 0.02 for
+Z < 0.8, where the policy saturates (u_continued >= 1.4 u_max from |y| = 1.5 for Z < 0.25, >= 1.1 from 4
+for Z < 0.84, in a build on wider grids); [-V_MAX, V_MAX] by 0.03 above, where z* keeps growing
+towards 1 with w."""
+QUICK_POINTS = 241
+TOL_U = 1e-4
+"""Stationarity: the policy (r) moved by at most this over the last half of the steps ..."""
+TOL_V = 1e-5
+"""... and the normalised value V_n / max V_n by at most this in the last step."""
 CONTINUED = "continued_u_{}"
-"""The solution's control holding the policy continued past its bounds."""
 
 
-def h_axis(quick: bool = False) -> np.ndarray:
-    """Breakpoints of h (module docstring); ``quick``: a coarse axis for smoke tests."""
+def z_axis(quick: bool = False) -> np.ndarray:
+    """Z nodes (module docstring); ``quick``: a coarse axis for smoke tests."""
     if quick:
-        return 2.0 ** np.arange(-4, 3, 2, dtype=float)
-    small = 2.0 ** np.arange(-10, -4, dtype=float)
-    middle = 2.0 ** (-4 + np.arange(0, 33) / 8.0)
-    large = 2.0 ** (np.arange(1, 9) / 4.0)
-    return np.concatenate([small, middle, large])
+        return np.array([0.0, 2.0 ** -4, 2.0 ** -2, 1.0, Z_SAT])
+    return np.concatenate([[0.0], 2.0 ** (-8 + np.arange(16) / 4.0), 2.0 ** (-4 + np.arange(0, 35) / 8.0)])
 
 
-def tau_axis(quick: bool = False) -> np.ndarray:
-    """tau_remaining breakpoints: step 1/16 on [0, 1], 1/4 on [1, 8]."""
+def t_axis(quick: bool = False) -> np.ndarray:
+    """T breakpoints: 0, 2^-8, 2^-7, 2^-6, 2^-5, 3/64 (a few steps left at small Z), step 1/16 on
+    [1/16, 1], 1/8 on [1, 4], 1/4 on [4, 8], then ratio about 1.2 to T_MAX."""
     if quick:
-        return np.linspace(0.0, TAU_MAX, 9)
-    return np.concatenate([np.arange(17) / 16.0, 1.0 + np.arange(1, 29) / 4.0])
+        return np.concatenate([np.linspace(0.0, 8.0, 9), [T_MAX]])
+    far = np.geomspace(8.0, T_MAX, 15)[1:]
+    return np.concatenate([[0.0, 2.0**-8, 2.0**-7, 2.0**-6, 2.0**-5, 3.0 / 64], np.arange(1, 17) / 16.0, 1.0 + np.arange(1, 25) / 8.0, 4.0 + np.arange(1, 17) / 4.0, far])
 
 
-def y_axis(quick: bool = False) -> np.ndarray:
-    """y breakpoints: step 0.02 on [0, 0.6] (the solves' spacing, where u* leaves the zone near
-    y = 0 where it is 0), 0.05 to 3, 0.1 to 6; mirrored."""
+def v_axis(quick: bool = False) -> np.ndarray:
+    """v breakpoints (v >= 0): step 0.01 to 0.6 (the edge of the zone u* = 0 near y = 0), 0.05 to 3,
+    0.1 to 6, 0.5 to 10, 1 to 16, 2 to V_MAX."""
     if quick:
-        ypos = np.linspace(0.5, Y_MAX, 12)
-    else:
-        ypos = np.round(np.concatenate([np.arange(1, 31) * 0.02, 0.6 + np.arange(1, 49) * 0.05,
-                                        3.0 + np.arange(1, 31) * 0.1]), 12)
-    return np.concatenate([-ypos[::-1], [0.0], ypos])
+        return np.array([0.0, 0.5, 1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0, V_MAX])
+    return np.round(np.concatenate([[0.0], np.arange(1, 61) * 0.01, 0.6 + np.arange(1, 49) * 0.05,
+                                    3.0 + np.arange(1, 31) * 0.1, 6.0 + np.arange(1, 9) * 0.5,
+                                    10.0 + np.arange(1, 7), 16.0 + 2.0 * np.arange(1, 5)]), 12)
 
 
-def solve_slice(u_max: float, h: float, points: int = SOLVE_POINTS, tau_max: float = TAU_MAX,
-                continuation: bool = False):
-    """Bellman solve of the discrete local model for one (u_max, h) with tau_max / h steps (at least 1).
+def slice_grid(Z: float, quick: bool = False) -> np.ndarray:
+    """Uniform, symmetric nodes in y of the u_max = 1 solve at h = Z."""
+    if quick:
+        return np.linspace(-V_MAX, V_MAX, QUICK_POINTS)  # spacing 0.2
+    half, points = next((half, points) for below, half, points in GRIDS if Z < below)
+    return np.linspace(-half, half, points)
 
-    ``continuation``: also keep the policy continued past its bounds (``continued_u_y``).
+
+def iterate_slice(Z: float, nodes: np.ndarray, n_max: int, *, tol_u: float = TOL_U, tol_v: float = TOL_V):
+    """Bellman iteration of the u_max = 1 model at h = Z until its policy is stationary.
+
+    V_0 = y^2, V_n(y) = min_{u in [0, 1]} E V_{n-1}(y - u (Z y + sqrt(Z) xi)), renormalised to
+    max V_n = 1 at every step (the minimiser does not change; V_n itself decays to 0 and would reach
+    the floating-point floor). Stationary at the first n >= 8 where max |u_n - u_k| <= ``tol_u`` for
+    every k in [n/2, n] and max |Vhat_n - Vhat_{n-1}| <= ``tol_v``; ``n_max`` steps at most.
+
+    Returns (u, w, info): u and w (the policy continued past its bounds) with row n - 1 for n steps
+    left, and ``info`` with ``steps``, ``converged``, the last per-step changes of the policy and
+    the normalised value, and the policy's change over the last half of the steps.
     """
-    from ..models import get_model
-    from ..solvers.bellman import solve_discrete
-    from ..solvers.grid import Grid
-    from ..symbolic.problem import ControlProblem
+    from ..solvers.bellman import LineStepper
 
-    problem = ControlProblem.from_model(get_model(MODEL, h=h), u_max=u_max)
-    grid = Grid.from_domain({"y": (-Y_MAX, Y_MAX)}, points, "linear")
-    steps = max(1, math.ceil(tau_max / h - 1e-9))
-    return solve_discrete(problem, grid, steps=steps, progress=False, num_threads=1, continuation=continuation)
+    nodes = np.ascontiguousarray(nodes, dtype=float)
+    centre = nodes.size // 2
+    a = Z * nodes
+    b = np.full(nodes.size, math.sqrt(Z))
+    stepper = LineStepper(nodes, active=np.arange(centre, nodes.size, dtype=np.int64))
+    V = nodes * nodes
+    V = V / V.max()
+    us, ws = [], []
+    info = {"Z": Z, "converged": False}
+    next_check = 8  # the half-window test runs on a geometric sequence of n (cost O(n) each)
+    for n in range(1, n_max + 1):
+        v, u, _, w = stepper.step(V, a, b, 0.0, 1.0, continuation=True)
+        for arr in (v, u, w):
+            arr[:centre] = arr[:centre:-1]
+        if not np.all(np.isfinite(v)) or v.max() <= 0:
+            raise NumericalError(f"the Bellman iteration at Z={Z:g} became degenerate after {n} steps")
+        v = v / v.max()
+        dv = float(np.abs(v - V).max())
+        V = v
+        us.append(u)
+        ws.append(w)
+        du = float(np.abs(u - us[-2]).max()) if n > 1 else math.inf
+        if n >= next_check and dv <= tol_v and du <= tol_u:
+            next_check = int(n * 1.05) + 1
+            drift = max(float(np.abs(us[k] - u).max()) for k in range(n // 2 - 1, n))
+            if drift <= tol_u:
+                info.update(converged=True, policy_change_last_half=drift)
+                break
+        info["policy_change_last_half"] = math.nan
+    info.update(steps=len(us), policy_change_per_step=du, value_change_per_step=dv)
+    return np.array(us), np.array(ws), info
 
 
-def policy_at(solution, n: np.ndarray, y: np.ndarray, key: str = "u_{}") -> np.ndarray:
-    """u*(n steps left, y) of a discrete solution: linear in n between whole steps, n < 1 -> n = 1.
+def t_node_values(rows: np.ndarray, Z: float, T: np.ndarray, weight: float = 1e-3) -> np.ndarray:
+    """Values at the T breakpoints whose linear interpolant passes through the policy at T = n Z.
 
-    ``key``: the control to read, ``{}`` standing for the player (``"continued_u_{}"``: the
-    policy continued past its bounds).
+    ``rows[n - 1]`` is the policy with n steps left (already on the v breakpoints); beyond its last
+    row the policy is that row (stationary), and below n = 1 it is row 0. Least squares over the
+    steps n = 1, 2, ... with n Z <= T[-1]: the interpolant at n Z must equal row n - 1; each
+    breakpoint is also pulled, with the small ``weight``, to the policy at n = T / Z (linear in n),
+    which fixes the breakpoints no step constrains.
     """
-    N = solution.n_steps
-    nodes = solution.grid.axes[0]
-    by_n = solution.controls[key.format(solution.players[0])][::-1]  # row n - 1: n steps left
-    n = np.clip(np.asarray(n, dtype=float), 1.0, N)
-    lo = np.minimum(np.floor(n).astype(int), N - 1)
-    w = n - lo
-    rows_lo = by_n[lo - 1]
-    rows_hi = by_n[np.minimum(lo, N - 1)]
-    u_lo = np.array([np.interp(y, nodes, r) for r in rows_lo])
-    u_hi = np.array([np.interp(y, nodes, r) for r in rows_hi])
-    return (1 - w)[:, None] * u_lo + w[:, None] * u_hi
-
-
-def policy_points(solution, n: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """u*(n_i steps left, y_i) for pairs (whole n_i >= 1), linear in y between the solve's nodes."""
-    nodes = solution.grid.axes[0]
-    by_n = solution.controls[f"u_{solution.players[0]}"][::-1]  # row n - 1: n steps left
-    rows = by_n[np.asarray(n, dtype=int) - 1]
-    y = np.clip(np.asarray(y, dtype=float), nodes[0], nodes[-1])
-    i = np.clip(np.searchsorted(nodes, y, side="right") - 1, 0, nodes.size - 2)
-    w = (y - nodes[i]) / (nodes[i + 1] - nodes[i])
-    k = np.arange(y.size)
-    return (1 - w) * rows[k, i] + w * rows[k, i + 1]
-
-
-def tau_node_values(solution, h: float, tau: np.ndarray, y: np.ndarray, weight: float = 1e-3,
-                    key: str = "u_{}") -> np.ndarray:
-    """Values at the tau breakpoints whose linear interpolant passes through the policy at tau = n h.
-
-    Least squares over the steps n = 1, 2, ... with n h <= tau[-1]: the interpolant between the
-    breakpoints at n h must equal u*(n steps left); each breakpoint is also pulled, with the small
-    ``weight``, to the policy at n = tau / h (linear in n, n < 1 -> 1), which fixes the breakpoints
-    no step constrains. Where steps are sparser than breakpoints (h above the spacing) the steps
-    are met to about ``weight``; where they are denser it is the least-squares fit.
-    """
-    m = tau.size
-    n = np.arange(1, solution.n_steps + 1)
-    n = n[n * h <= tau[-1] * (1 + 1e-12)]
-    t = n * h
-    cell = np.clip(np.searchsorted(tau, t, side="right") - 1, 0, m - 2)
-    frac = (t - tau[cell]) / (tau[cell + 1] - tau[cell])
-    A = np.zeros((n.size + m, m))
-    A[np.arange(n.size), cell] = 1.0 - frac
-    A[np.arange(n.size), cell + 1] = frac
-    A[n.size + np.arange(m), np.arange(m)] = weight
-    rhs = np.vstack([policy_at(solution, n, y, key), weight * policy_at(solution, tau / h, y, key)])
-    values, *_ = np.linalg.lstsq(A, rhs, rcond=None)
+    N = rows.shape[0]
+    m = T.size
+    n_all = np.arange(1, int(math.floor(T[-1] / Z * (1 + 1e-12))) + 1)
+    t = n_all * Z
+    cell = np.clip(np.searchsorted(T, t, side="right") - 1, 0, m - 2)
+    frac = (t - T[cell]) / (T[cell + 1] - T[cell])
+    A = np.zeros((n_all.size + m, m))
+    A[np.arange(n_all.size), cell] = 1.0 - frac
+    A[np.arange(n_all.size), cell + 1] = frac
+    A[n_all.size + np.arange(m), np.arange(m)] = weight
+    at_steps = rows[np.minimum(n_all, N) - 1]
+    nb = np.clip(T / Z, 1.0, N)
+    k = np.minimum(np.floor(nb).astype(int), N - 1)
+    f = (nb - k)[:, None]
+    at_nodes = (1 - f) * rows[k - 1] + f * rows[np.minimum(k, N - 1)]
+    values, *_ = np.linalg.lstsq(A, np.vstack([at_steps, weight * at_nodes]), rcond=None)
     return values
 
 
 def _slice_job(args):
-    u_max, h, points, tau, y = args
+    Z, T, v, quick = args
     t0 = time.perf_counter()
-    sol = solve_slice(u_max, h, points, continuation=True)
-    w = tau_node_values(sol, h, tau, y, key=CONTINUED)
-    d = sol.diagnostics
-    return u_max, h, w, {"steps": int(d["steps"]), "seconds": time.perf_counter() - t0,
-                         "mass_outside": float(d["mass_outside"])}
+    nodes = slice_grid(Z, quick)
+    n_max = int(math.ceil(T[-1] / Z))
+    from ..solvers.api import _threads
+
+    with _threads(1):  # one process per core
+        u, w, info = iterate_slice(Z, nodes, n_max)
+    w_v = np.array([np.interp(v, nodes, row) for row in w])
+    out = t_node_values(w_v, Z, T)
+    info.update(seconds=time.perf_counter() - t0, points=int(nodes.size), horizon_T=info["steps"] * Z)
+    return Z, out, info
+
+
+def continuous_node(T: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, dict]:
+    """The Z = 0 node: the continuous policy (``local-quadratic``, u_max = 1) at (T, v), T clamped to its axis."""
+    from . import load_table
+
+    cont = load_table("local-quadratic")
+    TT, VV = np.meshgrid(np.minimum(T, cont.axis("tau_remaining").bounds[1]), v, indexing="ij")
+    r = np.asarray(cont.lookup(tau_remaining=TT, y=VV)["u"])
+    return r, {"source": "local-quadratic", "checksum": cont.checksum,
+               "T_clamped_to": float(cont.axis("tau_remaining").bounds[1])}
 
 
 def _run(jobs, workers: int, say):
-    out = []
     if workers <= 1:
-        for j in jobs:
-            out.append(_slice_job(j))
-        return out
+        return [_slice_job(j) for j in jobs]
+    out = []
     # spawn, not fork: a parent that has run numba's threaded kernels (OpenMP) must not fork
     with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
         for i, res in enumerate(pool.map(_slice_job, jobs), 1):
             out.append(res)
-            if i % 20 == 0:
+            if i % 10 == 0:
                 say(f"  {i}/{len(jobs)} slices")
     return out
 
 
-def _cost(job) -> float:
-    u_max, h = job[0], job[1]
-    return (TAU_MAX / h) * (1.0 + u_max * math.sqrt(h))
-
-
-def interpolation_error(table: PolicyTable, *, points: int = SOLVE_POINTS, quick: bool = False,
-                        seed: int = 20261203) -> dict:
-    """Table lookups against direct Bellman solves at h between the table's nodes.
-
-    At each u_max node and at geometric midpoints of h cells, n steps left with n h in (0, 8] and
-    y in [-5, 5] drawn at random: |u_table - u_bellman|. ``interior`` excludes the points whose
-    table cell (the two neighbouring h nodes, tau and y breakpoints) straddles the edge of the zone
-    near y = 0 where u* = 0: there u* leaves 0 with a slope of up to about 10 per unit y, and the
-    edge moves with the steps left, so no cell that holds it is linear. Saturation at u_max needs
-    no exclusion: lookups interpolate the continued policy (module docstring).
-    """
-    rng = np.random.default_rng(seed)
-    hs = table.axis("h").breakpoints
-    tau_bp = table.axis("tau_remaining").breakpoints
-    y_bp = table.axis("y").breakpoints
-    mids = np.sqrt(hs[:-1] * hs[1:])
-    pick = mids[mids >= (0.05 if not quick else 0.0)]
-    pick = pick[:: max(1, len(pick) // 8)]
-    errors, fronts = [], []
-    for u_max in table.axis("u_max").breakpoints:
-        for h in pick:
-            sol = solve_slice(float(u_max), float(h), points)
-            n = rng.integers(1, sol.n_steps + 1, size=200)
-            y = rng.uniform(-5.0, 5.0, size=200)
-            ref = policy_points(sol, n, y)
-            got = table.lookup(u_max=np.full(200, u_max), h=np.full(200, h), tau_remaining=n * h, y=y)["u"]
-            errors.append(np.abs(np.asarray(got) - ref))
-            ih = int(np.searchsorted(hs, h) - 1)
-            it = np.clip(np.searchsorted(tau_bp, n * h) - 1, 0, tau_bp.size - 2)
-            j = np.clip(np.searchsorted(y_bp, y) - 1, 0, y_bp.size - 2)
-            corners = np.array([table.lookup(u_max=np.full(200, u_max), h=np.full(200, hc),
-                                             tau_remaining=tau_bp[it + dt], y=y_bp[j + dy])["u"]
-                                for hc in (hs[ih], hs[ih + 1]) for dt in (0, 1) for dy in (0, 1)])
-            fronts.append((corners.min(axis=0) < ZERO_ZONE) & (corners.max(axis=0) >= ZERO_ZONE))
-    errors = np.concatenate(errors)
-    front = np.concatenate(fronts)
-    inner = errors[~front]
-    return {
-        "points": int(errors.size),
-        "h_checked": [float(v) for v in pick],
-        "u_max_abs": float(errors.max()),
-        "u_p99_abs": float(np.quantile(errors, 0.99)),
-        "u_mean_abs": float(errors.mean()),
-        "interior_points": int(inner.size),
-        "interior_u_max_abs": float(inner.max()),
-        "interior_u_p99_abs": float(np.quantile(inner, 0.99)),
-        "front_points": int(front.sum()),
-        "front_u_max_abs": float(errors[front].max()) if front.any() else 0.0,
-        "evaluation": "u_max nodes x h at geometric midpoints of h cells x 200 random (n steps left, y in [-5, 5]); "
-                      f"interior: points whose table cell does not straddle the edge of the zone u* < {ZERO_ZONE} "
-                      "near y = 0 (front points: those whose cell does)",
-    }
-
-
-def continuous_agreement(table: PolicyTable) -> dict:
-    """The u_max = 1 slice at the smallest h against the continuous table ``local-quadratic``.
-
-    On the discrete table's tau breakpoints and y in [-6, 6] with step 0.05.
-    """
-    from . import load_table
-
-    cont = load_table("local-quadratic")
-    tau = table.axis("tau_remaining").breakpoints
-    y = np.linspace(-Y_MAX, Y_MAX, 241)
-    h0 = float(table.axis("h").breakpoints[0])
-    T, Y = np.meshgrid(tau, y, indexing="ij")
-    disc = np.asarray(table.lookup(u_max=np.ones_like(T), h=np.full_like(T, h0), tau_remaining=T, y=Y)["u"])
-    ref = np.asarray(cont.lookup(tau_remaining=T, y=Y)["u"])
-    du = np.abs(disc - ref)
-    far = np.abs(Y) >= 0.5
-    return {"h": h0, "u_max": 1.0, "u_max_abs": float(du.max()), "u_mean_abs": float(du.mean()),
-            "u_max_abs_y_ge_0.5": float(du[far].max()),
-            "note": "over the discrete table's tau_remaining breakpoints and y in [-6, 6] with step 0.05; the "
-                    "largest differences sit at the policy's front near y = 0, where both tables resolve it only "
-                    "to their breakpoints"}
-
-
 def build_discrete_table(*, quick: bool = False, workers: int | None = None, check: bool = True,
                          log=None) -> PolicyTable:
-    """Solve every (u_max, h) slice and tabulate u* on the module's axes.
+    """Iterate every Z slice to stationarity and tabulate r = u* / u_max on (Z, T, v).
 
     Args:
-        quick: coarse axes and grid (seconds), for smoke tests.
+        quick: coarse axes and grids (seconds), for smoke tests: not fit for training.
         workers: processes (default: the machine's cores).
-        check: measure the interpolation error against direct solves between h nodes and the
-            agreement with the continuous table, and store both in the metadata.
+        check: also solve at Z = 2 and 8 and record the largest unconstrained h u* (it must stay
+            below Z_SAT for the large-h rule to be exact).
         log: callable receiving progress lines.
     """
     say = log or (lambda msg: None)
     workers = workers or os.cpu_count() or 1
-    u_nodes = np.array(U_MAX_NODES)
-    hs, tau, y = h_axis(quick), tau_axis(quick), y_axis(quick)
-    points = QUICK_POINTS if quick else SOLVE_POINTS
-    jobs = sorted(((float(um), float(h), points, tau, y) for um in u_nodes for h in hs), key=_cost, reverse=True)
+    zs, T, v = z_axis(quick), t_axis(quick), v_axis(quick)
+    jobs = [(float(Z), T, v, quick) for Z in zs[1:]]
+    jobs.sort(key=lambda j: -1.0 / j[0])
     t0 = time.perf_counter()
-    say(f"solving {len(jobs)} (u_max, h) slices on {points} nodes with {workers} worker(s)")
+    say(f"iterating {len(jobs)} Z slices to stationarity with {workers} worker(s)"
+        + (" (quick: a smoke test, not fit for training)" if quick else ""))
     results = _run(jobs, workers, say)
-    W = np.empty((u_nodes.size, hs.size, tau.size, y.size))
-    seconds, mass = 0.0, 0.0
-    for u_max, h, w, diag in results:
-        W[int(np.flatnonzero(u_nodes == u_max)[0]), int(np.flatnonzero(hs == h)[0])] = w
-        seconds += diag["seconds"]
-        mass = max(mass, diag["mass_outside"])
+    W = np.empty((zs.size, T.size, v.size))
+    W[0], cont_info = continuous_node(T, v)
+    slices = []
+    for Z, out, info in results:
+        W[int(np.flatnonzero(zs == Z)[0])] = out
+        slices.append(info)
+    slices.sort(key=lambda d: d["Z"])
     wall = time.perf_counter() - t0
-    say(f"solved in {wall:.1f} s ({seconds:.1f} s of solver time)")
+    say(f"solved in {wall:.1f} s ({sum(d['seconds'] for d in slices):.1f} s of solver time)")
     if not np.all(np.isfinite(W)):
         raise NumericalError("the discrete table has non-finite entries")
-    U = np.clip(W, 0.0, u_nodes[:, None, None, None])
+    bad = [d["Z"] for d in slices if not d["converged"] or d["horizon_T"] > T[-1] + 1e-9]
+    if bad:
+        raise NumericalError(f"the Bellman iteration did not become stationary within T={T[-1]:g} at Z={bad}")
+    meta_sat = saturation_check(quick) if check else None
+    U = np.clip(W, 0.0, 1.0)
     axes = [
-        TableAxis("u_max", u_nodes, units=MULTIPLIER, estimator="the trainer's bound on the multiplier",
-                  long_name="upper bound of the learning-rate multiplier; lookups between nodes interpolate "
-                            "linearly (not the policy of an intermediate bound)"),
-        TableAxis("h", hs, units="1", estimator="eta*a",
-                  long_name="step in curvature units eta*a; below the first node the continuous table "
-                            "local-quadratic applies, beyond 4 lookups clamp"),
-        TableAxis("tau_remaining", tau, units="1", estimator="eta*a*(K-k)",
-                  long_name="dimensionless time to go n*h with n steps left; beyond 8 lookups clamp"),
-        TableAxis("y", y, units="1", estimator="sqrt(SNR / (h (1 - SNR)))",
-                  long_name="distance to the minimum in noise units |x| sqrt(a / (eta s^2)); even; beyond 6 "
-                            "lookups clamp"),
+        TableAxis("Z", zs, units="1", estimator="eta*a*u_max",
+                  long_name="the cap h u_max on the step in curvature units; 0: the continuous limit; above "
+                            "the last node lookups use it in the variables n and sqrt(h) y (exact)"),
+        TableAxis("T", T, units="1", estimator="eta*a*(K-k)*u_max",
+                  long_name="u_max tau_remaining = n Z with n steps left; beyond the last node: the "
+                            "stationary policy"),
+        TableAxis("v", v, units="1", estimator="sqrt(SNR / (h (1 - SNR)) / u_max)",
+                  long_name="|y| / sqrt(u_max), y the distance to the minimum in noise units; beyond the "
+                            "last node lookups take its value"),
     ]
-    values = [TableValue("u", U, units=MULTIPLIER, valid_range=(0.0, float(u_nodes[-1])),
-                         long_name="optimal learning-rate multiplier of the discrete local model; lookups clip "
-                                   "the interpolated u_continued to [0, u_max]",
-                         interpolant="u_continued", clip=(0.0, "u_max")),
+    values = [TableValue("u", U, units=MULTIPLIER, valid_range=(0.0, 1.0),
+                         long_name="u* / u_max of the discrete local model; lookups clip the interpolated "
+                                   "u_continued to [0, 1]", interpolant="u_continued", clip=(0.0, 1.0)),
               TableValue("u_continued", W, units=MULTIPLIER, valid_range=(-math.inf, math.inf), fallback=0.0,
-                         long_name="the optimal multiplier continued past the bound it sits on (the nearest local "
-                                   "minimiser beyond it); clipped to [0, u_max] it is u, and it has no kink where "
-                                   "u meets a bound")]
+                         long_name="u* / u_max continued past the bound it sits on (the nearest local minimiser "
+                                   "beyond it); clipped to [0, 1] it is u")]
     meta = {
         "problem": MODEL,
-        "equation": "Y_{k+1} = (1 - h u_k) Y_k - u_k sqrt(h) xi_k, u in [0, u_max], cost E[Y_K^2]",
+        "equation": "Y_{k+1} = (1 - h u_k) Y_k - u_k sqrt(h) xi_k, u in [0, u_max], cost E[Y_K^2]; tabulated "
+                    "as r = u*/u_max(Z = h u_max, T = u_max tau_remaining, v = |y|/sqrt(u_max))",
         "parameters": {},
         "eta": 1.0,
-        "horizon": TAU_MAX,
+        "horizon": "stationary beyond T_max",
         "scheme": "bellman",
-        "solver": {"method": "discrete-time Bellman recursion; V = quadratic + piecewise-linear interpolant, "
-                             "expectation exact; u by bracket, exact walk and Newton; u_continued: the nearest "
-                             "local minimiser beyond the bound u sits on", "points": points,
-                   "domain": [-Y_MAX, Y_MAX], "solver_seconds": seconds, "wall_seconds": wall,
-                   "workers": workers, "max_mass_outside": mass},
-        "grid": {"y": [-Y_MAX, Y_MAX], "points": points},
-        "tau_rule": "tau breakpoints fitted (least squares) so that the linear interpolant at tau = n h is "
-                    "the policy with n steps left; each breakpoint weakly (1e-3) pulled to the policy at n = tau/h",
-        "refinement_error": None,
+        "query_axes": list(QUERY_AXES),
+        "solver": {"method": "discrete-time Bellman iteration (V = quadratic + piecewise-linear interpolant, "
+                             "expectation exact), renormalised each step, to stationarity",
+                   "stationarity": {"tol_policy_last_half": TOL_U, "tol_normalised_value_per_step": TOL_V},
+                   "grids": [{"Z_below": str(b), "half_width": w, "nodes": n} for b, w, n in GRIDS],
+                   "wall_seconds": wall, "workers": workers,
+                   "solver_seconds": sum(d["seconds"] for d in slices)},
+        "slices": [{k: d[k] for k in ("Z", "steps", "horizon_T", "policy_change_last_half",
+                                      "policy_change_per_step", "value_change_per_step", "seconds")}
+                   for d in slices],
+        "continuous_node": cont_info,
+        "saturation": meta_sat,
         "build_command": "stochctl table build-local --discrete",
     }
-    table = PolicyTable.from_arrays(axes, values, metadata=meta,
-                                    history=f"built from Bellman solves of {MODEL} on {points} nodes")
-    if not check:
-        return table
-    t0 = time.perf_counter()
-    meta["interpolation_error"] = interpolation_error(table, points=points, quick=quick)
-    meta["continuous_agreement"] = continuous_agreement(table)
-    say(f"checks in {time.perf_counter() - t0:.1f} s: interpolation error (largest: interior "
-        f"{meta['interpolation_error']['interior_u_max_abs']:.3g}, all points "
-        f"{meta['interpolation_error']['u_max_abs']:.3g}), continuous agreement (mean) "
-        f"{meta['continuous_agreement']['u_mean_abs']:.3g}")
     return PolicyTable.from_arrays(axes, values, metadata=meta,
-                                   history=f"built from Bellman solves of {MODEL} on {points} nodes; "
-                                           "interpolation error and continuous agreement measured")
+                                   history="built from Bellman iterations of local-discrete (u_max = 1, h = Z) "
+                                           "to stationarity")
+
+
+def saturation_check(quick: bool = False) -> dict:
+    """Largest unconstrained step z* = h u* at caps Z = 2 and 8 (u_max = 1, h = Z), over all steps computed."""
+    out = {}
+    for Z in (2.0, 8.0):
+        nodes = np.linspace(-V_MAX, V_MAX, QUICK_POINTS if quick else 801)
+        u, _, info = iterate_slice(Z, nodes, 200)
+        out[f"Z={Z:g}"] = {"largest_z": float(u.max() * Z), "steps": info["steps"]}
+    out["Z_sat"] = Z_SAT
+    return out
 
 
 def default_path() -> Path:
