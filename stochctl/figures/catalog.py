@@ -126,16 +126,16 @@ FIGURES: tuple[FigureSpec, ...] = (
         "discrete_policy", "Explosion-aware policy of the discrete local model", "discrete_policy", (14.5, 4.8),
         "The discrete local model Y_{k+1} = (1 - h u) Y_k - u sqrt(h) xi_k, cost E[Y_K^2] (the training "
         "iteration along the gradient direction, h = eta a the step in curvature units, y the distance to "
-        "the minimum in noise units), read from the packaged table `local-discrete` (Bellman solves on 601 "
-        "nodes, `stochctl table build-local --discrete`) at tau_rem = 8 units of time to go. (a, b) The "
+        "the minimum in noise units), read from the packaged table `local-discrete` (Bellman iterations to "
+        "stationarity, `stochctl table build-local --discrete`) at tau_rem = 8 units of time to go. (a, b) The "
         "optimal multiplier u*(h, y) for u_max = 1 and 4; contours of the step h u* = 0.9 (black) and 0.5 "
         "(dotted white), where h u* = 1 is the step that lands on the minimum (the policy never reaches "
-        "it: the largest tabulated h u* is 0.993); red: where the constant policy u_max explodes, "
+        "it: the largest unconstrained h u* found is 0.9998); red: where the constant policy u_max explodes, "
         "h u_max = 2 (deterministic, and mean square for additive noise) and h u_max = 1.6 (mean square "
         "with multiplicative gradient noise s/a = 0.5, from `critical_steps`). Far from the minimum the "
         "policy takes u_max while h u_max < 1 and nearly the landing step u = 1/h beyond, so h u* never "
         "reaches the explosion thresholds whatever u_max allows; near the minimum it shrinks the step with "
-        "the noise. (c) The continuous limit: the discrete policy at the smallest tabulated h (dashed) against "
+        "the noise. (c) The continuous limit: the discrete policy at h = 0.001 (dashed) against "
         "the continuous table `local-quadratic` (solid) at three times to go.",
     ),
     FigureSpec(
