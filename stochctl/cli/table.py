@@ -49,7 +49,7 @@ def register(subparsers) -> None:
     build.add_argument("--quick", action="store_true", help="coarse solve (seconds), for a smoke test")
     build.add_argument("--no-refine", action="store_true",
                        help="skip the finer solve that estimates the refinement error (with --discrete: the "
-                            "interpolation-error and continuous-agreement checks)")
+                            "check that caps h u_max of 2 and 8 do not bind)")
     build.add_argument("--discrete", action="store_true",
                        help="build the discrete local model's table local-discrete (Bellman iterations to "
                             "stationarity; axes Z = h u_max, T = u_max tau_remaining, v = |y| / sqrt(u_max); "

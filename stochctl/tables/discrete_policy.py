@@ -49,11 +49,9 @@ def query(table, u_max, h, tau_remaining, y, xp=np):
     (beyond the axes the stationary policy and the value at the last v node are the answer).
     """
     z_axis, t_axis, v_axis = (a.bounds for a in table.axes)
-    z_sat = z_axis[1]
-    zq = xp.minimum(h * u_max, z_sat)
-    zq_pos = xp.where(zq > 0, zq, 1.0)
+    zq = xp.clip(h * u_max, 1e-30, z_axis[1])  # clip with float bounds: numpy, torch and jax alike
     T = xp.clip(tau_remaining * zq / h, t_axis[0], t_axis[1])
-    v = xp.minimum(xp.abs(y) * xp.sqrt(h / zq_pos), v_axis[1])
+    v = xp.clip(xp.abs(y) * xp.sqrt(h / zq), 0.0, v_axis[1])
     return zq, T, v, zq / h
 
 

@@ -149,7 +149,7 @@ def t_node_values(rows: np.ndarray, Z: float, T: np.ndarray, weight: float = 1e-
     """
     N = rows.shape[0]
     m = T.size
-    n_all = np.arange(1, int(math.floor(T[-1] / Z * (1 + 1e-12))) + 1)
+    n_all = np.arange(1, math.floor(T[-1] / Z * (1 + 1e-12)) + 1)
     t = n_all * Z
     cell = np.clip(np.searchsorted(T, t, side="right") - 1, 0, m - 2)
     frac = (t - T[cell]) / (T[cell + 1] - T[cell])
@@ -170,11 +170,11 @@ def _slice_job(args):
     Z, T, v, quick = args
     t0 = time.perf_counter()
     nodes = slice_grid(Z, quick)
-    n_max = int(math.ceil(T[-1] / Z))
+    n_max = math.ceil(T[-1] / Z)
     from ..solvers.api import _threads
 
     with _threads(1):  # one process per core
-        u, w, info = iterate_slice(Z, nodes, n_max)
+        _u, w, info = iterate_slice(Z, nodes, n_max)
     w_v = np.array([np.interp(v, nodes, row) for row in w])
     out = t_node_values(w_v, Z, T)
     info.update(seconds=time.perf_counter() - t0, points=int(nodes.size), horizon_T=info["steps"] * Z)
