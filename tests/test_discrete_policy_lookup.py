@@ -1,4 +1,4 @@
-"""One reading of the discrete table: LocalPolicy (scalar, numpy, jax) and ``stochctl table lookup``
+"""One reading of the discrete table: LocalPolicy (scalar, numpy, torch, jax) and ``stochctl table lookup``
 give exactly :func:`stochctl.tables.discrete_policy.lookup`; the exact symmetries it rests on."""
 
 import json
@@ -107,3 +107,16 @@ def test_a_cap_above_one_does_not_bind():
     u_lo, u_hi = lo.controls["u_y"], hi.controls["u_y"]
     assert (h * u_lo).max() < 1.0
     assert h * np.abs(u_lo - u_hi).max() <= 1e-3
+
+
+def test_torch_lookup_is_the_same_function(table):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(6)
+    eta, a, s2, grad = _points(rng, 200)
+    pol = LocalPolicy("local-discrete", total_steps=1000, u_max=2.5)
+    h = eta * a
+    tau, y = h * 1000, grad / np.sqrt(a * eta * s2)
+    t = [torch.as_tensor(v, dtype=torch.float64) for v in (tau, y, h)]
+    u, _ = pol.lookup_fn(torch)(t[0], t[1], torch.ones(200, dtype=torch.bool), t[2])
+    ref, _ = lookup(table, 2.5, h, tau, y)
+    assert np.allclose(u.numpy(), ref, rtol=1e-12, atol=1e-14)
