@@ -81,16 +81,8 @@ def seed_stream(key, index, state):
 
 @jit(inline="always")
 def next_u64(state):
-    """Next 64-bit output of xoshiro256++; advances ``state``."""
-    s0, s1, s2, s3 = state[0], state[1], state[2], state[3]
-    result = _rotl(s0 + s3, 23) + s0
-    t = s1 << np.uint64(17)
-    s2 ^= s0
-    s3 ^= s1
-    s1 ^= s2
-    s0 ^= s3
-    s2 ^= t
-    s3 = _rotl(s3, 45)
+    """Next 64-bit output of xoshiro256++ (:func:`_xoshiro`); advances ``state``."""
+    result, s0, s1, s2, s3 = _xoshiro(state[0], state[1], state[2], state[3])
     state[0], state[1], state[2], state[3] = s0, s1, s2, s3
     return result
 
