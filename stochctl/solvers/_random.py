@@ -108,16 +108,22 @@ def _normal_slow(state, idx, rabs, x):
 
 
 @jit(inline="always")
+def _candidate(r):
+    """Ziggurat candidate of a 64-bit draw: (layer index, |mantissa|, signed x = |mantissa| w_layer)."""
+    idx = np.intp(r & np.uint64(0xFF))
+    r >>= np.uint64(8)
+    rabs = (r >> np.uint64(1)) & _MASK52
+    x = float(rabs) * _WI[idx]
+    if r & np.uint64(1):
+        x = -x
+    return idx, rabs, x
+
+
+@jit(inline="always")
 def normal(state):
     """A standard normal draw from the stream ``state`` (ziggurat, module docstring)."""
     while True:
-        r = next_u64(state)
-        idx = np.intp(r & np.uint64(0xFF))
-        r >>= np.uint64(8)
-        rabs = (r >> np.uint64(1)) & _MASK52
-        x = float(rabs) * _WI[idx]
-        if r & np.uint64(1):
-            x = -x
+        idx, rabs, x = _candidate(next_u64(state))
         if rabs < _KI[idx]:
             return x
         x = _normal_slow(state, idx, rabs, x)
@@ -150,12 +156,7 @@ def fill_normal(state, out):
     i = 0
     while i < n:
         r, s0, s1, s2, s3 = _xoshiro(s0, s1, s2, s3)
-        idx = np.intp(r & np.uint64(0xFF))
-        r >>= np.uint64(8)
-        rabs = (r >> np.uint64(1)) & _MASK52
-        x = float(rabs) * _WI[idx]
-        if r & np.uint64(1):
-            x = -x
+        idx, rabs, x = _candidate(r)
         if rabs < _KI[idx]:
             out[i] = x
             i += 1
