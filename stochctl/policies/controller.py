@@ -16,6 +16,7 @@ imports neither torch nor jax.
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 from typing import Any
 
@@ -135,6 +136,7 @@ def controller_step(policy, step, estimate: Estimate, *, eta=None, lookup=None, 
         lookup = policy.lookup_fn(xp)
     a = estimate.a if xp is not np else np.asarray(estimate.a, dtype=np.float64)
     ready = estimate.ready  # a Python bool stays one: classify needs no array for it
+    valid_done = False
     field = estimate.field
     if xp is np:
         with np.errstate(all="ignore"):
@@ -142,16 +144,32 @@ def controller_step(policy, step, estimate: Estimate, *, eta=None, lookup=None, 
                 step, a, np.broadcast_to(np.asarray(estimate.s2, dtype=np.float64), a.shape),
                 np.broadcast_to(np.asarray(estimate.grad_norm, dtype=np.float64), a.shape), ready, eta, lookup, np,
                 field=None if field is None else np.asarray(field, dtype=np.float64))
+    elif _takes_valid(policy):  # the status FALLBACK and the safe multiplier where not valid, in the evaluation
+        u, code, tau, y, lstat = policy.evaluate(step, a, estimate.s2, estimate.grad_norm, ready, eta, lookup, xp,
+                                                 field=field, valid=valid)
+        valid_done = True
     else:
         u, code, tau, y, lstat = policy.evaluate(step, a, estimate.s2, estimate.grad_norm, ready, eta, lookup, xp,
                                                  field=field)
-    if valid is not None:
+    if valid is not None and not valid_done:
         u = xp.where(valid, u, policy.fallback)
         code = xp.where(valid, code, FALLBACK)
         lstat = xp.where(valid, lstat, 0)
     if reduce_weights and getattr(u, "ndim", 0) > 0:
         u = reduce(u, None if estimate.weights is None else estimate.weights, xp)
     return Control(u, code, lstat, tau, y, True if valid is None else valid)
+
+
+_TAKES_VALID: dict = {}
+
+
+def _takes_valid(policy) -> bool:
+    """Whether ``policy.evaluate`` accepts ``valid=`` (looked up once per class)."""
+    cls = type(policy)
+    hit = _TAKES_VALID.get(cls)
+    if hit is None:
+        hit = _TAKES_VALID[cls] = "valid" in inspect.signature(policy.evaluate).parameters
+    return hit
 
 
 def _scalars(e: Estimate) -> bool:

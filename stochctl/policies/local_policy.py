@@ -16,37 +16,160 @@ from .estimators.base import _SCALARS, FALLBACK, NONCONVEX, OK, STATUS_NAMES, WA
 # policy
 
 
-def policy_inputs(a, s2, grad_norm, eta, steps_left, xp=np):
+def policy_inputs(a, s2, grad_norm, eta, steps_left, xp=np, h=None, consts=None):
     """Local-model coordinates (tau_remaining, y) from the estimates.
 
     tau_remaining = a eta (K - k), y = |grad| / sqrt(a eta s^2) (+inf for s^2 = 0);
-    meaningful only for a > 0.
+    meaningful only for a > 0 (where a <= 0, y is computed with a = 1). ``h``: a eta if
+    already computed (the same number); ``consts``: the evaluation's constants (:class:`_Consts`).
     """
-    a_pos = xp.where(a > 0, a, 1.0)
-    s2_pos = xp.where(s2 > 0, s2, 1.0)
-    tau = a * eta * steps_left
-    y = xp.where(s2 > 0, grad_norm / xp.sqrt(a_pos * eta * s2_pos), float("inf"))
+    h = a * eta if h is None else h
+    tau = h * steps_left
+    noisy = s2 > 0
+    one, inf, eta_c = (1.0, float("inf"), eta) if consts is None else (consts.one, consts.inf, consts.scalar(eta))
+    # a eta where a > 0, else 1 eta; s2 where s2 > 0, else 1: the square root stays defined
+    y = xp.where(noisy, grad_norm / xp.sqrt(xp.where(a > 0, h, eta_c) * xp.where(noisy, s2, one)), inf)
     return tau, y
 
 
-def classify(a, s2, grad_norm, ready, xp=np):
+def _code_table() -> np.ndarray:
+    """Status code by the index sum_i 2^i bit_i of the four checks of :func:`classify`."""
+    table = np.full(16, FALLBACK, dtype=np.int64)
+    for i in range(16):
+        if i & 1 and i & 4 and i & 8:
+            table[i] = OK
+        elif i & 2 and i & 4:
+            table[i] = NONCONVEX
+    return table
+
+
+_CODES = _code_table()
+_BITS = np.array([1, 2, 4, 8], dtype=np.int64)
+
+
+def _bounds(dtype):
+    """(lower, upper) of the checks [a > 0, a <= 0, |g| >= 0, s2 >= 0], each also finite, in ``dtype``."""
+    big = np.finfo(dtype).max
+    tiny = np.nextafter(np.zeros((), dtype), np.ones((), dtype))  # a > 0 is a >= the least positive number
+    return np.array([tiny, -big, 0.0, 0.0], dtype=dtype), np.array([big, 0.0, big, big], dtype=dtype)
+
+
+def classify(a, s2, grad_norm, ready, xp=np, valid=None, consts=None):
     """Status code per estimate: WARMUP, FALLBACK, NONCONVEX or OK.
 
     FALLBACK when a or |grad| is NaN/infinite (or |grad| < 0); else NONCONVEX
     when a <= 0 (s^2 is not needed there); else FALLBACK when s^2 is NaN or
-    negative; else OK.
+    negative; else OK. Where ``valid`` is False (a diverged measurement): FALLBACK,
+    whatever ``ready``. The four checks (a > 0, a <= 0, |g| >= 0, s2 >= 0, each also
+    finite) are made at once on the stacked estimates, and their bits index a table of codes.
     """
-    base = _finite(a + grad_norm, xp) & (grad_norm >= 0)  # a + |g| is finite iff both are
-    noise = _finite(s2, xp) & (s2 >= 0)
-    code = xp.where(base & (a <= 0), NONCONVEX, xp.where(base & noise, OK, FALLBACK))
+    if consts is None:
+        consts = _Consts.of(None, xp, a)
+    v = xp.stack(_same_shape([a, a, grad_norm, s2], xp))
+    lo, hi, bits, codes = consts.checks(v.ndim)
+    code = xp.take(codes, xp.sum(((v >= lo) & (v <= hi)) * bits, axis=0))
     if isinstance(ready, (bool, np.bool_)):  # one flag for all: no array operation
-        return code if ready else xp.zeros_like(code) + WARMUP
-    return xp.where(ready, code, WARMUP)
+        if not ready:
+            code = xp.zeros_like(code) + WARMUP
+    else:
+        code = xp.where(ready, code, WARMUP)
+    return code if valid is None else xp.where(valid, code, consts.fallback_code)
 
 
-def _finite(x, xp):
-    """isfinite; for arrays other than numpy's as x - x == 0 (NaN for inf and NaN), fewer device operations."""
-    return xp.isfinite(x) if xp is np else (x - x) == 0
+def _same_shape(arrays, xp):
+    """The arrays as arrays of one shape and type (converted only where they differ)."""
+    if xp.__name__ != "torch":
+        arrays = [xp.asarray(x) for x in arrays]
+        if len({x.shape for x in arrays}) > 1:
+            arrays = list(xp.broadcast_arrays(*arrays))
+        return arrays
+    first = arrays[0]
+    if all(isinstance(x, xp.Tensor) and x.shape == first.shape and x.dtype == first.dtype for x in arrays[1:]) \
+            and isinstance(first, xp.Tensor):
+        return arrays
+    like = next(x for x in arrays if isinstance(x, xp.Tensor))
+    arrays = [x if isinstance(x, xp.Tensor) else xp.full((), float(x), dtype=like.dtype, device=like.device)
+              for x in arrays]
+    if len({x.shape for x in arrays}) > 1:
+        arrays = list(xp.broadcast_tensors(*arrays))
+    if len({x.dtype for x in arrays}) > 1:
+        dt = arrays[0].dtype
+        for x in arrays[1:]:
+            dt = xp.promote_types(dt, x.dtype)
+        arrays = [x.to(dt) for x in arrays]
+    return arrays
+
+
+class _Consts:
+    """The constants of a policy evaluation as arrays of the inputs' library, type and device, made once.
+
+    numpy and jax.numpy take numpy constants as they are; torch gets tensors cached per (device, type),
+    so that no step creates or copies one.
+    """
+
+    def __init__(self, policy, xp, like):
+        torch_like = xp.__name__ == "torch"
+        dtype = np.dtype(str(like.dtype).replace("torch.", "")) if torch_like else \
+            np.dtype(getattr(like, "dtype", np.float64))
+        if not np.issubdtype(dtype, np.floating):
+            dtype = np.dtype(np.float64)
+        lo, hi = _bounds(dtype)
+        sub = np.zeros(4, dtype=dtype)  # the multiplier by code where the table is not read
+        if policy is not None:
+            sub[WARMUP], sub[NONCONVEX], sub[FALLBACK] = (policy.warmup_multiplier, policy.nonconvex_multiplier,
+                                                          policy.fallback)
+        arrays = dict(lo=lo, hi=hi, bits=_BITS, codes=_CODES, sub=sub,
+                      capped=np.array([True, False, True, False]),  # OK and NONCONVEX: the field cap applies
+                      u_max=np.asarray(getattr(policy, "u_max", np.inf), dtype=dtype),
+                      one=np.asarray(1.0, dtype=dtype), inf=np.asarray(np.inf, dtype=dtype),
+                      fallback_code=np.asarray(FALLBACK, dtype=np.int64))
+        if torch_like:
+            arrays = {k: xp.as_tensor(v, device=like.device) for k, v in arrays.items()}
+        self.__dict__.update(arrays)
+        self._shaped = {}
+        self._scalars = {}
+        self._torch = torch_like
+        self._like = (like.device, like.dtype) if torch_like else None
+
+    def scalar(self, value):
+        """A Python number as a 0-d array of the inputs' type and device (torch: made once per value)."""
+        if not self._torch:
+            return value
+        hit = self._scalars.get(value)
+        if hit is None:
+            if len(self._scalars) > 64:  # a rate that changes at every step: do not keep them all
+                self._scalars.clear()
+            import torch
+
+            hit = self._scalars[value] = torch.full((), value, dtype=self._like[1], device=self._like[0])
+        return hit
+
+    def reciprocal(self, x):
+        """1 / x: torch's reciprocal (what ``1.0 / x`` computes there, without the multiplication by 1.0)."""
+        if self._torch:
+            return x.reciprocal()
+        return 1.0 / x
+
+    @classmethod
+    def of(cls, policy, xp, like):
+        """The constants for arrays like ``like`` (cached on ``policy`` for torch)."""
+        if xp.__name__ != "torch" or policy is None:
+            return cls(policy, xp, like)
+        cache = policy.__dict__.setdefault("_consts", {})
+        key = (like.device, like.dtype)
+        hit = cache.get(key)
+        if hit is None:
+            hit = cache[key] = cls(policy, xp, like)
+        return hit
+
+    def checks(self, ndim):
+        """(lower, upper, bits, codes), the check axis first, shaped for a stack of ``ndim`` dimensions."""
+        hit = self._shaped.get(ndim)
+        if hit is None:
+            shape = (4,) + (1,) * (ndim - 1)
+            hit = self._shaped[ndim] = (self.lo.reshape(shape), self.hi.reshape(shape), self.bits.reshape(shape),
+                                        self.codes)
+        return hit
 
 
 class LocalPolicy:
@@ -214,19 +337,22 @@ class LocalPolicy:
                                  np.asarray(st.grad_norm, dtype=np.float64), self._eta(eta),
                                  float(self.total_steps - step))
 
-    def evaluate(self, step, a, s2, grad_norm, ready, eta, lookup, xp=np, field=None):
+    def evaluate(self, step, a, s2, grad_norm, ready, eta, lookup, xp=np, field=None, valid=None):
         """Generic core: (multiplier, status code, tau, y, lookup status) as arrays of ``xp``.
 
         ``lookup(tau, y, mask) -> (u, status)`` interpolates the table value
         where ``mask`` holds (status 0 inside, 1 clamped, 2 NaN query); other
         entries are ignored. Discrete-time policies call ``lookup(tau, y, mask, h)``
-        and apply :func:`step_cap` with ``field``.
+        and apply :func:`step_cap` with ``field``. Where ``valid`` is False the status is
+        FALLBACK and u the safe multiplier ``fallback``.
         """
-        tau, y = policy_inputs(a, s2, grad_norm, eta, self.total_steps - step, xp)
-        code = classify(a, s2, grad_norm, ready, xp)
+        consts = _Consts.of(self, xp, a)
+        h = a * eta
+        tau, y = policy_inputs(a, s2, grad_norm, eta, self.total_steps - step, xp, h=h, consts=consts)
+        code = classify(a, s2, grad_norm, ready, xp, valid=valid, consts=consts)
         ok = code == OK
         if self.discrete:
-            u_tab, lstat = lookup(tau, y, ok, a * eta)
+            u_tab, lstat = lookup(tau, y, ok, h)
         elif self.declared is not None:
             coords = [f(a, s2, grad_norm, eta, self.total_steps - step) for f in self.declared.functions(xp)]
             broadcast = xp.broadcast_tensors if xp.__name__ == "torch" else xp.broadcast_arrays
@@ -235,12 +361,11 @@ class LocalPolicy:
             tau, y = (coords[self.declared.time] if self.declared.time is not None else xp.nan * a), xp.nan * a
         else:
             u_tab, lstat = lookup(tau, y, ok)
-        lstat = xp.where(ok, lstat, 0)
-        zero = xp.zeros_like(a)  # the constants in the type and on the device of a
-        u = xp.where(ok, u_tab, xp.where(code == NONCONVEX, zero + self.nonconvex_multiplier,
-                                        xp.where(code == WARMUP, zero + self.warmup_multiplier, zero + self.fallback)))
+        lstat = xp.zeros_like(code) if isinstance(lstat, int) else xp.where(ok, lstat, 0)  # a rule: no lookup status
+        # the multiplier of each status where the table is not read, one gather (constants in a's type and device)
+        u = xp.where(ok, u_tab, xp.take(consts.sub, code))
         if self.discrete:
-            u = step_cap(u, code, a, eta, field, xp)
+            u = step_cap(u, code, a, eta, field, xp, consts=consts)
         return u, code, tau, y, lstat
 
     def lookup_fn(self, xp=np):
@@ -355,7 +480,7 @@ class LocalPolicy:
         return float(c.multiplier) if np.ndim(c.multiplier) == 0 else np.asarray(c.multiplier)
 
 
-def step_cap(u, code, a, eta, field, xp=np):
+def step_cap(u, code, a, eta, field, xp=np, consts=None):
     """Cap a discrete-time multiplier so that one step moves the gradient field by at most its own size.
 
     The cap is the largest u with eta u m <= 1, m the field measure
@@ -379,10 +504,11 @@ def step_cap(u, code, a, eta, field, xp=np):
         apply = code == NONCONVEX
     else:
         m = field
-        apply = (code == OK) | (code == NONCONVEX)
+        apply = xp.take(consts.capped, code) if consts is not None else (code == OK) | (code == NONCONVEX)
     # m >= 0 (a norm or |a|): the cap 1 / (eta m) is +inf for m = 0 and NaN for an undetermined m,
     # which fmin ignores, so no cap applies there
-    return xp.where(apply, xp.fmin(u, 1.0 / (eta * m)), u)
+    cap = consts.reciprocal(eta * m) if consts is not None else 1.0 / (eta * m)
+    return xp.where(apply, xp.fmin(u, cap), u)
 
 
 class OneStepPolicy(LocalPolicy):
@@ -435,9 +561,12 @@ class OneStepPolicy(LocalPolicy):
 
         def rule(tau, y, mask, h):
             # u = min(u_max, 1 / (1 / y^2 + h)); y = inf gives 1 / h, y = 0 gives 0. Entries outside
-            # ``mask`` may be NaN: evaluate() replaces them.
-            u = 1.0 / (1.0 / (y * y) + h)
-            return xp.fmin(u, u_max + 0.0 * u), xp.zeros_like(u, dtype=xp.int32)
+            # ``mask`` may be NaN: evaluate() replaces them. The cap in u's type and device (made once).
+            if xp.__name__ == "torch":
+                c = _Consts.of(self, xp, y)
+                u = c.reciprocal(c.reciprocal(y * y) + h)
+                return xp.fmin(u, c.u_max), 0
+            return xp.fmin(1.0 / (1.0 / (y * y) + h), u_max), 0
 
         return rule
 

@@ -126,14 +126,15 @@ def measured_step(sched, closure, other_closure) -> None:
                 measured = own + fld if field else own
                 # d = 0 is no divergence (NaN measures, the fallback): only a finite |d| > 0 must give finite measures
                 finite = finite & ok & (_finite(measured) | (dd == 0))
-                sched._stored[i] = torch.stack([own, fld]).double()
-                sched._measured_gg[i] = gg
+                sched._stored[i] = (own.double(), fld.double())
+                # the growth threshold growth^2 |g|^2 of this measurement, made once
+                sched._measured_gg[i] = gg if sched.remeasure_growth is None else sched.remeasure_growth ** 2 * gg
             valid = finite
             if sched.remeasure_growth is not None and not measure:
-                grew = gg > sched.remeasure_growth ** 2 * sched._measured_gg[i]
-                valid = valid & ~grew
+                grew = gg > sched._measured_gg[i]
+                valid = valid > grew  # finite and not grown, one operation on booleans
                 grew_any = grew if grew_any is None else grew_any | grew
-            own, fld = sched._stored[i].unbind()
+            own, fld = sched._stored[i]
             if not sgd:  # curvature per unit of learning rate: |d|^2 / (g . d), NaN where the step does not descend
                 scale = torch.where(gd > 0, dd / gd, torch.nan)
                 own, fld = own * scale, fld * scale
@@ -142,7 +143,7 @@ def measured_step(sched, closure, other_closure) -> None:
                            field=None if sched.curvature == "own" else fld)
             eta = float(sched.eta if sched.eta is not None else base)
             c = controller_step(sched.policy, k, est, eta=eta, lookup=sched._lookup, valid=valid)
-            sched._record(i, est, c, ~finite, k)
+            sched._record(i, est, c, finite=finite, step=k)
             lrs.append(float(sched.base_lrs[i]) * c.multiplier)
     finally:
         if saved is not None:
@@ -155,7 +156,8 @@ def measured_step(sched, closure, other_closure) -> None:
             lr = torch.as_tensor(lr)
         if sched._tensor_lr[i]:
             dtype = tensor_lr_dtype(sched.optimizer, group)
-            group["lr"] = lr.detach() if dtype is None else lr.detach().to(dtype)
+            lr = lr.detach() if lr.requires_grad else lr
+            group["lr"] = lr if dtype is None or lr.dtype == dtype else lr.to(dtype)
         else:
             group["lr"] = float(lr)  # this optimizer needs a number: one host read
     sched._last_lr = [group["lr"] for group in groups]

@@ -185,8 +185,8 @@ class ControlledLR(LRScheduler):
             raise InputError(f"check_every must be a positive integer or None; got {check_every!r}")
         self.check_every = check_every
         self._noise = [NoiseRatio(noise_beta) for _ in range(n)]
-        self._stored = [None] * n  # per group: tensor [own, field] of its last measurement
-        self._measured_gg = [None] * n  # |g|^2 of each group at its last measurement
+        self._stored = [None] * n  # per group: (own, field) of its last measurement, 0-d float64 tensors
+        self._measured_gg = [None] * n  # remeasure_growth^2 |g|^2 of each group at its last measurement
         self.remeasurements = 0
         self.curvature_measurements = 0
         self._lookup = None
@@ -302,8 +302,10 @@ class ControlledLR(LRScheduler):
             v = v.item()
         return float(v)
 
-    def _record(self, i: int, est, control, diverged=None, step: int = 0) -> None:
+    def _record(self, i: int, est, control, diverged=None, step: int = 0, finite=None) -> None:
         """Keep group i's estimate, multiplier and status (in their arrays) and a divergence flag.
+
+        The flag is ``diverged``, or ``finite`` kept as it is and negated when counted.
 
         Nothing is computed per step: the statuses and flags are counted together when read, or
         every 1024 steps to bound the memory (:func:`~stochctl.policies.controller.fold_tallies`).
@@ -314,7 +316,9 @@ class ControlledLR(LRScheduler):
             if isinstance(self.policy, LocalPolicy):
                 self.policy.observe(control)
         if diverged is not None:
-            self._flags.append((step, diverged))
+            self._flags.append((step, diverged, False))
+        elif finite is not None:
+            self._flags.append((step, finite, True))
         if len(self._pending) + len(self._flags) >= 1024:
             self._fold()
 
@@ -324,9 +328,9 @@ class ControlledLR(LRScheduler):
             t = fold_tallies(([Tally(self._tally)] if self._tally is not None else []) + self._pending)
             self._tally, self._pending = t, []
         if self._flags:
-            bad = torch.stack([f for _, f in self._flags]).to(torch.int64)
-            steps = torch.tensor([k for k, _ in self._flags], device=bad.device) if bad.device.type == "cpu" else \
-                torch.tensor([k for k, _ in self._flags]).pin_memory().to(bad.device, non_blocking=True)
+            bad = torch.stack([~f if negate else f for _, f, negate in self._flags]).to(torch.int64)
+            steps = torch.tensor([k for k, _, _ in self._flags], device=bad.device) if bad.device.type == "cpu" else \
+                torch.tensor([k for k, _, _ in self._flags]).pin_memory().to(bad.device, non_blocking=True)
             first = torch.where(bad > 0, steps, torch.iinfo(torch.int64).max).min()
             if self._bad is None:
                 self._bad, self._bad_first = bad.sum(), first
@@ -380,7 +384,8 @@ class ControlledLR(LRScheduler):
     def last_curvature(self) -> list:
         """Per group, the last measured (own curvature, field measure) (NaN before a measurement)."""
         self.check()
-        return [(math.nan, math.nan) if s is None else tuple(float(v) for v in s.tolist()) for s in self._stored]
+        return [(math.nan, math.nan) if s is None else tuple(float(v) for v in torch.stack(list(s)).tolist())
+                for s in self._stored]
 
     def get_lr(self) -> list[float]:
         """lr_g = eta_g * u*(k, estimate_g) for each group g, k = optimizer steps taken."""
