@@ -83,17 +83,22 @@ def fold_tallies(items):
     The steps' statuses are concatenated and counted at once: about one array operation per
     step, where counting each step apart takes ten.
     """
-    controls = [c for c in items if isinstance(c, Control) and c.status is not None]
+    by_lib: dict = {}  # steps of one library counted together (a scheduler's first step may be numpy's)
+    for c in items:
+        if isinstance(c, Control) and c.status is not None:
+            xp = np if isinstance(c.status, (int, np.integer, np.ndarray)) else namespace(c.status)
+            by_lib.setdefault(xp, []).append(c)
+    parts = [tally_of(xp.concatenate([xp.reshape(c.status, (-1,)) for c in cs]),
+                      xp.concatenate([xp.reshape(c.lookup_status, (-1,)) for c in cs]), xp) for xp, cs in by_lib.items()]
+    parts += [t.tally for t in items if isinstance(t, Tally)]
+    arrays = [p for p in parts if not isinstance(p, np.ndarray)]
+    if arrays:  # numpy counts join the other library's on its device (a copy to the device, no read)
+        xp = namespace(arrays[0])
+        device = {"device": arrays[0].device} if xp.__name__ == "torch" else {}
+        parts = [xp.asarray(p, **device) if isinstance(p, np.ndarray) else p for p in parts]
     total = None
-    if controls:
-        first = controls[0].status
-        xp = np if isinstance(first, (int, np.integer, np.ndarray)) else namespace(first)
-        code = xp.concatenate([xp.reshape(c.status, (-1,)) for c in controls])
-        lstat = xp.concatenate([xp.reshape(c.lookup_status, (-1,)) for c in controls])
-        total = tally_of(code, lstat, xp)
-    for t in items:
-        if isinstance(t, Tally):
-            total = t.tally if total is None else total + t.tally
+    for p in parts:
+        total = p if total is None else total + p
     return total
 
 

@@ -151,9 +151,16 @@ def measured_step(sched, closure, other_closure) -> None:
                 p.grad = gr
     if grew_any is not None:
         sched._flag.write(grew_any)
+    set_rates(sched, lrs)
+    sched.last_epoch = k + 1
+
+
+def set_rates(sched, lrs) -> None:
+    """Set each group's rate: the tensor itself where the optimizer accepts one, else a number (one host read)."""
+    groups = sched.optimizer.param_groups
     for i, (group, lr) in enumerate(zip(groups, lrs)):
         if not isinstance(lr, torch.Tensor):
-            lr = torch.as_tensor(lr)
+            lr = torch.as_tensor(lr, device=group["params"][0].device if group["params"] else None)
         if sched._tensor_lr[i]:
             dtype = tensor_lr_dtype(sched.optimizer, group)
             lr = lr.detach() if lr.requires_grad else lr
@@ -161,7 +168,6 @@ def measured_step(sched, closure, other_closure) -> None:
         else:
             group["lr"] = float(lr)  # this optimizer needs a number: one host read
     sched._last_lr = [group["lr"] for group in groups]
-    sched.last_epoch = k + 1
 
 
 def _known(params, copies):

@@ -394,4 +394,23 @@ class NoiseRatio:
         self._m = None if sd["m"] is None else [t.clone() for t in sd["m"]]
 
 
-__all__ = ["own_curvature", "field_measure", "step_direction", "NoiseRatio", "check_loss", "METHODS"]
+def directional_curvature(loss, params) -> float:
+    """Curvature of ``loss`` along its gradient, a = d^T H d with d = grad / |grad|.
+
+    Uses one Hessian-vector product (double backward); call it before
+    ``loss.backward()`` or with a graph that is still alive, and pass the result
+    as ``scheduler.step(metrics={"a": a})``.
+    """
+    params = [p for p in params if p.requires_grad]
+    grads = torch.autograd.grad(loss, params, create_graph=True)
+    norm = torch.sqrt(sum((g.detach() ** 2).sum() for g in grads))
+    if not torch.isfinite(norm) or norm == 0:
+        return math.nan
+    d = [g.detach() / norm for g in grads]
+    gd = sum((g * v).sum() for g, v in zip(grads, d))
+    hd = torch.autograd.grad(gd, params)
+    return float(sum((h * v).sum() for h, v in zip(hd, d)))
+
+
+__all__ = ["own_curvature", "field_measure", "directional_curvature", "step_direction", "NoiseRatio", "check_loss",
+           "METHODS"]
