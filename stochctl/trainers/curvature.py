@@ -234,17 +234,18 @@ def _fd(closures, players, p, d, inv, safe, eps, field, known, finite):
     for q in who:  # one-sided once this player's gradient is known: evaluate the others' at x
         if one_sided and known[q] is None:
             known[q] = _grad(_call(closures[q], "other_closure", finite), players[q], what="other_closure")
-    data = [x.detach() for x in xp]
-    if eps is None:  # eps = u^(1/2) (1 + rms(x)) one-sided, u^(1/3) (1 + rms(x)) central
-        n = sum(x.numel() for x in xp)
-        c = torch.finfo(xp[0].dtype).eps ** (0.5 if one_sided else 1.0 / 3.0)
-        eps = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(data))) * (c / math.sqrt(max(n, 1))) + c
-    elif isinstance(eps, (int, float)) and not isinstance(eps, bool) and eps > 0 and math.isfinite(eps):
-        eps = torch.full((), float(eps), dtype=xp[0].dtype, device=xp[0].device)
-    else:
-        raise InputError(f"eps must be a positive number; got {eps!r}")
-    saved = torch._foreach_mul(data, 1.0)  # copies, bit for bit (-0 and NaN payloads included)
-    step = eps * safe
+    data = xp  # the parameters themselves, read and moved only under no_grad (no detached aliases to make)
+    with torch.no_grad():
+        if eps is None:  # eps = u^(1/2) (1 + rms(x)) one-sided, u^(1/3) (1 + rms(x)) central
+            n = sum(x.numel() for x in xp)
+            c = torch.finfo(xp[0].dtype).eps ** (0.5 if one_sided else 1.0 / 3.0)
+            eps = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(data))) * (c / math.sqrt(max(n, 1))) + c
+        elif isinstance(eps, (int, float)) and not isinstance(eps, bool) and eps > 0 and math.isfinite(eps):
+            eps = torch.full((), float(eps), dtype=xp[0].dtype, device=xp[0].device)
+        else:
+            raise InputError(f"eps must be a positive number; got {eps!r}")
+        saved = torch._foreach_mul(data, 1.0)  # copies, bit for bit (-0 and NaN payloads included)
+        step = eps * safe
     grads = {}
     try:
         for sign in (1.0,) if one_sided else (1.0, -1.0):
