@@ -246,3 +246,23 @@ def test_estimator_mode_on_device_equals_the_host_path():
     e_dev, e_host = dev.last_estimates[0], host.last_estimates[0]
     assert e_dev.count == e_host.count and e_dev.ready is True
     assert e_dev.a == pytest.approx(e_host.a, rel=1e-12) and e_dev.s2 == pytest.approx(e_host.s2, rel=1e-12)
+
+
+def test_divergence_between_measurements_is_counted_at_its_step():
+    """A NaN gradient at a step that does not measure (growth rule on) gets the safe rate and is reported."""
+    from stochctl.policy import ControlledLR
+
+    x = torch.tensor([1.0, -2.0], dtype=torch.float64, requires_grad=True)
+    opt = torch.optim.SGD([x], lr=0.5)
+    sched = ControlledLR(opt, OneStepPolicy(u_max=1.0), curvature="own", curvature_every=5)
+    for k in range(6):
+        opt.zero_grad()
+        ((x ** 2).sum() * (float("nan") if k == 3 else 1.0)).backward()
+        sched.step(closure=lambda: (x ** 2).sum())
+        if k <= 3:  # (after it the noise averages hold the NaN: the safe rate stays)
+            assert (float(sched.get_last_lr()[0]) == 0.0) == (k == 3)
+        if k != 3:
+            opt.step()
+    with pytest.raises(DivergenceError, match="at 1 scheduler step\\(s\\), the first at step 3"):
+        sched.check()
+    assert sched.curvature_measurements == 2 + sched.remeasurements

@@ -115,7 +115,10 @@ def measured_step(sched, closure, other_closure) -> None:
             sgd = d is g  # the step is the gradient: g . d = |d|^2 = |g|^2
             dd = gg if sgd else _sumsq(d)
             gd = dd if sgd else torch.dot(_flat(g), _flat(d))
-            finite = _finite(gg) if sgd else _finite(gg + dd + gd)
+            # SGD between measurements with the growth rule: valid iff |g|^2 <= growth^2 |g_measured|^2, which is
+            # false for a non-finite |g|^2 too; the divergence flag is |g|^2's finiteness, taken when counted
+            lazy = sgd and not measure and sched.remeasure_growth is not None
+            finite = None if lazy else _finite(gg) if sgd else _finite(gg + dd + gd)
             if measure:
                 field = sched.curvature == "field"
                 own, fld, ok = _measure([closure, other_closure] if field else [closure],
@@ -130,7 +133,10 @@ def measured_step(sched, closure, other_closure) -> None:
                 # the growth threshold growth^2 |g|^2 of this measurement, made once
                 sched._measured_gg[i] = gg if sched.remeasure_growth is None else sched.remeasure_growth ** 2 * gg
             valid = finite
-            if sched.remeasure_growth is not None and not measure:
+            if lazy:
+                grew, valid = gg > sched._measured_gg[i], gg <= sched._measured_gg[i]
+                grew_any = grew if grew_any is None else grew_any | grew
+            elif sched.remeasure_growth is not None and not measure:
                 grew = gg > sched._measured_gg[i]
                 valid = valid > grew  # finite and not grown, one operation on booleans
                 grew_any = grew if grew_any is None else grew_any | grew
@@ -143,7 +149,7 @@ def measured_step(sched, closure, other_closure) -> None:
                            field=None if sched.curvature == "own" else fld)
             eta = float(sched.eta if sched.eta is not None else base)
             c = controller_step(sched.policy, k, est, eta=eta, lookup=sched._lookup, valid=valid)
-            sched._record(i, est, c, finite=finite, step=k)
+            sched._record(i, est, c, finite=finite, step=k, value=gg if lazy else None)
             lrs.append(float(sched.base_lrs[i]) * c.multiplier)
     finally:
         if saved is not None:

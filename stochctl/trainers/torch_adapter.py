@@ -321,10 +321,11 @@ class ControlledLR(LRScheduler):
             v = v.item()
         return float(v)
 
-    def _record(self, i: int, est, control, diverged=None, step: int = 0, finite=None) -> None:
+    def _record(self, i: int, est, control, diverged=None, step: int = 0, finite=None, value=None) -> None:
         """Keep group i's estimate, multiplier and status (in their arrays) and a divergence flag.
 
-        The flag is ``diverged``, or ``finite`` kept as it is and negated when counted.
+        The flag is ``diverged``, or ``finite`` kept as it is and negated when counted, or whether
+        ``value`` is not finite, taken when counted.
 
         Nothing is computed per step: the statuses and flags are counted together when read, or
         every 1024 steps to bound the memory (:func:`~stochctl.policies.controller.fold_tallies`).
@@ -335,9 +336,11 @@ class ControlledLR(LRScheduler):
             if isinstance(self.policy, LocalPolicy):
                 self.policy.observe(control)
         if diverged is not None:
-            self._flags.append((step, diverged, False))
+            self._flags.append((step, diverged, 0))
         elif finite is not None:
-            self._flags.append((step, finite, True))
+            self._flags.append((step, finite, 1))
+        elif value is not None:
+            self._flags.append((step, value, 2))
         if len(self._pending) + len(self._flags) >= 1024:
             self._fold()
 
@@ -347,7 +350,8 @@ class ControlledLR(LRScheduler):
             t = fold_tallies(([Tally(self._tally)] if self._tally is not None else []) + self._pending)
             self._tally, self._pending = t, []
         if self._flags:
-            bad = torch.stack([~f if negate else f for _, f, negate in self._flags]).to(torch.int64)
+            bad = torch.stack([f if kind == 0 else ~f if kind == 1 else ~torch.isfinite(f)
+                               for _, f, kind in self._flags]).to(torch.int64)
             steps = torch.tensor([k for k, _, _ in self._flags], device=bad.device) if bad.device.type == "cpu" else \
                 torch.tensor([k for k, _, _ in self._flags]).pin_memory().to(bad.device, non_blocking=True)
             first = torch.where(bad > 0, steps, torch.iinfo(torch.int64).max).min()
