@@ -70,3 +70,22 @@ def stack_array(typingctx, size):
         return out._getvalue()
 
     return array(size), codegen
+
+
+@intrinsic
+def stack_matrix(typingctx, size):
+    """A float64 ``size x size`` work array (C order) on the stack of the calling kernel, as :func:`stack_array`."""
+    if not isinstance(size, types.IntegerLiteral):
+        return None
+    n = size.literal_value
+    array = types.Array(types.float64, 2, "C")
+
+    def codegen(context, builder, signature, args):
+        intp = context.get_value_type(types.intp)
+        data = cgutils.alloca_once(builder, context.get_value_type(types.float64), size=n * n)
+        out = context.make_array(array)(context, builder)
+        context.populate_array(out, data=data, shape=[intp(n), intp(n)], strides=[intp(8 * n), intp(8)],
+                               itemsize=intp(8), meminfo=None)
+        return out._getvalue()
+
+    return array(size), codegen

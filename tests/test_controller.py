@@ -186,5 +186,83 @@ def test_readme_gan_runs_under_cuda_sync_debug_mode_error():
     try:
         _readme_gan(6, device="cuda", fused=True)
         _readme_gan(6, device="cuda", fused=True, curvature_every=3)
+        _regression_loop(6, on_device=None, fused=True, device="cuda")  # estimator mode: on the device by default
     finally:
         torch.cuda.set_sync_debug_mode(0)
+
+
+def _regression_loop(K, *, on_device, conversions=None, per_step=None, fused=False, device="cpu"):
+    """Estimator mode (curvature=None, the regression estimator) on a noisy linear regression, K steps."""
+    from stochctl.policy import ControlledLR
+
+    torch.manual_seed(0)
+    net = torch.nn.Linear(3, 1).to(device)
+    opt = torch.optim.SGD(net.parameters(), lr=0.3, **({"fused": True} if fused else {}))
+    sched = ControlledLR(opt, OneStepPolicy(u_max=1.0), on_device=on_device)
+    X = torch.randn(64, 3).to(device)
+    Y = X.sum(1, keepdim=True) + 0.5 * torch.randn(64, 1).to(device)
+    if conversions is not None:  # the estimator's observation runs in the optimizer's step hook: counted too
+        observe = sched._observe
+
+        def counted_observe():
+            conversions["active"], conversions["count"] = True, 0
+            observe()
+            conversions["active"] = False
+            per_step.append(conversions["count"])
+
+        sched._observe = counted_observe
+    lrs = []
+    for _ in range(K):
+        i = torch.randint(0, 64, (16,)).to(device)
+        opt.zero_grad()
+        ((net(X[i]) - Y[i]) ** 2).mean().backward()
+        opt.step()
+        if conversions is not None:
+            conversions["active"], conversions["count"] = True, 0
+        sched.step()
+        if conversions is not None:
+            conversions["active"] = False
+            per_step.append(conversions["count"])
+        lrs.append(sched.optimizer.param_groups[0]["lr"])
+    return sched, lrs
+
+
+def test_estimator_mode_on_device_makes_no_host_read(conversions):
+    per_step = []
+    sched, lrs = _regression_loop(30, on_device=True, conversions=conversions, per_step=per_step)
+    assert len(per_step) == 60 and per_step == [0] * 60, conversions["where"][:10]
+    assert all(isinstance(lr, torch.Tensor) for lr in lrs[1:])
+    assert sum(sched.counts.values()) == 31 and sched.counts["ok"] > 0  # the constructor's step too; read here
+
+
+def test_estimator_mode_on_device_equals_the_host_path():
+    """The same rates as the compiled numpy estimator reading the tensors in place (the reductions' order aside)."""
+    host, lr_host = _regression_loop(30, on_device=False)
+    dev, lr_dev = _regression_loop(30, on_device=True)
+    lr_host, lr_dev = np.array([float(v) for v in lr_host]), np.array([float(v) for v in lr_dev])
+    assert np.ptp(lr_host) > 0.1  # the policy acts: the rates move
+    np.testing.assert_allclose(lr_dev, lr_host, rtol=1e-12)
+    assert dev.counts == host.counts
+    e_dev, e_host = dev.last_estimates[0], host.last_estimates[0]
+    assert e_dev.count == e_host.count and e_dev.ready is True
+    assert e_dev.a == pytest.approx(e_host.a, rel=1e-12) and e_dev.s2 == pytest.approx(e_host.s2, rel=1e-12)
+
+
+def test_divergence_between_measurements_is_counted_at_its_step():
+    """A NaN gradient at a step that does not measure (growth rule on) gets the safe rate and is reported."""
+    from stochctl.policy import ControlledLR
+
+    x = torch.tensor([1.0, -2.0], dtype=torch.float64, requires_grad=True)
+    opt = torch.optim.SGD([x], lr=0.5)
+    sched = ControlledLR(opt, OneStepPolicy(u_max=1.0), curvature="own", curvature_every=5)
+    for k in range(6):
+        opt.zero_grad()
+        ((x ** 2).sum() * (float("nan") if k == 3 else 1.0)).backward()
+        sched.step(closure=lambda: (x ** 2).sum())
+        if k <= 3:  # (after it the noise averages hold the NaN: the safe rate stays)
+            assert (float(sched.get_last_lr()[0]) == 0.0) == (k == 3)
+        if k != 3:
+            opt.step()
+    with pytest.raises(DivergenceError, match="at 1 scheduler step\\(s\\), the first at step 3"):
+        sched.check()
+    assert sched.curvature_measurements == 2 + sched.remeasurements

@@ -16,6 +16,7 @@ imports neither torch nor jax.
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 from typing import Any
 
@@ -82,17 +83,22 @@ def fold_tallies(items):
     The steps' statuses are concatenated and counted at once: about one array operation per
     step, where counting each step apart takes ten.
     """
-    controls = [c for c in items if isinstance(c, Control) and c.status is not None]
+    by_lib: dict = {}  # steps of one library counted together (a scheduler's first step may be numpy's)
+    for c in items:
+        if isinstance(c, Control) and c.status is not None:
+            xp = np if isinstance(c.status, (int, np.integer, np.ndarray)) else namespace(c.status)
+            by_lib.setdefault(xp, []).append(c)
+    parts = [tally_of(xp.concatenate([xp.reshape(c.status, (-1,)) for c in cs]),
+                      xp.concatenate([xp.reshape(c.lookup_status, (-1,)) for c in cs]), xp) for xp, cs in by_lib.items()]
+    parts += [t.tally for t in items if isinstance(t, Tally)]
+    arrays = [p for p in parts if not isinstance(p, np.ndarray)]
+    if arrays:  # numpy counts join the other library's on its device (a copy to the device, no read)
+        xp = namespace(arrays[0])
+        device = {"device": arrays[0].device} if xp.__name__ == "torch" else {}
+        parts = [xp.asarray(p, **device) if isinstance(p, np.ndarray) else p for p in parts]
     total = None
-    if controls:
-        first = controls[0].status
-        xp = np if isinstance(first, (int, np.integer, np.ndarray)) else namespace(first)
-        code = xp.concatenate([xp.reshape(c.status, (-1,)) for c in controls])
-        lstat = xp.concatenate([xp.reshape(c.lookup_status, (-1,)) for c in controls])
-        total = tally_of(code, lstat, xp)
-    for t in items:
-        if isinstance(t, Tally):
-            total = t.tally if total is None else total + t.tally
+    for p in parts:
+        total = p if total is None else total + p
     return total
 
 
@@ -135,6 +141,7 @@ def controller_step(policy, step, estimate: Estimate, *, eta=None, lookup=None, 
         lookup = policy.lookup_fn(xp)
     a = estimate.a if xp is not np else np.asarray(estimate.a, dtype=np.float64)
     ready = estimate.ready  # a Python bool stays one: classify needs no array for it
+    valid_done = False
     field = estimate.field
     if xp is np:
         with np.errstate(all="ignore"):
@@ -142,16 +149,32 @@ def controller_step(policy, step, estimate: Estimate, *, eta=None, lookup=None, 
                 step, a, np.broadcast_to(np.asarray(estimate.s2, dtype=np.float64), a.shape),
                 np.broadcast_to(np.asarray(estimate.grad_norm, dtype=np.float64), a.shape), ready, eta, lookup, np,
                 field=None if field is None else np.asarray(field, dtype=np.float64))
+    elif _takes_valid(policy):  # the status FALLBACK and the safe multiplier where not valid, in the evaluation
+        u, code, tau, y, lstat = policy.evaluate(step, a, estimate.s2, estimate.grad_norm, ready, eta, lookup, xp,
+                                                 field=field, valid=valid)
+        valid_done = True
     else:
         u, code, tau, y, lstat = policy.evaluate(step, a, estimate.s2, estimate.grad_norm, ready, eta, lookup, xp,
                                                  field=field)
-    if valid is not None:
+    if valid is not None and not valid_done:
         u = xp.where(valid, u, policy.fallback)
         code = xp.where(valid, code, FALLBACK)
         lstat = xp.where(valid, lstat, 0)
     if reduce_weights and getattr(u, "ndim", 0) > 0:
         u = reduce(u, None if estimate.weights is None else estimate.weights, xp)
     return Control(u, code, lstat, tau, y, True if valid is None else valid)
+
+
+_TAKES_VALID: dict = {}
+
+
+def _takes_valid(policy) -> bool:
+    """Whether ``policy.evaluate`` accepts ``valid=`` (looked up once per class)."""
+    cls = type(policy)
+    hit = _TAKES_VALID.get(cls)
+    if hit is None:
+        hit = _TAKES_VALID[cls] = "valid" in inspect.signature(policy.evaluate).parameters
+    return hit
 
 
 def _scalars(e: Estimate) -> bool:

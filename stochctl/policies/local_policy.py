@@ -9,44 +9,12 @@ import numpy as np
 from ..errors import InputError
 from ..tables.discrete_policy import array_lookup, is_scaled, table_lookup
 from ._declared import DISCRETE_AXES, _declared_axes
+from ._evaluation import _Consts, classify, policy_inputs, step_cap
 from .controller import COUNT_NAMES, Control, Tally, controller_step, fold_tallies, to_python
 from .estimators.base import _SCALARS, FALLBACK, NONCONVEX, OK, STATUS_NAMES, WARMUP, Estimate, _check_int
 
 # ---------------------------------------------------------------------------------------------
 # policy
-
-
-def policy_inputs(a, s2, grad_norm, eta, steps_left, xp=np):
-    """Local-model coordinates (tau_remaining, y) from the estimates.
-
-    tau_remaining = a eta (K - k), y = |grad| / sqrt(a eta s^2) (+inf for s^2 = 0);
-    meaningful only for a > 0.
-    """
-    a_pos = xp.where(a > 0, a, 1.0)
-    s2_pos = xp.where(s2 > 0, s2, 1.0)
-    tau = a * eta * steps_left
-    y = xp.where(s2 > 0, grad_norm / xp.sqrt(a_pos * eta * s2_pos), float("inf"))
-    return tau, y
-
-
-def classify(a, s2, grad_norm, ready, xp=np):
-    """Status code per estimate: WARMUP, FALLBACK, NONCONVEX or OK.
-
-    FALLBACK when a or |grad| is NaN/infinite (or |grad| < 0); else NONCONVEX
-    when a <= 0 (s^2 is not needed there); else FALLBACK when s^2 is NaN or
-    negative; else OK.
-    """
-    base = _finite(a + grad_norm, xp) & (grad_norm >= 0)  # a + |g| is finite iff both are
-    noise = _finite(s2, xp) & (s2 >= 0)
-    code = xp.where(base & (a <= 0), NONCONVEX, xp.where(base & noise, OK, FALLBACK))
-    if isinstance(ready, (bool, np.bool_)):  # one flag for all: no array operation
-        return code if ready else xp.zeros_like(code) + WARMUP
-    return xp.where(ready, code, WARMUP)
-
-
-def _finite(x, xp):
-    """isfinite; for arrays other than numpy's as x - x == 0 (NaN for inf and NaN), fewer device operations."""
-    return xp.isfinite(x) if xp is np else (x - x) == 0
 
 
 class LocalPolicy:
@@ -214,19 +182,22 @@ class LocalPolicy:
                                  np.asarray(st.grad_norm, dtype=np.float64), self._eta(eta),
                                  float(self.total_steps - step))
 
-    def evaluate(self, step, a, s2, grad_norm, ready, eta, lookup, xp=np, field=None):
+    def evaluate(self, step, a, s2, grad_norm, ready, eta, lookup, xp=np, field=None, valid=None):
         """Generic core: (multiplier, status code, tau, y, lookup status) as arrays of ``xp``.
 
         ``lookup(tau, y, mask) -> (u, status)`` interpolates the table value
         where ``mask`` holds (status 0 inside, 1 clamped, 2 NaN query); other
         entries are ignored. Discrete-time policies call ``lookup(tau, y, mask, h)``
-        and apply :func:`step_cap` with ``field``.
+        and apply :func:`step_cap` with ``field``. Where ``valid`` is False the status is
+        FALLBACK and u the safe multiplier ``fallback``.
         """
-        tau, y = policy_inputs(a, s2, grad_norm, eta, self.total_steps - step, xp)
-        code = classify(a, s2, grad_norm, ready, xp)
+        consts = _Consts.of(self, xp, a)
+        h = a * eta
+        tau, y = policy_inputs(a, s2, grad_norm, eta, self.total_steps - step, xp, h=h, consts=consts)
+        code = classify(a, s2, grad_norm, ready, xp, valid=valid, consts=consts)
         ok = code == OK
         if self.discrete:
-            u_tab, lstat = lookup(tau, y, ok, a * eta)
+            u_tab, lstat = lookup(tau, y, ok, h)
         elif self.declared is not None:
             coords = [f(a, s2, grad_norm, eta, self.total_steps - step) for f in self.declared.functions(xp)]
             broadcast = xp.broadcast_tensors if xp.__name__ == "torch" else xp.broadcast_arrays
@@ -235,12 +206,11 @@ class LocalPolicy:
             tau, y = (coords[self.declared.time] if self.declared.time is not None else xp.nan * a), xp.nan * a
         else:
             u_tab, lstat = lookup(tau, y, ok)
-        lstat = xp.where(ok, lstat, 0)
-        zero = xp.zeros_like(a)  # the constants in the type and on the device of a
-        u = xp.where(ok, u_tab, xp.where(code == NONCONVEX, zero + self.nonconvex_multiplier,
-                                        xp.where(code == WARMUP, zero + self.warmup_multiplier, zero + self.fallback)))
+        lstat = xp.zeros_like(code) if isinstance(lstat, int) else xp.where(ok, lstat, 0)  # a rule: no lookup status
+        # the multiplier of each status where the table is not read, one gather (constants in a's type and device)
+        u = xp.where(ok, u_tab, xp.take(consts.sub, code))
         if self.discrete:
-            u = step_cap(u, code, a, eta, field, xp)
+            u = step_cap(u, code, a, eta, field, xp, consts=consts)
         return u, code, tau, y, lstat
 
     def lookup_fn(self, xp=np):
@@ -355,36 +325,6 @@ class LocalPolicy:
         return float(c.multiplier) if np.ndim(c.multiplier) == 0 else np.asarray(c.multiplier)
 
 
-def step_cap(u, code, a, eta, field, xp=np):
-    """Cap a discrete-time multiplier so that one step moves the gradient field by at most its own size.
-
-    The cap is the largest u with eta u m <= 1, m the field measure
-    |J[:, p] d| / |d| when it was measured (``field`` not None; applied in
-    every case), else the size |a| of the own curvature (applied where the
-    own curvature is not positive, the endpoint case; where it is positive
-    the policy itself stays below 1/h). Why 1 and not the explosion threshold
-    2: along one direction of curvature a the step eta u a = 1 lands on the
-    linearised minimum, and 2 is the step past which the iterates grow
-    (|1 - eta u a| > 1); the field measure bounds the gradient's change over
-    the step, so eta u m <= 1 keeps the change of the whole field (the other
-    player's part included) no larger than the gradient that caused it, a
-    margin of 2 below that threshold where the coupling is weak. For the
-    quadratic game with a = c the GDA threshold is 2 a / m^2 (:mod:`stochctl.
-    analysis.explosion`), which the cap respects whenever m <= 2 a; a purely
-    rotational coupling explodes at every rate and the cap bounds the growth
-    per step to at most sqrt(2).
-    """
-    if field is None:
-        m = xp.abs(a)
-        apply = code == NONCONVEX
-    else:
-        m = field
-        apply = (code == OK) | (code == NONCONVEX)
-    # m >= 0 (a norm or |a|): the cap 1 / (eta m) is +inf for m = 0 and NaN for an undetermined m,
-    # which fmin ignores, so no cap applies there
-    return xp.where(apply, xp.fmin(u, 1.0 / (eta * m)), u)
-
-
 class OneStepPolicy(LocalPolicy):
     """The one-step-left Bellman rule of the discrete local model, in closed form (no table).
 
@@ -435,9 +375,12 @@ class OneStepPolicy(LocalPolicy):
 
         def rule(tau, y, mask, h):
             # u = min(u_max, 1 / (1 / y^2 + h)); y = inf gives 1 / h, y = 0 gives 0. Entries outside
-            # ``mask`` may be NaN: evaluate() replaces them.
-            u = 1.0 / (1.0 / (y * y) + h)
-            return xp.fmin(u, u_max + 0.0 * u), xp.zeros_like(u, dtype=xp.int32)
+            # ``mask`` may be NaN: evaluate() replaces them. The cap in u's type and device (made once).
+            if xp.__name__ == "torch":
+                c = _Consts.of(self, xp, y)
+                u = c.reciprocal(c.reciprocal(y * y) + h)
+                return xp.fmin(u, c.u_max), 0
+            return xp.fmin(1.0 / (1.0 / (y * y) + h), u_max), 0
 
         return rule
 

@@ -30,7 +30,11 @@ the state dimension and the number of players as literals, so the loops over
 coordinates, players and grid corners unroll. Under simultaneous updates the
 policy is read in the kernel, before the shared step, with the table's arrays
 at hand instead of unpacked from a tuple at each step; levels constant in space
-are read without interpolation.
+are read without interpolation, and where every player's level is constant in
+space (a constant policy, an open-loop schedule) the multipliers and cost terms
+are read once per step for all paths, not once per path. The d x d work
+matrices live on the stack too (:func:`stochctl._jit.stack_matrix`), so the
+compiler keeps the small covariance in registers instead of a heap array.
 
 The path kernel calls the generated ``advance`` and the problem's compiled G
 and r. numba cannot cache a kernel that receives them as arguments or through
@@ -72,7 +76,7 @@ import math
 import numpy as np
 from numba import prange
 
-from stochctl._jit import jit, stack_array
+from stochctl._jit import jit, stack_array, stack_matrix
 from stochctl.solvers._iteration_kernels import read_controls
 from stochctl.solvers._random import fill_normal, seed_stream
 from {iteration} import advance
@@ -129,17 +133,18 @@ def simulate_paths(params, signs, owner, starts, stops,
         cost = np.zeros(size)
         x = stack_array({d})
         g = stack_array({d})
-        S = np.empty((d, d))
-        L = np.empty((d, d))
+        S = stack_matrix({d})
+        L = stack_matrix({d})
         z = stack_array({d})
         xi = np.zeros(1)
-        gs = np.empty(d)
+        gs = stack_array({d})
         batch = np.ones(n_players, np.int64)
         idx = np.empty(d, np.int64)
         w = stack_array({d})
         u = stack_array({n_players})
         m = stack_array({n_players})
         m[:] = 1.0
+        terms = stack_array({n_players})
         table = (lower, inv_h, npts, strides, tab, flat, u_index, m_index, m_fixed, kappa, psign)
         for i in range(size):
             k = first + i
@@ -167,6 +172,16 @@ def simulate_paths(params, signs, owner, starts, stops,
                             for j in range(todo):
                                 zs[i, j] = -zs[i, j]
             level = level_of_step[n]
+            # a level constant in space for every player (flat): its reads and cost terms once for all paths
+            uniform = n_phases == 1
+            for p in range(n_players):
+                if math.isnan(flat[u_index[p], level]) or (m_index[p] >= 0 and math.isnan(flat[m_index[p], level])):
+                    uniform = False
+            if uniform:
+                for p in range(n_players):
+                    u[p] = flat[u_index[p], level]
+                    m[p] = flat[m_index[p], level] if m_index[p] >= 0 else m_fixed[p]
+                    terms[p] = dt * psign[p] * kappa[p] / m[p]  # as read_controls adds it
             for i in range(size):  # paths are independent: their steps overlap in the processor
                 if not alive[i]:
                     continue
@@ -174,7 +189,13 @@ def simulate_paths(params, signs, owner, starts, stops,
                     x[j] = xs[i, j]
                     z[j] = zs[i, r * d + j]
                 c_i = cost[i] + dt * running(x, params)
-                if n_phases == 1:  # policy read here, where the table's arrays need no unpacking
+                if uniform:
+                    for p in range(n_players):
+                        if kappa[p] != 0.0:
+                            c_i += terms[p]
+                    c_i = advance(x, params, signs, owner, starts, stops, phase, 1, dt, u, m, noise_ratio, batch, 3, 0, 1.0, False, level,
+                                  table, c_i, g, S, L, z, xi, gs, idx, w)
+                elif n_phases == 1:  # policy read here, where the table's arrays need no unpacking
                     c_i = read_controls(x, 0, phase, level, dt, u, m, c_i, lower, inv_h, npts, strides, tab, flat,
                                         u_index, m_index, m_fixed, kappa, psign, idx, w)
                     c_i = advance(x, params, signs, owner, starts, stops, phase, 1, dt, u, m, noise_ratio, batch, 3, 0, 1.0, False, level,

@@ -115,7 +115,10 @@ def measured_step(sched, closure, other_closure) -> None:
             sgd = d is g  # the step is the gradient: g . d = |d|^2 = |g|^2
             dd = gg if sgd else _sumsq(d)
             gd = dd if sgd else torch.dot(_flat(g), _flat(d))
-            finite = _finite(gg) if sgd else _finite(gg + dd + gd)
+            # SGD between measurements with the growth rule: valid iff |g|^2 <= growth^2 |g_measured|^2, which is
+            # false for a non-finite |g|^2 too; the divergence flag is |g|^2's finiteness, taken when counted
+            lazy = sgd and not measure and sched.remeasure_growth is not None
+            finite = None if lazy else _finite(gg) if sgd else _finite(gg + dd + gd)
             if measure:
                 field = sched.curvature == "field"
                 own, fld, ok = _measure([closure, other_closure] if field else [closure],
@@ -126,14 +129,18 @@ def measured_step(sched, closure, other_closure) -> None:
                 measured = own + fld if field else own
                 # d = 0 is no divergence (NaN measures, the fallback): only a finite |d| > 0 must give finite measures
                 finite = finite & ok & (_finite(measured) | (dd == 0))
-                sched._stored[i] = torch.stack([own, fld]).double()
-                sched._measured_gg[i] = gg
+                sched._stored[i] = (own.double(), fld.double())
+                # the growth threshold growth^2 |g|^2 of this measurement, made once
+                sched._measured_gg[i] = gg if sched.remeasure_growth is None else sched.remeasure_growth ** 2 * gg
             valid = finite
-            if sched.remeasure_growth is not None and not measure:
-                grew = gg > sched.remeasure_growth ** 2 * sched._measured_gg[i]
-                valid = valid & ~grew
+            if lazy:
+                grew, valid = gg > sched._measured_gg[i], gg <= sched._measured_gg[i]
                 grew_any = grew if grew_any is None else grew_any | grew
-            own, fld = sched._stored[i].unbind()
+            elif sched.remeasure_growth is not None and not measure:
+                grew = gg > sched._measured_gg[i]
+                valid = valid > grew  # finite and not grown, one operation on booleans
+                grew_any = grew if grew_any is None else grew_any | grew
+            own, fld = sched._stored[i]
             if not sgd:  # curvature per unit of learning rate: |d|^2 / (g . d), NaN where the step does not descend
                 scale = torch.where(gd > 0, dd / gd, torch.nan)
                 own, fld = own * scale, fld * scale
@@ -142,7 +149,7 @@ def measured_step(sched, closure, other_closure) -> None:
                            field=None if sched.curvature == "own" else fld)
             eta = float(sched.eta if sched.eta is not None else base)
             c = controller_step(sched.policy, k, est, eta=eta, lookup=sched._lookup, valid=valid)
-            sched._record(i, est, c, ~finite, k)
+            sched._record(i, est, c, finite=finite, step=k, value=gg if lazy else None)
             lrs.append(float(sched.base_lrs[i]) * c.multiplier)
     finally:
         if saved is not None:
@@ -150,16 +157,23 @@ def measured_step(sched, closure, other_closure) -> None:
                 p.grad = gr
     if grew_any is not None:
         sched._flag.write(grew_any)
+    set_rates(sched, lrs)
+    sched.last_epoch = k + 1
+
+
+def set_rates(sched, lrs) -> None:
+    """Set each group's rate: the tensor itself where the optimizer accepts one, else a number (one host read)."""
+    groups = sched.optimizer.param_groups
     for i, (group, lr) in enumerate(zip(groups, lrs)):
         if not isinstance(lr, torch.Tensor):
-            lr = torch.as_tensor(lr)
+            lr = torch.as_tensor(lr, device=group["params"][0].device if group["params"] else None)
         if sched._tensor_lr[i]:
             dtype = tensor_lr_dtype(sched.optimizer, group)
-            group["lr"] = lr.detach() if dtype is None else lr.detach().to(dtype)
+            lr = lr.detach() if lr.requires_grad else lr
+            group["lr"] = lr if dtype is None or lr.dtype == dtype else lr.to(dtype)
         else:
             group["lr"] = float(lr)  # this optimizer needs a number: one host read
     sched._last_lr = [group["lr"] for group in groups]
-    sched.last_epoch = k + 1
 
 
 def _known(params, copies):

@@ -38,6 +38,22 @@ def _flat(tensors, *, grads: bool) -> np.ndarray:
     return flat.numpy()
 
 
+def _device_flat(tensors, *, grads: bool):
+    """A float64 copy of the tensors (or of their gradients; missing ones are zero), flattened and
+    concatenated on their device: the on-device estimators' input, no host copy."""
+    parts = []
+    for p in tensors:
+        t = p.grad if grads else p
+        if t is None:
+            t = torch.zeros_like(p)
+        elif t.is_sparse:
+            t = t.to_dense()
+        parts.append(t.detach().reshape(-1))
+    if not parts:
+        return torch.zeros(0, dtype=torch.float64)
+    return torch.cat(parts).to(torch.float64)  # cat always makes a new tensor: a snapshot
+
+
 def _param_views(params, cache: dict):
     """1-D numpy views of the parameters (no copy), or None when they cannot all be viewed.
 

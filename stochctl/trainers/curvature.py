@@ -234,17 +234,18 @@ def _fd(closures, players, p, d, inv, safe, eps, field, known, finite):
     for q in who:  # one-sided once this player's gradient is known: evaluate the others' at x
         if one_sided and known[q] is None:
             known[q] = _grad(_call(closures[q], "other_closure", finite), players[q], what="other_closure")
-    data = [x.detach() for x in xp]
-    if eps is None:  # eps = u^(1/2) (1 + rms(x)) one-sided, u^(1/3) (1 + rms(x)) central
-        n = sum(x.numel() for x in xp)
-        c = torch.finfo(xp[0].dtype).eps ** (0.5 if one_sided else 1.0 / 3.0)
-        eps = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(data))) * (c / math.sqrt(max(n, 1))) + c
-    elif isinstance(eps, (int, float)) and not isinstance(eps, bool) and eps > 0 and math.isfinite(eps):
-        eps = torch.full((), float(eps), dtype=xp[0].dtype, device=xp[0].device)
-    else:
-        raise InputError(f"eps must be a positive number; got {eps!r}")
-    saved = torch._foreach_mul(data, 1.0)  # copies, bit for bit (-0 and NaN payloads included)
-    step = eps * safe
+    data = xp  # the parameters themselves, read and moved only under no_grad (no detached aliases to make)
+    with torch.no_grad():
+        if eps is None:  # eps = u^(1/2) (1 + rms(x)) one-sided, u^(1/3) (1 + rms(x)) central
+            n = sum(x.numel() for x in xp)
+            c = torch.finfo(xp[0].dtype).eps ** (0.5 if one_sided else 1.0 / 3.0)
+            eps = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(data))) * (c / math.sqrt(max(n, 1))) + c
+        elif isinstance(eps, (int, float)) and not isinstance(eps, bool) and eps > 0 and math.isfinite(eps):
+            eps = torch.full((), float(eps), dtype=xp[0].dtype, device=xp[0].device)
+        else:
+            raise InputError(f"eps must be a positive number; got {eps!r}")
+        saved = torch._foreach_mul(data, 1.0)  # copies, bit for bit (-0 and NaN payloads included)
+        step = eps * safe
     grads = {}
     try:
         for sign in (1.0,) if one_sided else (1.0, -1.0):
@@ -394,4 +395,23 @@ class NoiseRatio:
         self._m = None if sd["m"] is None else [t.clone() for t in sd["m"]]
 
 
-__all__ = ["own_curvature", "field_measure", "step_direction", "NoiseRatio", "check_loss", "METHODS"]
+def directional_curvature(loss, params) -> float:
+    """Curvature of ``loss`` along its gradient, a = d^T H d with d = grad / |grad|.
+
+    Uses one Hessian-vector product (double backward); call it before
+    ``loss.backward()`` or with a graph that is still alive, and pass the result
+    as ``scheduler.step(metrics={"a": a})``.
+    """
+    params = [p for p in params if p.requires_grad]
+    grads = torch.autograd.grad(loss, params, create_graph=True)
+    norm = torch.sqrt(sum((g.detach() ** 2).sum() for g in grads))
+    if not torch.isfinite(norm) or norm == 0:
+        return math.nan
+    d = [g.detach() / norm for g in grads]
+    gd = sum((g * v).sum() for g, v in zip(grads, d))
+    hd = torch.autograd.grad(gd, params)
+    return float(sum((h * v).sum() for h, v in zip(hd, d)))
+
+
+__all__ = ["own_curvature", "field_measure", "directional_curvature", "step_direction", "NoiseRatio", "check_loss",
+           "METHODS"]

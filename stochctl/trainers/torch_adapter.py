@@ -55,10 +55,14 @@ such steps is read, and :class:`~stochctl.errors.DivergenceError` raised, when
 the diagnostics are read or :meth:`~ControlledLR.check` is called (every
 ``check_every`` steps if set).
 
-Estimator mode (``curvature=None``): for CPU tensors of one floating type the
-regression estimator reads the parameters and gradients in place through numpy
-views (:mod:`stochctl.trainers._views`); other tensors get one flat float64
-copy on the CPU.
+Estimator mode (``curvature=None``): on the parameters' device (``on_device``,
+the default for tensors not on the CPU) the estimator folds a flat float64 copy
+of the gradients and parameters made on that device, the policy and the rate
+stay tensors there, and ``scheduler.step`` reads no tensor value, as in the
+curvature modes. Otherwise (the default on the CPU) the regression estimator
+reads CPU tensors of one floating type in place through numpy views
+(:mod:`stochctl.trainers._views`; its compiled kernels), other tensors through
+one flat float64 copy on the CPU, and the rate is a number.
 """
 
 from __future__ import annotations
@@ -74,9 +78,9 @@ from ..errors import DivergenceError, InputError, require_extra
 from ..policies.controller import COUNT_NAMES, Tally, controller_step, fold_tallies, to_python
 from ..policies.estimators import Estimate, RegressionEstimator
 from ..policies.local_policy import LocalPolicy
-from ._measured import LaggedFlag, accepts_tensor_lr, check_closures, measured_step
-from ._views import _flat, _grad_views, _param_views, _to_numpy, _to_torch
-from .curvature import METHODS, NoiseRatio
+from ._measured import LaggedFlag, accepts_tensor_lr, check_closures, measured_step, set_rates
+from ._views import _device_flat, _flat, _grad_views, _param_views, _to_numpy, _to_torch
+from .curvature import METHODS, NoiseRatio, directional_curvature
 
 torch = require_extra("torch", "torch")
 LRScheduler = torch.optim.lr_scheduler.LRScheduler
@@ -136,6 +140,9 @@ class ControlledLR(LRScheduler):
             synchronisation) every this many steps and raise
             :class:`~stochctl.errors.DivergenceError` if a step diverged; None
             (default): only when the diagnostics are read.
+        on_device: estimator mode: keep the estimator, the policy and the rate on
+            the parameters' device, without host reads (module docstring); None
+            (default): on the device for parameters not on the CPU.
 
     Attributes (the diagnostics are kept as tensors and converted when read;
     reading them raises :class:`~stochctl.errors.DivergenceError` once for
@@ -155,7 +162,8 @@ class ControlledLR(LRScheduler):
     def __init__(self, optimizer, policy, *, estimator=None, eta: float | None = None, every: int = 1,
                  last_epoch: int = -1, curvature: str | None = None, method: str = "fd",
                  curvature_every: int = 1, noise_beta: float = 0.9, other_params=None,
-                 remeasure_growth: float | None = 2.0, check_every: int | None = None):
+                 remeasure_growth: float | None = 2.0, check_every: int | None = None,
+                 on_device: bool | None = None):
         if not isinstance(optimizer, torch.optim.Optimizer):
             raise InputError(f"optimizer must be a torch.optim.Optimizer; got {type(optimizer).__name__}")
         if not callable(policy):
@@ -185,8 +193,8 @@ class ControlledLR(LRScheduler):
             raise InputError(f"check_every must be a positive integer or None; got {check_every!r}")
         self.check_every = check_every
         self._noise = [NoiseRatio(noise_beta) for _ in range(n)]
-        self._stored = [None] * n  # per group: tensor [own, field] of its last measurement
-        self._measured_gg = [None] * n  # |g|^2 of each group at its last measurement
+        self._stored = [None] * n  # per group: (own, field) of its last measurement, 0-d float64 tensors
+        self._measured_gg = [None] * n  # remeasure_growth^2 |g|^2 of each group at its last measurement
         self.remeasurements = 0
         self.curvature_measurements = 0
         self._lookup = None
@@ -197,6 +205,10 @@ class ControlledLR(LRScheduler):
         self._pending, self._flags = [], []  # statuses and divergence flags not yet counted
         self._bad_seen = 0
         self._tensor_lr = [accepts_tensor_lr(optimizer, g) for g in optimizer.param_groups]
+        if on_device is not None and not isinstance(on_device, bool):
+            raise InputError(f"on_device must be True, False or None; got {on_device!r}")
+        self._on_device = curvature is None and first is not None and \
+            (on_device if on_device is not None else first.device.type != "cpu")
         self._init = True
         if estimator is None:
             estimator = RegressionEstimator()
@@ -236,6 +248,10 @@ class ControlledLR(LRScheduler):
         """Fold each group's gradient, at the parameters it was evaluated at, into its estimator."""
         if (max(self.last_epoch, 0) + 1) % self.every:
             return  # only the step just before a recomputation is observed
+        if self._on_device:
+            for est, group in zip(self.estimators, self.optimizer.param_groups):
+                est.update(_device_flat(group["params"], grads=True), _device_flat(group["params"], grads=False))
+            return
         for est, group, cache in zip(self.estimators, self.optimizer.param_groups, self._views):
             params = group["params"]
             if hasattr(est, "update_parts"):
@@ -280,6 +296,9 @@ class ControlledLR(LRScheduler):
             return
         if closure is not None or other_closure is not None:
             raise InputError("closure= needs a scheduler with curvature='own' or 'field'; this one has curvature=None")
+        if self._on_device and metrics is None and not self._init:
+            self._device_step()
+            return
         if metrics is not None:
             if not isinstance(metrics, Mapping):
                 raise InputError(f"metrics must be a mapping; got {type(metrics).__name__}")
@@ -302,8 +321,11 @@ class ControlledLR(LRScheduler):
             v = v.item()
         return float(v)
 
-    def _record(self, i: int, est, control, diverged=None, step: int = 0) -> None:
+    def _record(self, i: int, est, control, diverged=None, step: int = 0, finite=None, value=None) -> None:
         """Keep group i's estimate, multiplier and status (in their arrays) and a divergence flag.
+
+        The flag is ``diverged``, or ``finite`` kept as it is and negated when counted, or whether
+        ``value`` is not finite, taken when counted.
 
         Nothing is computed per step: the statuses and flags are counted together when read, or
         every 1024 steps to bound the memory (:func:`~stochctl.policies.controller.fold_tallies`).
@@ -314,7 +336,11 @@ class ControlledLR(LRScheduler):
             if isinstance(self.policy, LocalPolicy):
                 self.policy.observe(control)
         if diverged is not None:
-            self._flags.append((step, diverged))
+            self._flags.append((step, diverged, 0))
+        elif finite is not None:
+            self._flags.append((step, finite, 1))
+        elif value is not None:
+            self._flags.append((step, value, 2))
         if len(self._pending) + len(self._flags) >= 1024:
             self._fold()
 
@@ -324,9 +350,10 @@ class ControlledLR(LRScheduler):
             t = fold_tallies(([Tally(self._tally)] if self._tally is not None else []) + self._pending)
             self._tally, self._pending = t, []
         if self._flags:
-            bad = torch.stack([f for _, f in self._flags]).to(torch.int64)
-            steps = torch.tensor([k for k, _ in self._flags], device=bad.device) if bad.device.type == "cpu" else \
-                torch.tensor([k for k, _ in self._flags]).pin_memory().to(bad.device, non_blocking=True)
+            bad = torch.stack([f if kind == 0 else ~f if kind == 1 else ~torch.isfinite(f)
+                               for _, f, kind in self._flags]).to(torch.int64)
+            steps = torch.tensor([k for k, _, _ in self._flags], device=bad.device) if bad.device.type == "cpu" else \
+                torch.tensor([k for k, _, _ in self._flags]).pin_memory().to(bad.device, non_blocking=True)
             first = torch.where(bad > 0, steps, torch.iinfo(torch.int64).max).min()
             if self._bad is None:
                 self._bad, self._bad_first = bad.sum(), first
@@ -380,7 +407,8 @@ class ControlledLR(LRScheduler):
     def last_curvature(self) -> list:
         """Per group, the last measured (own curvature, field measure) (NaN before a measurement)."""
         self.check()
-        return [(math.nan, math.nan) if s is None else tuple(float(v) for v in s.tolist()) for s in self._stored]
+        return [(math.nan, math.nan) if s is None else tuple(float(v) for v in torch.stack(list(s)).tolist())
+                for s in self._stored]
 
     def get_lr(self) -> list[float]:
         """lr_g = eta_g * u*(k, estimate_g) for each group g, k = optimizer steps taken."""
@@ -403,6 +431,24 @@ class ControlledLR(LRScheduler):
             self._record(i, stats, c)
             lrs.append(base * float(c.multiplier))
         return lrs
+
+    def _device_step(self) -> None:
+        """Estimator mode on the device: the rates as tensors, set without a host read (module docstring)."""
+        self._step_count += 1
+        self.last_epoch += 1
+        k = self.last_epoch
+        if k % self.every:
+            self._last_lr = [group["lr"] for group in self.optimizer.param_groups]
+            return
+        lrs = []
+        for i, (group, base) in enumerate(zip(self.optimizer.param_groups, self.base_lrs)):
+            stats = self.estimators[i].estimate(_device_flat(group["params"], grads=False))
+            base = float(base)
+            c = controller_step(self.policy, k, stats, eta=self.eta if self.eta is not None else base,
+                                reduce_weights=True)
+            self._record(i, stats, c)
+            lrs.append(base * c.multiplier)
+        set_rates(self, lrs)
 
     def state_dict(self) -> dict:
         """Scheduler state, including each estimator's moving averages (``torch.load``-safe)."""
@@ -428,34 +474,21 @@ class ControlledLR(LRScheduler):
         if isinstance(self.policy, LocalPolicy) and pol is not None and pol != self.policy.config():
             raise InputError("the scheduler state was saved with a different policy "
                              f"({pol}); this policy is {self.policy.config()}")
+        first = next((p for g in self.optimizer.param_groups for p in g["params"]), None)
         for est, st in zip(self.estimators, ests):
             est.load_state_dict(_to_numpy(st))
+            if self._on_device and est.state is not None:  # back onto the parameters' device
+                est.state = {key: torch.as_tensor(v, dtype=torch.float64, device=first.device)
+                             for key, v in est.state.items()}
         self._pending, self._flags = [], []  # the loaded state counted its own steps
         super().load_state_dict(sd)
 
 
 def _python_estimate(e):
     """An estimate with Python numbers (numpy arrays per coordinate): the one conversion, when read."""
-    return Estimate(to_python(e.a), to_python(e.s2), to_python(e.grad_norm), e.count, bool(to_python(e.ready)),
+    count = e.count if isinstance(e.count, int) else int(round(float(to_python(e.count))))
+    return Estimate(to_python(e.a), to_python(e.s2), to_python(e.grad_norm), count, bool(to_python(e.ready)),
                     None if e.weights is None else to_python(e.weights), None if e.field is None else to_python(e.field))
-
-
-def directional_curvature(loss, params) -> float:
-    """Curvature of ``loss`` along its gradient, a = d^T H d with d = grad / |grad|.
-
-    Uses one Hessian-vector product (double backward); call it before
-    ``loss.backward()`` or with a graph that is still alive, and pass the result
-    as ``scheduler.step(metrics={"a": a})``.
-    """
-    params = [p for p in params if p.requires_grad]
-    grads = torch.autograd.grad(loss, params, create_graph=True)
-    norm = torch.sqrt(sum((g.detach() ** 2).sum() for g in grads))
-    if not torch.isfinite(norm) or norm == 0:
-        return math.nan
-    d = [g.detach() / norm for g in grads]
-    gd = sum((g * v).sum() for g, v in zip(grads, d))
-    hd = torch.autograd.grad(gd, params)
-    return float(sum((h * v).sum() for h, v in zip(hd, d)))
 
 
 __all__ = ["ControlledLR", "directional_curvature"]

@@ -205,7 +205,18 @@ class _Online:
         self.state = None if st is None else {k: _copy(v) for k, v in st.items()}
 
 
+def _keep_finite(xp, ok, new: dict, state: dict) -> dict:
+    """The new state where ``ok`` (a 0-d boolean array), else the old one with one more skip, on the device."""
+    new = {k: xp.where(ok, v, state[k]) for k, v in new.items()}
+    skip = xp.where(ok, 0, 1)
+    skip = skip.to(state["skipped"].dtype) if xp.__name__ == "torch" else skip.astype(state["skipped"].dtype)
+    new["skipped"] = state["skipped"] + skip
+    return new
+
+
 def _as_estimate(r: dict, warmup: int, mode: str) -> Estimate:
+    if type(r["a"]).__module__.startswith("torch"):  # kept on the tensors' device: ready is a device boolean
+        return Estimate(r["a"], r["s2"], r["grad_norm"], r["count"], r["count"] >= warmup, r.get("weights"))
     count = int(round(float(_to_numpy(r["count"]))))
     conv = (lambda v: float(_to_numpy(v))) if mode != "coordinate" else _to_numpy
     weights = None if r.get("weights") is None else _to_numpy(r["weights"])

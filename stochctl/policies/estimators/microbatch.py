@@ -8,7 +8,8 @@ from typing import Mapping
 import numpy as np
 
 from ...errors import InputError
-from .base import MODES, Estimate, _check_beta, _check_choice, _check_int, _is_jax, _Online, _zero, namespace
+from .base import (MODES, Estimate, _check_beta, _check_choice, _check_int, _keep_finite, _Online, _zero,
+                   namespace)
 
 
 class MicroBatchNoise(_Online):
@@ -43,7 +44,7 @@ class MicroBatchNoise(_Online):
         xp = xp or namespace(chunks)
         k = chunks.shape[0]
         ok = xp.all(xp.isfinite(chunks))
-        if not _is_jax(xp) and not bool(ok):
+        if xp is np and not bool(ok):  # other libraries mask on the device: no host read
             return {**state, "skipped": state["skipped"] + 1}
         mean = xp.sum(chunks, 0) / k
         dev = chunks - mean
@@ -52,9 +53,8 @@ class MicroBatchNoise(_Online):
         alpha = (1 - self.beta) / (1 - bp)
         new = {"count": state["count"] + 1, "skipped": state["skipped"], "beta_pow": bp,
                "mg": state["mg"] + alpha * (mean - state["mg"]), "v": state["v"] + alpha * (v - state["v"])}
-        if _is_jax(xp):
-            new = {kk: xp.where(ok, vv, state[kk]) for kk, vv in new.items()}
-            new["skipped"] = state["skipped"] + xp.where(ok, 0, 1).astype(state["skipped"].dtype)
+        if xp is not np:
+            new = _keep_finite(xp, ok, new, state)
         return new
 
     def read(self, state, x=None, xp=None) -> dict:

@@ -6,6 +6,7 @@ import numpy as np
 
 from ...errors import InputError
 from .base import (
+    _keep_finite,
     _VAR_FLOOR,
     MODES,
     NOISE_MODELS,
@@ -13,7 +14,6 @@ from .base import (
     _check_beta,
     _check_choice,
     _check_int,
-    _is_jax,
     _Online,
     _zero,
     namespace,
@@ -76,7 +76,7 @@ class RegressionEstimator(_Online):
         """State after observing gradient g at parameters x (flat arrays); non-finite input is skipped."""
         xp = xp or namespace(g)
         ok = xp.all(xp.isfinite(g)) & xp.all(xp.isfinite(x))
-        if not _is_jax(xp) and not bool(ok):
+        if xp is np and not bool(ok):  # other libraries mask on the device: no host read
             return {**state, "skipped": state["skipped"] + 1}
         b = self.beta
         beta_pow = state["beta_pow"] * b
@@ -94,9 +94,8 @@ class RegressionEstimator(_Online):
             "vx": (1 - alpha) * (state["vx"] + alpha * dx * dx),
             "cgx": (1 - alpha) * (state["cgx"] + alpha * dg * dx),
         }
-        if _is_jax(xp):
-            new = {k: xp.where(ok, v, state[k]) for k, v in new.items()}
-            new["skipped"] = state["skipped"] + xp.where(ok, 0, 1).astype(state["skipped"].dtype)
+        if xp is not np:
+            new = _keep_finite(xp, ok, new, state)
         return new
 
     def read(self, state: dict, x=None, xp=None) -> dict:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from .base import _VAR_FLOOR, MODES, _check_beta, _check_choice, _check_int, _is_jax, _Online, _zero, namespace
+import numpy as np
+
+from .base import (_VAR_FLOOR, MODES, _check_beta, _check_choice, _check_int, _keep_finite, _Online, _zero,
+                   namespace)
 
 
 class SecantCurvature(_Online):
@@ -38,7 +41,7 @@ class SecantCurvature(_Online):
     def next_state(self, state, g, x, xp=None) -> dict:
         xp = xp or namespace(g)
         ok = xp.all(xp.isfinite(g)) & xp.all(xp.isfinite(x))
-        if not _is_jax(xp) and not bool(ok):
+        if xp is np and not bool(ok):  # other libraries mask on the device: no host read
             return {**state, "skipped": state["skipped"] + 1}
         b = self.beta
         gbp = state["gbeta_pow"] * b
@@ -65,9 +68,8 @@ class SecantCurvature(_Online):
             "prev_g": g,
             "prev_x": x,
         }
-        if _is_jax(xp):
-            new = {k: xp.where(ok, v, state[k]) for k, v in new.items()}
-            new["skipped"] = state["skipped"] + xp.where(ok, 0, 1).astype(state["skipped"].dtype)
+        if xp is not np:
+            new = _keep_finite(xp, ok, new, state)
         return new
 
     def read(self, state, x=None, xp=None) -> dict:
