@@ -118,10 +118,11 @@ def measured_step(sched, closure, other_closure) -> None:
             finite = _finite(gg) if sgd else _finite(gg + dd + gd)
             if measure:
                 field = sched.curvature == "field"
+                md, eps, mdd = _displacement(sched, i, d, dd)
                 own, fld, ok = _measure([closure, other_closure] if field else [closure],
-                                        [params, sched._other] if field else [params], 0, d, sched.method, None,
+                                        [params, sched._other] if field else [params], 0, md, sched.method, eps,
                                         field=field, known=[_known(params, copies)] + ([None] if field else []),
-                                        dd=dd)
+                                        dd=mdd)
                 sched.curvature_measurements += 1
                 measured = own + fld if field else own
                 # d = 0 is no divergence (NaN measures, the fallback): only a finite |d| > 0 must give finite measures
@@ -144,6 +145,8 @@ def measured_step(sched, closure, other_closure) -> None:
             c = controller_step(sched.policy, k, est, eta=eta, lookup=sched._lookup, valid=valid)
             sched._record(i, est, c, ~finite, k)
             lrs.append(float(sched.base_lrs[i]) * c.multiplier)
+            if sched.displacement == "secant":  # this step's direction, for the next measurement's secant
+                sched._prev_d[i] = torch._foreach_mul(d, 1.0)
     finally:
         if saved is not None:
             for p, gr in zip(everything, saved):
@@ -160,6 +163,26 @@ def measured_step(sched, closure, other_closure) -> None:
             group["lr"] = float(lr)  # this optimizer needs a number: one host read
     sched._last_lr = [group["lr"] for group in groups]
     sched.last_epoch = k + 1
+
+
+def _displacement(sched, i, d, dd):
+    """(direction, eps, |direction|^2) of group i's measurement: the displacement is eps along the unit direction.
+
+    ``"fd"``: d, eps None (the infinitesimal default of :func:`.curvature._fd`); ``"step"``: -d (the
+    step's own direction) at the length of the step about to be taken at the group's current (last)
+    rate, eps = lr |d|; ``"secant"``:
+    back along the last step, to the point it started from (direction d_prev, eps = lr |d_prev|), so the
+    one-sided difference is the secant of the last step on the current batch (the infinitesimal
+    difference before a first step). ``method="hvp"`` ignores eps (exact).
+    """
+    lr = sched.optimizer.param_groups[i]["lr"]
+    if sched.displacement == "step":
+        return torch._foreach_neg(d), torch.as_tensor(lr, dtype=dd.dtype, device=dd.device) * torch.sqrt(dd), dd
+    if sched.displacement == "secant" and sched._prev_d[i] is not None:
+        prev = sched._prev_d[i]
+        pdd = _sumsq(prev).double()
+        return prev, torch.as_tensor(lr, dtype=pdd.dtype, device=pdd.device) * torch.sqrt(pdd), pdd
+    return d, None, dd
 
 
 def _known(params, copies):

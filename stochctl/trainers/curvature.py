@@ -235,10 +235,15 @@ def _fd(closures, players, p, d, inv, safe, eps, field, known, finite):
         if one_sided and known[q] is None:
             known[q] = _grad(_call(closures[q], "other_closure", finite), players[q], what="other_closure")
     data = [x.detach() for x in xp]
-    if eps is None:  # eps = u^(1/2) (1 + rms(x)) one-sided, u^(1/3) (1 + rms(x)) central
+    if eps is None or isinstance(eps, torch.Tensor):  # eps = u^(1/2) (1 + rms(x)) one-sided, u^(1/3) (1 + rms(x)) central
         n = sum(x.numel() for x in xp)
         c = torch.finfo(xp[0].dtype).eps ** (0.5 if one_sided else 1.0 / 3.0)
-        eps = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(data))) * (c / math.sqrt(max(n, 1))) + c
+        small = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(data))) * (c / math.sqrt(max(n, 1))) + c
+        if eps is not None:  # a displacement computed on the device; the small one where it is not positive
+            eps = eps.reshape(()).to(small.dtype)
+            eps = torch.where((eps > small) & _finite(eps), eps, small)
+        else:
+            eps = small
     elif isinstance(eps, (int, float)) and not isinstance(eps, bool) and eps > 0 and math.isfinite(eps):
         eps = torch.full((), float(eps), dtype=xp[0].dtype, device=xp[0].device)
     else:

@@ -82,9 +82,10 @@ torch = require_extra("torch", "torch")
 LRScheduler = torch.optim.lr_scheduler.LRScheduler
 
 METRIC_KEYS = ("a", "s2", "grad_norm")
-_TRANSIENT = ("optimizer", "policy", "estimators", "_hook", "_metrics", "_last", "_views", "_noise",
+_TRANSIENT = ("optimizer", "policy", "estimators", "_hook", "_metrics", "_last", "_views", "_noise", "_prev_d",
               "_other", "_init", "_flag", "_lookup", "_pending", "_flags")
 CURVATURES = (None, "own", "field")
+DISPLACEMENTS = ("fd", "step", "secant")
 
 
 class ControlledLR(LRScheduler):
@@ -113,6 +114,11 @@ class ControlledLR(LRScheduler):
             step, ReLU kinks included) or ``"hvp"`` (double backward, exact
             Hessian, about twice the cost); costs in
             :mod:`stochctl.trainers.curvature`.
+        displacement: with ``method="fd"``, the displacement of the difference:
+            ``"fd"`` (default: infinitesimal, eps = sqrt(machine epsilon) (1 + rms(x))),
+            ``"step"`` (the step about to be taken at the group's last rate, lr |d|) or
+            ``"secant"`` (back along the last step to where it started, on the current batch:
+            the secant of the last step; infinitesimal before a first step).
         curvature_every: measure the curvature at steps 0, k, 2k, ... and
             reuse the last measurement in between (the noise ratio and the
             rate are updated at every step).
@@ -155,7 +161,7 @@ class ControlledLR(LRScheduler):
     def __init__(self, optimizer, policy, *, estimator=None, eta: float | None = None, every: int = 1,
                  last_epoch: int = -1, curvature: str | None = None, method: str = "fd",
                  curvature_every: int = 1, noise_beta: float = 0.9, other_params=None,
-                 remeasure_growth: float | None = 2.0, check_every: int | None = None):
+                 remeasure_growth: float | None = 2.0, check_every: int | None = None, displacement: str = "fd"):
         if not isinstance(optimizer, torch.optim.Optimizer):
             raise InputError(f"optimizer must be a torch.optim.Optimizer; got {type(optimizer).__name__}")
         if not callable(policy):
@@ -172,7 +178,13 @@ class ControlledLR(LRScheduler):
                                                  and not isinstance(remeasure_growth, bool)
                                                  and math.isfinite(remeasure_growth) and remeasure_growth > 1):
             raise InputError(f"remeasure_growth must be a number above 1 or None; got {remeasure_growth!r}")
+        if displacement not in DISPLACEMENTS:
+            raise InputError(f"displacement must be one of {DISPLACEMENTS}; got {displacement!r}")
+        if displacement != "fd" and method != "fd":
+            raise InputError(f"displacement={displacement!r} is a finite difference; it needs method='fd' "
+                             f"(method='hvp' is exact, infinitesimal)")
         self.curvature, self.method, self.curvature_every = curvature, method, curvature_every
+        self.displacement = displacement
         self.remeasure_growth = remeasure_growth
         if isinstance(other_params, torch.optim.Optimizer):
             other_params = [p for g in other_params.param_groups for p in g["params"]]
@@ -186,6 +198,7 @@ class ControlledLR(LRScheduler):
         self.check_every = check_every
         self._noise = [NoiseRatio(noise_beta) for _ in range(n)]
         self._stored = [None] * n  # per group: tensor [own, field] of its last measurement
+        self._prev_d = [None] * n  # per group: its last step's direction (displacement="secant")
         self._measured_gg = [None] * n  # |g|^2 of each group at its last measurement
         self.remeasurements = 0
         self.curvature_measurements = 0
