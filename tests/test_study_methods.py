@@ -23,6 +23,7 @@ EXPECTED = {
     "sgd+discrete-own": ("sgd", True, "sgd"), "sgd+discrete-field": ("sgd", True, "sgd"),
     "adam+discrete-own": ("adam", True, "adam"), "adam+discrete-field": ("adam", True, "adam"),
     "sgd+continuous": ("sgd", True, "sgd"), "sgd+greedy": ("sgd", True, "sgd"),
+    "sgd+min": ("sgd", True, "sgd"), "adam+min": ("adam", True, "adam"),
     "ctl-sgd": ("sgd", True, None), "ctl-adam": ("adam", True, None),
 }
 
@@ -55,7 +56,8 @@ def test_records_match_the_published_method_table():
     assert M.MEASURED == {"sgd+discrete": ("discrete", "field"), "adam+discrete": ("discrete", "field"),
                           "sgd+discrete-own": ("discrete", "own"), "sgd+discrete-field": ("discrete", "field"),
                           "adam+discrete-own": ("discrete", "own"), "adam+discrete-field": ("discrete", "field"),
-                          "sgd+greedy": ("greedy", "field")}
+                          "sgd+greedy": ("greedy", "field"), "sgd+min": ("discrete", "field"),
+                          "adam+min": ("discrete", "field")}
     assert M.twin_methods(tuple(EXPECTED)) == {"sgd+discrete-field": "sgd+discrete",
                                                "adam+discrete-field": "adam+discrete",
                                                "ctl-sgd": "sgd+continuous"}
@@ -65,6 +67,7 @@ def test_each_record_builds_its_optimizers_and_schedulers():
     torch = pytest.importorskip("torch")
     from stochctl.trainers.torch_adapter import ControlledLR
     from stochctl.study.methods import ControlledSGD, GapAwareLR
+    from stochctl.trainers.pairing import PairedLR
 
     G, D = torch.nn.Linear(2, 1), torch.nn.Linear(1, 1)
     lr = 0.03
@@ -86,6 +89,10 @@ def test_each_record_builds_its_optimizers_and_schedulers():
             assert g.scheduler is None and d.scheduler is None
         elif name == "gap":
             assert g.scheduler is None and isinstance(d.scheduler, GapAwareLR) and d.kind == "loss"
+        elif name.endswith("+min"):  # both measured schedulers, paired (tests/test_displacement_pairing.py)
+            assert isinstance(g.scheduler, PairedLR) and isinstance(d.scheduler, PairedLR)
+            assert isinstance(g.scheduler.scheduler, ControlledLR) and g.scheduler.pair is d.scheduler.pair
+            assert (g.kind, d.kind) == ("measured", "measured")
         else:
             assert isinstance(g.scheduler, ControlledLR) and isinstance(d.scheduler, ControlledLR)
             measured = name in M.MEASURED

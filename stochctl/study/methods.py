@@ -83,6 +83,8 @@ CURVATURE_EVERY = 10
 REMEASURE_GROWTH = 2.0
 """... and sooner when a player's gradient norm has doubled since its last measurement."""
 ADAM_BETAS = (0.5, 0.999)
+DISPLACEMENTS = ("fd", "jvp", "step", "secant")
+"""Displacements of the curvature and field measurements (:func:`measured_scheduler`)."""
 TTUR_RATIO = 4.0
 
 
@@ -108,15 +110,22 @@ def controlled_scheduler(optimizer, *, steps: int, table: str = "local-quadratic
     return ControlledLR(optimizer, LocalPolicy(table, total_steps=steps), estimator=RegressionEstimator(mode="rms"))
 
 
-def measured_scheduler(optimizer, kind: str, curvature: str, *, steps: int, other):
-    """ControlledLR with the discrete-time table or the one-step closed form, curvature on the current batch."""
+def measured_scheduler(optimizer, kind: str, curvature: str, *, steps: int, other, u_max: float = U_MAX,
+                       every: int = CURVATURE_EVERY, displacement: str = "fd"):
+    """ControlledLR with the discrete-time table or the one-step closed form, curvature on the current batch.
+
+    ``displacement`` (:class:`~stochctl.trainers.torch_adapter.ControlledLR`): ``"fd"`` (infinitesimal
+    one-sided difference), ``"jvp"`` (exact, double backward), ``"step"`` (the step about to be taken, at
+    the last rate) or ``"secant"`` (the last step, on the current batch).
+    """
     from ..policies import LocalPolicy, OneStepPolicy
     from ..trainers.torch_adapter import ControlledLR
 
-    policy = (LocalPolicy(DISCRETE_TABLE, total_steps=steps, u_max=U_MAX) if kind == "discrete"
-              else OneStepPolicy(u_max=U_MAX, total_steps=steps))
-    return ControlledLR(optimizer, policy, curvature=curvature, curvature_every=CURVATURE_EVERY,
-                        remeasure_growth=REMEASURE_GROWTH,
+    policy = (LocalPolicy(DISCRETE_TABLE, total_steps=steps, u_max=u_max) if kind == "discrete"
+              else OneStepPolicy(u_max=u_max, total_steps=steps))
+    method, disp = ("hvp", "fd") if displacement == "jvp" else ("fd", displacement)
+    return ControlledLR(optimizer, policy, curvature=curvature, curvature_every=every,
+                        remeasure_growth=REMEASURE_GROWTH, method=method, displacement=disp,
                         other_params=list(other.parameters()) if curvature == "field" else None)
 
 
@@ -143,18 +152,46 @@ class Measured:
     Attributes:
         policy: ``"discrete"`` (the discrete-time table) or ``"greedy"`` (the one-step closed form).
         curvature: ``"own"`` or ``"field"`` (the field measure needs the other player's gradient).
+        u_max: the policy's upper bound of the multiplier.
+        every: measure every this many steps (and when the gradient norm doubled).
+        displacement: ``"fd"``, ``"jvp"``, ``"step"`` or ``"secant"`` (:func:`measured_scheduler`).
+        pairing: None (each player its own rate) or ``"min"`` (both players step at the smaller of
+            their two multipliers: :class:`~stochctl.trainers.pairing.MinPair`).
     """
 
     policy: str = "discrete"
     curvature: str = DEFAULT_CURVATURE
+    u_max: float = U_MAX
+    every: int = CURVATURE_EVERY
+    displacement: str = "fd"
+    pairing: str | None = None
+
+    def __post_init__(self):
+        if self.policy not in ("discrete", "greedy"):
+            raise InputError(f"policy must be 'discrete' or 'greedy'; got {self.policy!r}")
+        if self.displacement not in DISPLACEMENTS:
+            raise InputError(f"displacement must be one of {DISPLACEMENTS}; got {self.displacement!r}")
+        if self.pairing not in (None, "min"):
+            raise InputError(f"pairing must be None or 'min'; got {self.pairing!r}")
 
     @property
     def coupled(self) -> bool:
         return self.curvature == "field"
 
-    def player(self, opt, rate, *, discriminator, steps, table, other) -> PlayerOptimizer:
-        return PlayerOptimizer(opt, measured_scheduler(opt, self.policy, self.curvature, steps=steps, other=other),
-                               base_lr=rate, kind="measured")
+    @property
+    def shared(self) -> bool:
+        """Whether the two players' schedulers share state (a pairing of their rates)."""
+        return self.pairing is not None
+
+    def player(self, opt, rate, *, discriminator, steps, table, other, shared=None) -> PlayerOptimizer:
+        sched = measured_scheduler(opt, self.policy, self.curvature, steps=steps, other=other, u_max=self.u_max,
+                                   every=self.every, displacement=self.displacement)
+        if self.pairing == "min":
+            from ..trainers.pairing import MinPair
+
+            pair = shared.setdefault("pair", MinPair())
+            sched = pair.wrap(sched)
+        return PlayerOptimizer(opt, sched, base_lr=rate, kind="measured")
 
 
 @dataclass(frozen=True)
@@ -216,10 +253,12 @@ class Players:
     def __call__(self, G, D, rate: float, *, steps: int, table: str = "local-quadratic"):
         make = OPTIMIZERS[self.optimizer] if isinstance(self.optimizer, str) else self.optimizer
         out = []
+        kw = {"shared": {}} if getattr(self.scheduler, "shared", False) else {}
         for net, other, r, is_d in ((G, D, rate, False), (D, G, self.d_ratio * rate, True)):
             opt = make(list(net.parameters()), r)
             out.append(PlayerOptimizer(opt, base_lr=r) if self.scheduler is None else
-                       self.scheduler.player(opt, r, discriminator=is_d, steps=steps, table=table, other=other))
+                       self.scheduler.player(opt, r, discriminator=is_d, steps=steps, table=table, other=other,
+                                             **kw))
         return out[0], out[1]
 
 
@@ -340,6 +379,9 @@ for _m in (
            baseline="adam"),
     Method("sgd+continuous", "sgd", Players("sgd", Table()), controlled=True, baseline="sgd"),
     Method("sgd+greedy", "sgd", Players("sgd", Measured("greedy", "field")), controlled=True, baseline="sgd"),
+    Method("sgd+min", "sgd", Players("sgd", Measured("discrete", pairing="min")), controlled=True, baseline="sgd"),
+    Method("adam+min", "adam", Players("adam", Measured("discrete", pairing="min")), controlled=True,
+           baseline="adam"),
     Method("ctl-sgd", "sgd", Players("sgd", Table()), controlled=True, legacy=True),
     Method("ctl-adam", "adam", Players("adam", Table()), controlled=True, legacy=True),
 ):
