@@ -26,6 +26,10 @@ EXPECTED = {
     "ctl-sgd": ("sgd", True, None), "ctl-adam": ("adam", True, None),
 }
 
+# the game-aware candidates: family, baseline and game rule; not in the default selection
+CANDIDATES = {"sgd+game": ("sgd", "joint"), "adam+game": ("adam", "joint"), "sgd+game-nash": ("sgd", "nash"),
+              "adam+game-nash": ("adam", "nash"), "sgd+min": ("sgd", "min"), "adam+min": ("adam", "min")}
+
 
 def _tiny(tasks, methods, *, steps=4, lrs=(1e-2, 1.0), sweeps=None, **kw):
     sweeps = sweeps or (("sgd", tuple(lrs)), ("adam", tuple(lrs)))
@@ -50,12 +54,14 @@ def test_records_match_the_published_method_table():
         assert (m.family, m.controlled, m.baseline, m.base_lr, m.grad_evals) == (family, controlled, baseline,
                                                                                   True, 1)
         assert M.METHOD_FAMILY[name] == family
-    assert dict(M.METHOD_FAMILY) == {k: v[0] for k, v in EXPECTED.items()}
+    assert dict(M.METHOD_FAMILY) == {**{k: v[0] for k, v in EXPECTED.items()},
+                                     **{k: v[0] for k, v in CANDIDATES.items()}}
     assert set(M.TABLE_METHODS) == {"sgd+continuous", "ctl-sgd", "ctl-adam"}
     assert M.MEASURED == {"sgd+discrete": ("discrete", "field"), "adam+discrete": ("discrete", "field"),
                           "sgd+discrete-own": ("discrete", "own"), "sgd+discrete-field": ("discrete", "field"),
                           "adam+discrete-own": ("discrete", "own"), "adam+discrete-field": ("discrete", "field"),
-                          "sgd+greedy": ("greedy", "field")}
+                          "sgd+greedy": ("greedy", "field"),
+                          **{name: ("greedy", "field") for name in CANDIDATES}}
     assert M.twin_methods(tuple(EXPECTED)) == {"sgd+discrete-field": "sgd+discrete",
                                                "adam+discrete-field": "adam+discrete",
                                                "ctl-sgd": "sgd+continuous"}
@@ -212,7 +218,7 @@ def test_readme_example_adds_a_method_with_one_record(registry, tmp_path, monkey
     code = _readme_block("register(Method(")
     monkeypatch.chdir(tmp_path)
     exec(compile(code, "README.md", "exec"), {})
-    name = next(n for n in M.METHODS if n not in EXPECTED)
+    name = next(n for n in M.METHODS if n not in EXPECTED and n not in CANDIDATES)
     rows = read_results(tmp_path / "study-momentum" / "results.csv")
     assert {r["method"] for r in rows} == {"sgd", name}
     assert (tmp_path / "study-momentum" / "summary.md").read_text().count(f"| {name} |") >= 2
@@ -265,3 +271,24 @@ def test_a_non_finite_measured_loss_is_a_divergence_error():
     sched.step(closure=lambda: (x ** 2).sum() * float("inf"))  # masked on the device: no host read at the step
     with pytest.raises(DivergenceError):  # raised when the diagnostics are read, as the study's player does
         sched.last_curvature
+
+
+def test_game_candidates_share_one_rule_between_both_players():
+    torch = pytest.importorskip("torch")
+    from stochctl.policies.game_policy import GameRule
+
+    assert M.CANDIDATE_METHODS == tuple(CANDIDATES)
+    assert not set(CANDIDATES) & set(M.METHOD_NAMES)
+    G, D = torch.nn.Linear(2, 1), torch.nn.Linear(1, 1)
+    for name, (family, rule) in CANDIDATES.items():
+        m = M.get_method(name)
+        assert (m.family, m.controlled, m.baseline, m.candidate, m.coupled) == (family, True, family, True, True)
+        g, d = M.build_optimizers(name, G, D, 0.1, steps=10)
+        assert isinstance(g.scheduler.game, GameRule) and g.scheduler.game is d.scheduler.game
+        assert (g.scheduler.role, d.scheduler.role, g.scheduler.game.rule) == ("generator", "discriminator", rule)
+        assert (g.scheduler.curvature, g.kind) == ("field", "measured")
+        g2, _ = M.build_optimizers(name, G, D, 0.1, steps=10)
+        assert g2.scheduler.game is not g.scheduler.game  # one rule per run, never shared across runs
+    for name in M.METHOD_NAMES:
+        g, d = M.build_optimizers(name, G, D, 0.1, steps=10)
+        assert getattr(g.scheduler, "game", None) is None  # the existing methods keep their per-player rates

@@ -31,6 +31,11 @@ The built-in methods take one base learning rate ``eta``:
   (``local-quadratic``) and the regression estimator (v1's ``ctl-sgd``);
 - ``sgd+greedy``: the ablation with the table-free one-step closed form
   :class:`~stochctl.policy.OneStepPolicy` (``u_max=1``), field measure;
+- ``sgd+game`` / ``adam+game``: both players' rates from the two-player discrete model
+  (:mod:`stochctl.policies.game_policy`, rule ``"joint"``: one controller choosing the rate pair),
+  field measure; ``-nash``: each player its own (rule ``"nash"``); ``sgd+min`` / ``adam+min``:
+  both players the smaller of their two one-step rates (rule ``"min"``); candidates, selected by
+  name (not in the default selection :data:`METHOD_NAMES`);
 - ``ctl-sgd`` / ``ctl-adam``: the first study's table methods (continuous
   table, regression estimator), kept so its results folder still reads.
 
@@ -108,8 +113,12 @@ def controlled_scheduler(optimizer, *, steps: int, table: str = "local-quadratic
     return ControlledLR(optimizer, LocalPolicy(table, total_steps=steps), estimator=RegressionEstimator(mode="rms"))
 
 
-def measured_scheduler(optimizer, kind: str, curvature: str, *, steps: int, other):
-    """ControlledLR with the discrete-time table or the one-step closed form, curvature on the current batch."""
+def measured_scheduler(optimizer, kind: str, curvature: str, *, steps: int, other, game=None, role=None):
+    """ControlledLR with the discrete-time table or the one-step closed form, curvature on the current batch.
+
+    ``game``: a :class:`~stochctl.policies.game_policy.GameRule` shared by both players' schedulers
+    (``role`` ``"generator"`` or ``"discriminator"``): the rate pair of the two-player model.
+    """
     from ..policies import LocalPolicy, OneStepPolicy
     from ..trainers.torch_adapter import ControlledLR
 
@@ -117,7 +126,8 @@ def measured_scheduler(optimizer, kind: str, curvature: str, *, steps: int, othe
               else OneStepPolicy(u_max=U_MAX, total_steps=steps))
     return ControlledLR(optimizer, policy, curvature=curvature, curvature_every=CURVATURE_EVERY,
                         remeasure_growth=REMEASURE_GROWTH,
-                        other_params=list(other.parameters()) if curvature == "field" else None)
+                        other_params=list(other.parameters()) if curvature == "field" else None,
+                        game=game, role=role)
 
 
 # --------------------------------------------------------------------------------------
@@ -147,13 +157,24 @@ class Measured:
 
     policy: str = "discrete"
     curvature: str = DEFAULT_CURVATURE
+    game: str | None = None
 
     @property
     def coupled(self) -> bool:
         return self.curvature == "field"
 
-    def player(self, opt, rate, *, discriminator, steps, table, other) -> PlayerOptimizer:
-        return PlayerOptimizer(opt, measured_scheduler(opt, self.policy, self.curvature, steps=steps, other=other),
+    def pair(self):
+        """The rule both players' schedulers share (:class:`~stochctl.policies.game_policy.GameRule`), or None."""
+        if self.game is None:
+            return None
+        from ..policies.game_policy import GameRule
+
+        return GameRule(self.game, u_max=U_MAX)
+
+    def player(self, opt, rate, *, discriminator, steps, table, other, pair=None) -> PlayerOptimizer:
+        role = None if pair is None else ("discriminator" if discriminator else "generator")
+        return PlayerOptimizer(opt, measured_scheduler(opt, self.policy, self.curvature, steps=steps, other=other,
+                                                       game=pair, role=role),
                                base_lr=rate, kind="measured")
 
 
@@ -215,11 +236,14 @@ class Players:
 
     def __call__(self, G, D, rate: float, *, steps: int, table: str = "local-quadratic"):
         make = OPTIMIZERS[self.optimizer] if isinstance(self.optimizer, str) else self.optimizer
+        pair = self.scheduler.pair() if hasattr(self.scheduler, "pair") else None  # shared by both players
+        extra = {} if pair is None else {"pair": pair}
         out = []
         for net, other, r, is_d in ((G, D, rate, False), (D, G, self.d_ratio * rate, True)):
             opt = make(list(net.parameters()), r)
             out.append(PlayerOptimizer(opt, base_lr=r) if self.scheduler is None else
-                       self.scheduler.player(opt, r, discriminator=is_d, steps=steps, table=table, other=other))
+                       self.scheduler.player(opt, r, discriminator=is_d, steps=steps, table=table, other=other,
+                                             **extra))
         return out[0], out[1]
 
 
@@ -246,6 +270,8 @@ class Method:
         grad_evals: gradient evaluations of each player's loss per step, besides the scheduler's
             measurements (the runner counts those as they happen).
         legacy: a method of the first study (accepted, not in :data:`METHOD_NAMES`).
+        candidate: a candidate under evaluation (accepted by ``--methods``, not in the default
+            selection :data:`METHOD_NAMES`; listed in :data:`CANDIDATE_METHODS`).
     """
 
     name: str
@@ -257,6 +283,7 @@ class Method:
     multiplier: str | None = None
     grad_evals: int = 1
     legacy: bool = False
+    candidate: bool = False
 
     def __post_init__(self):
         if not isinstance(self.name, str) or not self.name.strip() or "," in self.name:
@@ -340,13 +367,27 @@ for _m in (
            baseline="adam"),
     Method("sgd+continuous", "sgd", Players("sgd", Table()), controlled=True, baseline="sgd"),
     Method("sgd+greedy", "sgd", Players("sgd", Measured("greedy", "field")), controlled=True, baseline="sgd"),
+    Method("sgd+game", "sgd", Players("sgd", Measured("greedy", "field", "joint")), controlled=True,
+           baseline="sgd", candidate=True),
+    Method("adam+game", "adam", Players("adam", Measured("greedy", "field", "joint")), controlled=True,
+           baseline="adam", candidate=True),
+    Method("sgd+game-nash", "sgd", Players("sgd", Measured("greedy", "field", "nash")), controlled=True,
+           baseline="sgd", candidate=True),
+    Method("adam+game-nash", "adam", Players("adam", Measured("greedy", "field", "nash")), controlled=True,
+           baseline="adam", candidate=True),
+    Method("sgd+min", "sgd", Players("sgd", Measured("greedy", "field", "min")), controlled=True, baseline="sgd",
+           candidate=True),
+    Method("adam+min", "adam", Players("adam", Measured("greedy", "field", "min")), controlled=True,
+           baseline="adam", candidate=True),
     Method("ctl-sgd", "sgd", Players("sgd", Table()), controlled=True, legacy=True),
     Method("ctl-adam", "adam", Players("adam", Table()), controlled=True, legacy=True),
 ):
     register(_m)
 
-METHOD_NAMES = tuple(m.name for m in METHODS.values() if not m.legacy)
+METHOD_NAMES = tuple(m.name for m in METHODS.values() if not (m.legacy or m.candidate))
 """The methods of the study (v2), in report order."""
+CANDIDATE_METHODS = tuple(m.name for m in METHODS.values() if m.candidate)
+"""Candidates under evaluation, accepted by name (the game-aware rates of issue 20)."""
 LEGACY_METHODS = tuple(m.name for m in METHODS.values() if m.legacy)
 """Methods of the first study, still accepted."""
 TABLE_METHODS = tuple(m.name for m in METHODS.values() if m.reads_table)
