@@ -31,6 +31,13 @@ The built-in methods take one base learning rate ``eta``:
   (``local-quadratic``) and the regression estimator (v1's ``ctl-sgd``);
 - ``sgd+greedy``: the ablation with the table-free one-step closed form
   :class:`~stochctl.policy.OneStepPolicy` (``u_max=1``), field measure;
+- ``sgd+game`` / ``adam+game``: both players' rates from the two-player discrete model
+  (:mod:`stochctl.policies.game_policy`, rule ``"joint"``: one controller choosing the rate pair),
+  field measure; ``-nash``: each player its own (rule ``"nash"``); ``sgd+game-min`` / ``adam+game-min``:
+  both players the smaller of their two one-step rates (rule ``"min"``); ``sgd+min`` / ``adam+min``:
+  both players the smaller of their two discrete-policy multipliers (``sgd+discrete`` paired by
+  :class:`~stochctl.trainers.pairing.MinPair`); candidates, selected by name (not in the default
+  selection :data:`METHOD_NAMES`);
 - ``ctl-sgd`` / ``ctl-adam``: the first study's table methods (continuous
   table, regression estimator), kept so its results folder still reads.
 
@@ -111,12 +118,14 @@ def controlled_scheduler(optimizer, *, steps: int, table: str = "local-quadratic
 
 
 def measured_scheduler(optimizer, kind: str, curvature: str, *, steps: int, other, u_max: float = U_MAX,
-                       every: int = CURVATURE_EVERY, displacement: str = "fd"):
+                       every: int = CURVATURE_EVERY, displacement: str = "fd", game=None, role=None):
     """ControlledLR with the discrete-time table or the one-step closed form, curvature on the current batch.
 
     ``displacement`` (:class:`~stochctl.trainers.torch_adapter.ControlledLR`): ``"fd"`` (infinitesimal
     one-sided difference), ``"jvp"`` (exact, double backward), ``"step"`` (the step about to be taken, at
     the last rate) or ``"secant"`` (the last step, on the current batch).
+    ``game``: a :class:`~stochctl.policies.game_policy.GameRule` shared by both players' schedulers
+    (``role`` ``"generator"`` or ``"discriminator"``): the rate pair of the two-player model.
     """
     from ..policies import LocalPolicy, OneStepPolicy
     from ..trainers.torch_adapter import ControlledLR
@@ -126,7 +135,8 @@ def measured_scheduler(optimizer, kind: str, curvature: str, *, steps: int, othe
     method, disp = ("hvp", "fd") if displacement == "jvp" else ("fd", displacement)
     return ControlledLR(optimizer, policy, curvature=curvature, curvature_every=every,
                         remeasure_growth=REMEASURE_GROWTH, method=method, displacement=disp,
-                        other_params=list(other.parameters()) if curvature == "field" else None)
+                        other_params=list(other.parameters()) if curvature == "field" else None,
+                        game=game, role=role)
 
 
 # --------------------------------------------------------------------------------------
@@ -161,6 +171,7 @@ class Measured:
 
     policy: str = "discrete"
     curvature: str = DEFAULT_CURVATURE
+    game: str | None = None
     u_max: float = U_MAX
     every: int = CURVATURE_EVERY
     displacement: str = "fd"
@@ -173,23 +184,33 @@ class Measured:
             raise InputError(f"displacement must be one of {DISPLACEMENTS}; got {self.displacement!r}")
         if self.pairing not in (None, "min"):
             raise InputError(f"pairing must be None or 'min'; got {self.pairing!r}")
+        if self.pairing is not None and self.game is not None:
+            raise InputError(f"give a game rule or a pairing, not both; got game={self.game!r}, "
+                             f"pairing={self.pairing!r}")
 
     @property
     def coupled(self) -> bool:
         return self.curvature == "field"
 
-    @property
-    def shared(self) -> bool:
-        """Whether the two players' schedulers share state (a pairing of their rates)."""
-        return self.pairing is not None
+    def pair(self):
+        """The state both players' schedulers share, or None: the game rule
+        (:class:`~stochctl.policies.game_policy.GameRule`) or the pairing (:class:`~stochctl.trainers.pairing.MinPair`)."""
+        if self.game is not None:
+            from ..policies.game_policy import GameRule
 
-    def player(self, opt, rate, *, discriminator, steps, table, other, shared=None) -> PlayerOptimizer:
-        sched = measured_scheduler(opt, self.policy, self.curvature, steps=steps, other=other, u_max=self.u_max,
-                                   every=self.every, displacement=self.displacement)
+            return GameRule(self.game, u_max=self.u_max)
         if self.pairing == "min":
             from ..trainers.pairing import MinPair
 
-            pair = shared.setdefault("pair", MinPair())
+            return MinPair()
+        return None
+
+    def player(self, opt, rate, *, discriminator, steps, table, other, pair=None) -> PlayerOptimizer:
+        game = pair if self.game is not None else None
+        role = None if game is None else ("discriminator" if discriminator else "generator")
+        sched = measured_scheduler(opt, self.policy, self.curvature, steps=steps, other=other, u_max=self.u_max,
+                                   every=self.every, displacement=self.displacement, game=game, role=role)
+        if self.pairing is not None:
             sched = pair.wrap(sched)
         return PlayerOptimizer(opt, sched, base_lr=rate, kind="measured")
 
@@ -252,13 +273,14 @@ class Players:
 
     def __call__(self, G, D, rate: float, *, steps: int, table: str = "local-quadratic"):
         make = OPTIMIZERS[self.optimizer] if isinstance(self.optimizer, str) else self.optimizer
+        pair = self.scheduler.pair() if hasattr(self.scheduler, "pair") else None  # shared by both players
+        extra = {} if pair is None else {"pair": pair}
         out = []
-        kw = {"shared": {}} if getattr(self.scheduler, "shared", False) else {}
         for net, other, r, is_d in ((G, D, rate, False), (D, G, self.d_ratio * rate, True)):
             opt = make(list(net.parameters()), r)
             out.append(PlayerOptimizer(opt, base_lr=r) if self.scheduler is None else
                        self.scheduler.player(opt, r, discriminator=is_d, steps=steps, table=table, other=other,
-                                             **kw))
+                                             **extra))
         return out[0], out[1]
 
 
@@ -285,6 +307,8 @@ class Method:
         grad_evals: gradient evaluations of each player's loss per step, besides the scheduler's
             measurements (the runner counts those as they happen).
         legacy: a method of the first study (accepted, not in :data:`METHOD_NAMES`).
+        candidate: a candidate under evaluation (accepted by ``--methods``, not in the default
+            selection :data:`METHOD_NAMES`; listed in :data:`CANDIDATE_METHODS`).
     """
 
     name: str
@@ -296,6 +320,7 @@ class Method:
     multiplier: str | None = None
     grad_evals: int = 1
     legacy: bool = False
+    candidate: bool = False
 
     def __post_init__(self):
         if not isinstance(self.name, str) or not self.name.strip() or "," in self.name:
@@ -379,16 +404,31 @@ for _m in (
            baseline="adam"),
     Method("sgd+continuous", "sgd", Players("sgd", Table()), controlled=True, baseline="sgd"),
     Method("sgd+greedy", "sgd", Players("sgd", Measured("greedy", "field")), controlled=True, baseline="sgd"),
-    Method("sgd+min", "sgd", Players("sgd", Measured("discrete", pairing="min")), controlled=True, baseline="sgd"),
+    Method("sgd+game", "sgd", Players("sgd", Measured("greedy", "field", "joint")), controlled=True,
+           baseline="sgd", candidate=True),
+    Method("adam+game", "adam", Players("adam", Measured("greedy", "field", "joint")), controlled=True,
+           baseline="adam", candidate=True),
+    Method("sgd+game-nash", "sgd", Players("sgd", Measured("greedy", "field", "nash")), controlled=True,
+           baseline="sgd", candidate=True),
+    Method("adam+game-nash", "adam", Players("adam", Measured("greedy", "field", "nash")), controlled=True,
+           baseline="adam", candidate=True),
+    Method("sgd+game-min", "sgd", Players("sgd", Measured("greedy", "field", "min")), controlled=True,
+           baseline="sgd", candidate=True),
+    Method("adam+game-min", "adam", Players("adam", Measured("greedy", "field", "min")), controlled=True,
+           baseline="adam", candidate=True),
+    Method("sgd+min", "sgd", Players("sgd", Measured("discrete", pairing="min")), controlled=True, baseline="sgd",
+           candidate=True),
     Method("adam+min", "adam", Players("adam", Measured("discrete", pairing="min")), controlled=True,
-           baseline="adam"),
+           baseline="adam", candidate=True),
     Method("ctl-sgd", "sgd", Players("sgd", Table()), controlled=True, legacy=True),
     Method("ctl-adam", "adam", Players("adam", Table()), controlled=True, legacy=True),
 ):
     register(_m)
 
-METHOD_NAMES = tuple(m.name for m in METHODS.values() if not m.legacy)
+METHOD_NAMES = tuple(m.name for m in METHODS.values() if not (m.legacy or m.candidate))
 """The methods of the study (v2), in report order."""
+CANDIDATE_METHODS = tuple(m.name for m in METHODS.values() if m.candidate)
+"""Candidates under evaluation, accepted by name (the game-aware rates of issue 20)."""
 LEGACY_METHODS = tuple(m.name for m in METHODS.values() if m.legacy)
 """Methods of the first study, still accepted."""
 TABLE_METHODS = tuple(m.name for m in METHODS.values() if m.reads_table)

@@ -14,9 +14,13 @@ raised) only when the scheduler's diagnostics are read (:meth:`~.torch_adapter.C
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from ..errors import InputError, require_extra
 from ..policies.controller import controller_step
 from ..policies.estimators import Estimate
+from ..policies.estimators.base import NONCONVEX, OK
+from ..policies.game_policy import Measurement
 from ..policies.local_policy import LocalPolicy
 from .curvature import _finite, _flat, _measure, _sumsq, step_direction
 
@@ -143,6 +147,8 @@ def measured_step(sched, closure, other_closure) -> None:
                            field=None if sched.curvature == "own" else fld)
             eta = float(sched.eta if sched.eta is not None else base)
             c = controller_step(sched.policy, k, est, eta=eta, lookup=sched._lookup, valid=valid)
+            if sched.game is not None:
+                c = _game_control(sched, c, own, fld, sig, noise, eta)
             sched._record(i, est, c, ~finite, k)
             lrs.append(float(sched.base_lrs[i]) * c.multiplier)
             if sched.displacement == "secant":  # this step's direction, for the next measurement's secant
@@ -183,6 +189,21 @@ def _displacement(sched, i, d, dd):
         pdd = _sumsq(prev).double()
         return prev, torch.as_tensor(lr, dtype=pdd.dtype, device=pdd.device) * torch.sqrt(pdd), pdd
     return d, None, dd
+
+
+def _game_control(sched, c, own, fld, sig, noise, eta):
+    """The player's multiplier from the shared game rule (:class:`~stochctl.policies.game_policy.GameRule`).
+
+    Where the per-player step is OK or NONCONVEX (a finite measurement, the noise ratio ready) the
+    multiplier is the rule's, from this player's measurement and the other player's latest; elsewhere
+    (warm-up, fallback) it stays the per-player one.
+    """
+    g2 = sig + noise
+    meas = Measurement(own, torch.full_like(own, float("nan")) if sched.curvature == "own" else fld,
+                       sig / g2, g2, eta)
+    u = sched.game.multiplier(sched.role, meas, c.multiplier)
+    use = (c.status == OK) | (c.status == NONCONVEX)
+    return replace(c, multiplier=torch.where(use, u, c.multiplier))
 
 
 def _known(params, copies):

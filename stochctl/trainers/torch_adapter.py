@@ -73,6 +73,7 @@ import numpy as np
 from ..errors import DivergenceError, InputError, require_extra
 from ..policies.controller import COUNT_NAMES, Tally, controller_step, fold_tallies, to_python
 from ..policies.estimators import Estimate, RegressionEstimator
+from ..policies.game_policy import ROLES, GameRule
 from ..policies.local_policy import LocalPolicy
 from ._measured import LaggedFlag, accepts_tensor_lr, check_closures, measured_step
 from ._views import _flat, _grad_views, _param_views, _to_numpy, _to_torch
@@ -83,7 +84,7 @@ LRScheduler = torch.optim.lr_scheduler.LRScheduler
 
 METRIC_KEYS = ("a", "s2", "grad_norm")
 _TRANSIENT = ("optimizer", "policy", "estimators", "_hook", "_metrics", "_last", "_views", "_noise", "_prev_d",
-              "_other", "_init", "_flag", "_lookup", "_pending", "_flags")
+              "_other", "_init", "_flag", "_lookup", "_pending", "_flags", "game")
 CURVATURES = (None, "own", "field")
 DISPLACEMENTS = ("fd", "step", "secant")
 
@@ -142,6 +143,13 @@ class ControlledLR(LRScheduler):
             synchronisation) every this many steps and raise
             :class:`~stochctl.errors.DivergenceError` if a step diverged; None
             (default): only when the diagnostics are read.
+        game: curvature modes, opt-in: a :class:`~stochctl.policies.game_policy.GameRule`
+            shared with the other player's scheduler; the rate is then the
+            rule's rate pair from both players' latest measurements (the
+            per-player ``policy`` gives the status and the rate until both
+            players have been measured, and during warm-up). None (default):
+            the per-player rate.
+        role: with ``game``: ``"generator"`` or ``"discriminator"``.
 
     Attributes (the diagnostics are kept as tensors and converted when read;
     reading them raises :class:`~stochctl.errors.DivergenceError` once for
@@ -161,7 +169,8 @@ class ControlledLR(LRScheduler):
     def __init__(self, optimizer, policy, *, estimator=None, eta: float | None = None, every: int = 1,
                  last_epoch: int = -1, curvature: str | None = None, method: str = "fd",
                  curvature_every: int = 1, noise_beta: float = 0.9, other_params=None,
-                 remeasure_growth: float | None = 2.0, check_every: int | None = None, displacement: str = "fd"):
+                 remeasure_growth: float | None = 2.0, check_every: int | None = None, displacement: str = "fd",
+                 game=None, role: str | None = None):
         if not isinstance(optimizer, torch.optim.Optimizer):
             raise InputError(f"optimizer must be a torch.optim.Optimizer; got {type(optimizer).__name__}")
         if not callable(policy):
@@ -196,6 +205,8 @@ class ControlledLR(LRScheduler):
                                         or check_every < 1):
             raise InputError(f"check_every must be a positive integer or None; got {check_every!r}")
         self.check_every = check_every
+        _check_game(game, role, curvature, policy, n)
+        self.game, self.role = game, role
         self._noise = [NoiseRatio(noise_beta) for _ in range(n)]
         self._stored = [None] * n  # per group: tensor [own, field] of its last measurement
         self._prev_d = [None] * n  # per group: its last step's direction (displacement="secant")
@@ -445,6 +456,23 @@ class ControlledLR(LRScheduler):
             est.load_state_dict(_to_numpy(st))
         self._pending, self._flags = [], []  # the loaded state counted its own steps
         super().load_state_dict(sd)
+
+
+def _check_game(game, role, curvature, policy, n) -> None:
+    if game is None:
+        if role is not None:
+            raise InputError(f"role= is for a game rule (game=GameRule(...)); got role={role!r} without one")
+        return
+    if not isinstance(game, GameRule):
+        raise InputError(f"game must be a GameRule (stochctl.policies.game_policy) or None; got {game!r}")
+    if role not in ROLES:
+        raise InputError(f"game= needs role= one of {', '.join(ROLES)}; got {role!r}")
+    if curvature is None:
+        raise InputError("game= needs a measured curvature: curvature='field' (or 'own', without the coupling)")
+    if not isinstance(policy, LocalPolicy):
+        raise InputError(f"game= needs a LocalPolicy or OneStepPolicy as the per-player policy; got {policy!r}")
+    if n != 1:
+        raise InputError(f"game= needs an optimizer with one parameter group per player; got {n}")
 
 
 def _python_estimate(e):
