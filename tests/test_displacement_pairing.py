@@ -25,7 +25,7 @@ def _quartic_steps(displacement, *, x0=1.3, lr=0.2, steps=2, method="fd"):
     x = torch.tensor([x0], dtype=F64, requires_grad=True)
     opt = torch.optim.SGD([x], lr=lr)
     sched = ControlledLR(opt, OneStepPolicy(u_max=1.0), curvature="own", displacement=displacement, method=method,
-                         remeasure_growth=None)
+                         remeasure_growth=None, curvature_every=1)
     xs, lrs, seen = [], [], []
     for _ in range(steps):
         closure = lambda: (x ** 4 / 4).sum()  # noqa: E731
@@ -76,7 +76,7 @@ def test_a_vanishing_last_rate_measures_infinitesimally():
     # difference 0 / 0: below the infinitesimal displacement, that one is taken instead
     x = torch.tensor([1.0], dtype=F64, requires_grad=True)
     opt = torch.optim.SGD([x], lr=0.0 + 1e-300)
-    sched = ControlledLR(opt, OneStepPolicy(), curvature="own", displacement="step")
+    sched = ControlledLR(opt, OneStepPolicy(), curvature="own", displacement="step", curvature_every=1)
     (x ** 4 / 4).sum().backward()
     sched.step(closure=lambda: (x ** 4 / 4).sum())
     assert sched.last_curvature[0][0] == pytest.approx(3.0, rel=1e-6)
@@ -86,10 +86,10 @@ def test_a_vanishing_last_rate_measures_infinitesimally():
 def test_displacement_bad_input():
     x = torch.tensor([1.0], dtype=F64, requires_grad=True)
     with pytest.raises(InputError, match="displacement must be one of .*; got 'far'"):
-        ControlledLR(torch.optim.SGD([x], lr=0.1), OneStepPolicy(), curvature="own", displacement="far")
+        ControlledLR(torch.optim.SGD([x], lr=0.1), OneStepPolicy(), curvature="own", displacement="far", curvature_every=1)
     with pytest.raises(InputError, match="needs method='fd'"):
         ControlledLR(torch.optim.SGD([x], lr=0.1), OneStepPolicy(), curvature="own", displacement="step",
-                     method="hvp")
+                     method="hvp", curvature_every=1)
     with pytest.raises(InputError, match="displacement must be one of"):
         M.Measured(displacement="far")
     with pytest.raises(InputError, match="pairing must be None or 'min'"):
@@ -129,7 +129,7 @@ def test_the_study_pairs_the_two_measured_schedulers():
     G, D = task.networks()
     opt_g, opt_d = M.build_optimizers("sgd+min", G, D, 0.5, steps=5)
     assert opt_g.scheduler.pair is opt_d.scheduler.pair
-    unpaired = M.build_optimizers("sgd+discrete", G, D, 0.5, steps=5)
+    unpaired = M.build_optimizers("sgd+discrete-unpaired", G, D, 0.5, steps=5)
     assert not isinstance(unpaired[0].scheduler, PairedLR)
     bce = torch.nn.functional.binary_cross_entropy_with_logits
     gen = torch.Generator().manual_seed(0)
@@ -152,3 +152,26 @@ def test_the_study_pairs_the_two_measured_schedulers():
         # the generator stepped last: its rate is the smaller of its own and the discriminator's multiplier
         assert float(opt_g.optimizer.param_groups[0]["lr"]) == pytest.approx(0.5 * min(u_g, u_d))
         assert float(opt_d.optimizer.param_groups[0]["lr"]) <= 0.5 * u_d + 1e-15
+
+
+# ---------------------------------------------------------------------------------------------
+# the recommended measuring interval is the default
+
+
+def test_the_default_measuring_interval_is_twenty_steps():
+    import inspect
+
+    from stochctl.trainers import optax_adapter  # noqa: F401  (imports jax only when called)
+    from stochctl.trainers.torch_adapter import CURVATURE_EVERY
+
+    x = torch.tensor([1.0, -2.0], dtype=F64, requires_grad=True)
+    opt = torch.optim.SGD([x], lr=0.1)
+    sched = ControlledLR(opt, OneStepPolicy(), curvature="own", remeasure_growth=None)
+    for _ in range(45):
+        closure = lambda: (x ** 2).sum()  # noqa: E731
+        opt.zero_grad()
+        closure().backward()
+        sched.step(closure=closure)
+        opt.step()
+    assert CURVATURE_EVERY == 20 and sched.curvature_measurements == 3  # steps 0, 20, 40
+    assert inspect.signature(optax_adapter.scale_by_policy).parameters["curvature_every"].default == CURVATURE_EVERY
