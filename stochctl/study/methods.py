@@ -19,14 +19,20 @@ The built-in methods take one base learning rate ``eta``:
 - ``gap``: Adam (betas 0.5, 0.999) at ``eta`` for both players, the
   discriminator's rate multiplied by the gap-aware scheduling function of
   Hazimeh and Ponomareva (:class:`GapAwareLR`);
-- ``sgd+discrete`` / ``adam+discrete``: SGD / Adam (betas 0.5, 0.999) with
-  :class:`~stochctl.policy.ControlledLR` and the discrete-time policy
-  ``LocalPolicy("local-discrete", total_steps=K, u_max=1)``, the curvature of
+- ``sgd+discrete`` / ``adam+discrete`` (the recommended controller): SGD / Adam (betas 0.5, 0.999)
+  with :class:`~stochctl.policy.ControlledLR` and the discrete-time policy
+  ``LocalPolicy("local-discrete", total_steps=K, u_max=1)`` for each player, the curvature of
   the step about to be taken measured on the current batch with the default
-  measure :data:`DEFAULT_CURVATURE` (``"field"``), every
-  :data:`CURVATURE_EVERY` (10) steps and at any step where the player's
-  gradient norm has more than doubled since its last measurement; the
-  variants ``-own`` and ``-field`` fix the measure;
+  measure :data:`DEFAULT_CURVATURE` (``"field"``, infinitesimal one-sided difference), every
+  :data:`RECOMMENDED_EVERY` (20) steps and at any step where the player's
+  gradient norm has more than doubled since its last measurement, and both
+  players stepping at the smaller of their two multipliers (:data:`PAIRING` ``"min"``,
+  :class:`~stochctl.trainers.pairing.MinPair`); the variants ``-own`` and ``-field`` fix the
+  measure. The controller ablation (``results/controller-ablation``) chose the pairing, the
+  interval, the displacement and ``u_max`` from the data: per-player rates left the ratio of the
+  two rates to chance and lost quality at high base rates, the paired rates did not;
+- ``sgd+discrete-unpaired`` / ``adam+discrete-unpaired``: the per-player rule as study v2 ran
+  it (each player its own multiplier, every :data:`CURVATURE_EVERY` (10) steps); candidates;
 - ``sgd+continuous``: the ablation with the continuous-time table
   (``local-quadratic``) and the regression estimator (v1's ``ctl-sgd``);
 - ``sgd+greedy``: the ablation with the table-free one-step closed form
@@ -35,9 +41,8 @@ The built-in methods take one base learning rate ``eta``:
   (:mod:`stochctl.policies.game_policy`, rule ``"joint"``: one controller choosing the rate pair),
   field measure; ``-nash``: each player its own (rule ``"nash"``); ``sgd+game-min`` / ``adam+game-min``:
   both players the smaller of their two one-step rates (rule ``"min"``); ``sgd+min`` / ``adam+min``:
-  both players the smaller of their two discrete-policy multipliers (``sgd+discrete`` paired by
-  :class:`~stochctl.trainers.pairing.MinPair`); candidates, selected by name (not in the default
-  selection :data:`METHOD_NAMES`);
+  ``sgd+discrete`` as the ablation ran it (paired, every 10 steps); candidates, selected by name
+  (not in the default selection :data:`METHOD_NAMES`);
 - ``ctl-sgd`` / ``ctl-adam``: the first study's table methods (continuous
   table, regression estimator), kept so its results folder still reads.
 
@@ -87,6 +92,11 @@ U_MAX = 1.0
 CURVATURE_EVERY = 10
 """Measured-curvature methods measure every 10 steps (about 25% of a base step for ``own``, 50% for
 ``field``, against 130% and 380% at every step: ``benchmarks/bench_curvature.py``) ..."""
+RECOMMENDED_EVERY = 20
+"""... except the recommended controller (``sgd+discrete``, ``adam+discrete`` and their ``-own``/``-field``
+variants), which measures every 20 steps, within 30% of a base step (results/controller-ablation)."""
+PAIRING = "min"
+"""The recommended controller's pairing of the two players' rates (:class:`~stochctl.trainers.pairing.MinPair`)."""
 REMEASURE_GROWTH = 2.0
 """... and sooner when a player's gradient norm has doubled since its last measurement."""
 ADAM_BETAS = (0.5, 0.999)
@@ -386,21 +396,22 @@ def check_method(name: str) -> str:
 
 
 _SGD, _ADAM = Players("sgd"), Players("adam")
+_REC = dict(pairing=PAIRING, every=RECOMMENDED_EVERY)
 for _m in (
     Method("sgd", "sgd", _SGD),
     Method("adam", "adam", _ADAM),
     Method("ttur", "adam", Players("adam", d_ratio=TTUR_RATIO)),
     Method("csgd", "sgd", Players("csgd")),
     Method("gap", "adam", Players("adam", GapAware())),
-    Method("sgd+discrete", "sgd", Players("sgd", Measured("discrete")), controlled=True, baseline="sgd"),
-    Method("adam+discrete", "adam", Players("adam", Measured("discrete")), controlled=True, baseline="adam"),
-    Method("sgd+discrete-own", "sgd", Players("sgd", Measured("discrete", "own")), controlled=True,
+    Method("sgd+discrete", "sgd", Players("sgd", Measured("discrete", **_REC)), controlled=True, baseline="sgd"),
+    Method("adam+discrete", "adam", Players("adam", Measured("discrete", **_REC)), controlled=True, baseline="adam"),
+    Method("sgd+discrete-own", "sgd", Players("sgd", Measured("discrete", "own", **_REC)), controlled=True,
            baseline="sgd"),
-    Method("sgd+discrete-field", "sgd", Players("sgd", Measured("discrete", "field")), controlled=True,
+    Method("sgd+discrete-field", "sgd", Players("sgd", Measured("discrete", "field", **_REC)), controlled=True,
            baseline="sgd"),
-    Method("adam+discrete-own", "adam", Players("adam", Measured("discrete", "own")), controlled=True,
+    Method("adam+discrete-own", "adam", Players("adam", Measured("discrete", "own", **_REC)), controlled=True,
            baseline="adam"),
-    Method("adam+discrete-field", "adam", Players("adam", Measured("discrete", "field")), controlled=True,
+    Method("adam+discrete-field", "adam", Players("adam", Measured("discrete", "field", **_REC)), controlled=True,
            baseline="adam"),
     Method("sgd+continuous", "sgd", Players("sgd", Table()), controlled=True, baseline="sgd"),
     Method("sgd+greedy", "sgd", Players("sgd", Measured("greedy", "field")), controlled=True, baseline="sgd"),
@@ -419,6 +430,10 @@ for _m in (
     Method("sgd+min", "sgd", Players("sgd", Measured("discrete", pairing="min")), controlled=True, baseline="sgd",
            candidate=True),
     Method("adam+min", "adam", Players("adam", Measured("discrete", pairing="min")), controlled=True,
+           baseline="adam", candidate=True),
+    Method("sgd+discrete-unpaired", "sgd", Players("sgd", Measured("discrete")), controlled=True, baseline="sgd",
+           candidate=True),
+    Method("adam+discrete-unpaired", "adam", Players("adam", Measured("discrete")), controlled=True,
            baseline="adam", candidate=True),
     Method("ctl-sgd", "sgd", Players("sgd", Table()), controlled=True, legacy=True),
     Method("ctl-adam", "adam", Players("adam", Table()), controlled=True, legacy=True),
