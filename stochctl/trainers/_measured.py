@@ -175,9 +175,8 @@ def _game_control(sched, c, own, fld, sig, noise, eta):
     multiplier is the rule's, from this player's measurement and the other player's latest; elsewhere
     (warm-up, fallback) it stays the per-player one.
     """
-    g2 = sig + noise
     meas = Measurement(own, torch.full_like(own, float("nan")) if sched.curvature == "own" else fld,
-                       sig / g2, g2, eta)
+                       sig / (sig + noise), eta)
     u = sched.game.multiplier(sched.role, meas, c.multiplier)
     use = (c.status == OK) | (c.status == NONCONVEX)
     return replace(c, multiplier=torch.where(use, u, c.multiplier))
