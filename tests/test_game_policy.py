@@ -318,7 +318,9 @@ def test_controlled_gan_with_the_game_rule_makes_no_host_read(monkeypatch):
     assert count["n"] == 0
     # the generator's last rate is the rule's, from its last measurement and the discriminator's latest
     g, d = rule.latest["generator"], rule.latest["discriminator"]
-    x_g, _ = rate_pair(*(float(v) for v in (g.a, g.m, g.r, d.a, d.m, d.r)), eta_g=2.0, eta_d=2.0, rule="joint")
+    x_g, _ = rate_pair(*(float(v) for v in (g.a, g.m, g.r, d.a, d.m, d.r)), eta_g=2.0, eta_d=2.0, rule="joint",
+                       c_g=float(g.c), c_d=float(d.c))
+    assert math.isfinite(float(g.c)) and math.isfinite(float(d.c))
     assert float(opt_g.param_groups[0]["lr"]) == pytest.approx(min(float(x_g), 2.0), rel=1e-6)
     assert sum(sched_g.counts.values()) == 15 and sched_g.divergences == 0
 
@@ -338,3 +340,33 @@ def test_controlled_lr_refuses_a_game_without_what_it_needs():
         ControlledLR(opt, pol, curvature="own", role="generator")
     with pytest.raises(InputError, match="game must be a GameRule"):
         ControlledLR(opt, pol, curvature="own", game="joint", role="generator")
+
+
+def test_measured_coupling_is_the_off_diagonal_entry_in_the_step_directions(rng):
+    """On a quadratic game in R^3 x R^2 (G's loss a theta^T A theta / 2 + theta^T B omega, D's loss
+    omega^T C omega / 2 - theta^T B omega) the fd measurement's ``cross`` of G's step is
+    e_D . (-B^T e_G) with e_G = grad_G / |grad_G|, e_D = grad_D / |grad_D|, and the rate pair uses
+    |c_G c_D| as beta_G beta_D."""
+    torch = pytest.importorskip("torch")
+    from stochctl.trainers.curvature import _measure
+
+    A = torch.tensor(np.diag([0.5, -0.3, 1.0]))
+    B = torch.tensor(rng.normal(size=(3, 2)))
+    C = torch.tensor(np.diag([2.0, 1.0]))
+    th = torch.tensor(rng.normal(size=3), requires_grad=True)
+    om = torch.tensor(rng.normal(size=2), requires_grad=True)
+    lg = lambda: th @ A @ th / 2 + th @ B @ om  # noqa: E731
+    ld = lambda: om @ C @ om / 2 - th @ B @ om  # noqa: E731
+    g_g = torch.autograd.grad(lg(), [th])[0]
+    g_d = torch.autograd.grad(ld(), [om])[0]
+    parts = {}
+    own, fld, ok = _measure([lg, ld], [[th], [om]], 0, [g_g], "fd", None, field=True, known=[[g_g], None],
+                            parts=parts)
+    e_g, e_d = g_g / g_g.norm(), g_d / g_d.norm()
+    assert float(parts["cross"]) == pytest.approx(float(e_d @ (-B.T @ e_g)), rel=1e-5)
+    assert float(own) == pytest.approx(float(e_g @ A @ e_g), rel=1e-5)
+    assert float(fld) == pytest.approx(float(torch.cat([A @ e_g, -B.T @ e_g]).norm()), rel=1e-5)
+    # the rule: with both couplings given, beta_G beta_D = |c_G c_D| replaces the field's bound
+    x_with = rate_pair(0.5, 3.0, 0.5, 2.0, 3.0, 0.5, eta_g=10.0, eta_d=10.0, rule="nash", c_g=0.3, c_d=-0.4)
+    x_g, a_eff = generator_rate(x_with[1], 0.5, 0.5, 2.0, 0.12, 1 / 3.0)
+    assert float(x_with[0]) == pytest.approx(float(x_g)) and float(a_eff) == pytest.approx(0.5 + float(x_with[1]) * 0.12)

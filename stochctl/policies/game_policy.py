@@ -5,9 +5,10 @@ coordinate z_p along its step direction; the signed field (each player's gradien
 
     F = J z + noise,   J = [[a_G, J_GD], [J_DG, a_D]],   J_GD J_DG = -beta_G beta_D   (rotational coupling),
 
-with a_p the own curvature per unit of rate and beta_p = sqrt(m_p^2 - a_p^2) the cross part of the
-field measure m_p = |J[:, p] d_p| / |d_p| (how much the other player's gradient moves per unit step of
-p). The players alternate, the discriminator first (the study's trainers): with x_p = eta_p u_p,
+with a_p the own curvature per unit of rate and beta_G beta_D = |J_GD J_DG| the product of the couplings:
+measured in the players' step directions (:mod:`stochctl.trainers.curvature`, ``parts["cross"]``:
+the other player's gradient response along its own gradient per unit step of p), or else bounded by
+beta_p = sqrt(m_p^2 - a_p^2), the cross part of the field measure m_p = |J[:, p] d_p| / |d_p|. The players alternate, the discriminator first (the study's trainers): with x_p = eta_p u_p,
 
     z_D <- z_D - x_D (F_D(z) + s_D xi_D),   z_G <- z_G - x_G (F_G(z_G, z_D') + s_G xi_G).
 
@@ -144,7 +145,7 @@ def joint_cost(x_d, x_g, a_eff, a_d, r_g, r_d):
 
 
 def rate_pair(a_g, m_g, r_g, a_d, m_d, r_d, *, eta_g, eta_d, u_max=1.0, rule="joint",
-              margin=MARGIN, points=JOINT_POINTS):
+              margin=MARGIN, points=JOINT_POINTS, c_g=None, c_d=None):
     """The effective rates (x_G, x_D) = (eta_G u_G, eta_D u_D) of a rule (module docstring).
 
     Args:
@@ -156,6 +157,10 @@ def rate_pair(a_g, m_g, r_g, a_d, m_d, r_d, *, eta_g, eta_d, u_max=1.0, rule="jo
         rule: one of :data:`RULES`.
         margin: x_G at most ``margin`` times the stability bound of the round map.
         points: grid points of the ``"joint"`` minimisation.
+        c_g, c_d: the reduced couplings J_DG (measured along G's step) and J_GD (along D's step);
+            where both are finite, beta_G beta_D = |c_G c_D| (the rotational model's product), else
+            beta_p = sqrt(m_p^2 - a_p^2) from the field measures (an upper bound: it also counts the
+            part of H_pp d_p off the direction d_p).
 
     Returns:
         (x_G, x_D), arrays of the inputs' library.
@@ -171,8 +176,10 @@ def rate_pair(a_g, m_g, r_g, a_d, m_d, r_d, *, eta_g, eta_d, u_max=1.0, rule="jo
     if rule == "min":
         x = xp.fmin(one_step_rate(a_g, r_g, cap_g, xp), x_d1)
         return x, x
-    beta_g, beta_d = coupling(a_g, m_g, xp), coupling(a_d, m_d, xp)
-    b2 = beta_g * beta_d
+    b2 = coupling(a_g, m_g, xp) * coupling(a_d, m_d, xp)
+    if c_g is not None and c_d is not None:
+        prod = xp.abs(xp.zeros_like(b2) + c_g * c_d)
+        b2 = xp.where(xp.isnan(prod), b2, prod)
     if rule == "nash":
         x_g, _ = generator_rate(x_d1, a_g, r_g, a_d, b2, cap_g, margin, xp)
         return x_g, x_d1
@@ -204,12 +211,15 @@ def _take(grid, idx, xp):
 
 @dataclass(frozen=True)
 class Measurement:
-    """One player's inputs to a rule: own curvature a, field measure m, SNR r (arrays), base rate eta."""
+    """One player's inputs to a rule (arrays): own curvature a, field measure m, SNR r, base rate eta, and
+    optionally c, the reduced coupling measured along this player's step (the other player's gradient
+    response along its own gradient per unit step; NaN: not measured, beta from the field measure)."""
 
     a: Any
     m: Any
     r: Any
     eta: float
+    c: Any = float("nan")
 
 
 class GameRule:
@@ -250,7 +260,7 @@ class GameRule:
             return fallback
         g, d = (meas, other) if role == "generator" else (other, meas)
         x_g, x_d = rate_pair(g.a, g.m, g.r, d.a, d.m, d.r, eta_g=g.eta, eta_d=d.eta,
-                             u_max=self.u_max, rule=self.rule, margin=self.margin)
+                             u_max=self.u_max, rule=self.rule, margin=self.margin, c_g=g.c, c_d=d.c)
         x = x_g if role == "generator" else x_d
         xp = _xp(x)
         u = xp.clip(x / meas.eta, 0.0, self.u_max)

@@ -197,6 +197,7 @@ class ControlledLR(LRScheduler):
         self.game, self.role = game, role
         self._noise = [NoiseRatio(noise_beta) for _ in range(n)]
         self._stored = [None] * n  # per group: tensor [own, field] of its last measurement
+        self._cross = [None] * n  # per group: the reduced coupling of its last measurement (curvature.py)
         self._measured_gg = [None] * n  # |g|^2 of each group at its last measurement
         self.remeasurements = 0
         self.curvature_measurements = 0
