@@ -141,8 +141,9 @@ class ControlledLR(LRScheduler):
             shared with the other player's scheduler; the rate is then the
             rule's rate pair from both players' latest measurements (the
             per-player ``policy`` gives the status and the rate until both
-            players have been measured, and during warm-up). None (default):
-            the per-player rate.
+            players have been measured, and during warm-up); the coupling is
+            measured with ``method="fd"`` (with ``"hvp"`` the field measure's
+            upper bound stands in). None (default): the per-player rate.
         role: with ``game``: ``"generator"`` or ``"discriminator"``.
 
     Attributes (the diagnostics are kept as tensors and converted when read;
