@@ -5,9 +5,10 @@ coordinate z_p along its step direction; the signed field (each player's gradien
 
     F = J z + noise,   J = [[a_G, J_GD], [J_DG, a_D]],   J_GD J_DG = -beta_G beta_D   (rotational coupling),
 
-with a_p the own curvature per unit of rate and beta_p = sqrt(m_p^2 - a_p^2) the cross part of the
-field measure m_p = |J[:, p] d_p| / |d_p| (how much the other player's gradient moves per unit step of
-p). The players alternate, the discriminator first (the study's trainers): with x_p = eta_p u_p,
+with a_p the own curvature per unit of rate and beta_G beta_D = |J_GD J_DG| the product of the couplings:
+measured in the players' step directions (:mod:`stochctl.trainers.curvature`, ``parts["cross"]``:
+the other player's gradient response along its own gradient per unit step of p), or else bounded by
+beta_p = sqrt(m_p^2 - a_p^2), the cross part of the field measure m_p = |J[:, p] d_p| / |d_p|. The players alternate, the discriminator first (the study's trainers): with x_p = eta_p u_p,
 
     z_D <- z_D - x_D (F_D(z) + s_D xi_D),   z_G <- z_G - x_G (F_G(z_G, z_D') + s_G xi_G).
 
@@ -20,18 +21,20 @@ step x_D a_D = 1 it is the Schur complement a_S = a_G + beta_G beta_D / a_D, the
 min-max landscape). The noiseless round map has trace T = 2 - x_G a_G - x_D a_D - x_G x_D beta_G beta_D
 and determinant Delta = (1 - x_G a_G)(1 - x_D a_D); it is stable iff |Delta| < 1 and |T| < 1 + Delta.
 
-Rules (r_p = SNR_p = |E g_p|^2 / E|g_p|^2, g2_p = E|g_p|^2, caps cap_p = min(eta_p u_max, 1 / m_p)):
+Rules (r_p = SNR_p = |E g_p|^2 / E|g_p|^2, caps cap_p = min(eta_p u_max, 1 / m_p)):
 
 - ``"nash"``: each player minimises its own next gradient second moment: x_D = min(r_D / a_D, cap_D)
   (the one-player rule), x_G = min(r_G / a_eff, cap_G, margin x_stab) where a_eff > 0, else the cap
-  (the endpoint rule); x_stab is the largest stable x_G of the round map (Jury conditions), and
-  x_G <= x_D where det J <= 0 (no stable pair exists: the generator is tied to the discriminator).
+  (the endpoint rule); x_stab is the largest stable x_G of the round map (Jury conditions); where
+  det J = a_G a_D + beta_G beta_D <= 0 no stable pair exists and x_G <= min(x_D, cap_G) instead (the
+  generator tied to the discriminator).
 - ``"joint"``: one controller minimises the sum of both players' normalised costs
-  C(x_D) = C_D + C_G + C_X over x_D in [0, cap_D] (x_G as in ``"nash"`` given x_D):
+  C(x_D) = C_D + C_G over x_D in [0, cap_D] (x_G as in ``"nash"`` given x_D):
 
-      C_D = (1 - q)^2 r_D + q^2 (1 - r_D),  q = x_D a_D            (D's gradient after its move / g2_D)
-      C_G = (1 - v)^2 r_G + v^2 (1 - r_G),  v = x_G a_eff           (G's gradient at its next move / g2_G)
-      C_X = x_D^2 beta_D^2 (g2_D / g2_G) (C_D + 1 - r_D)            (D's next move seen by G)
+      C_D = (1 - q)^2 r_D + q^2 (1 - r_D),  q = x_D a_D   (E (D's gradient after its move)^2 / E|g_D|^2)
+      C_G = (1 - v)^2 r_G + v^2 (1 - r_G),  v = x_G a_eff  (E (G's gradient at its next move)^2 / E|g_G|^2,
+                                                           without D's own displacement, counted in C_D),
+      C_G = r_G where a_eff <= 0 (no minimum along G's direction: its cost is not informative)
 
   minimised on a grid of ``JOINT_POINTS`` values of x_D (no host synchronisation).
 - ``"min"``: both players take the smaller of their two one-step rates, x_G = x_D = min(x_G^1, x_D^1),
@@ -66,14 +69,13 @@ def _xp(*arrays):
     return np
 
 
-def _pos(x, xp):
-    """x where x > 0, else +inf (a bound that does not apply)."""
-    return xp.where(x > 0, x, xp.zeros_like(x) + np.inf)
+def _safe(x, xp):
+    """x where x > 0, else 1 (a divisor that never divides by zero; the caller masks those entries)."""
+    return xp.where(x > 0, x, xp.ones_like(x))
 
 
-def _inv_pos(x, xp):
-    """1 / x where x > 0, else +inf."""
-    return xp.where(x > 0, 1.0 / xp.where(x > 0, x, xp.ones_like(x)), xp.zeros_like(x) + np.inf)
+def _inf(x, xp):
+    return xp.zeros_like(x) + np.inf
 
 
 def coupling(a, m, xp=None):
@@ -86,10 +88,11 @@ def coupling(a, m, xp=None):
     return xp.sqrt(xp.clip(m * m - a * a, 0.0, None))
 
 
-def one_step_rate(a, m, r, cap, xp=None):
+def one_step_rate(a, r, cap, xp=None):
     """The one-player one-step rate x = min(r / a, cap) (cap where a <= 0): eta u = SNR / a, capped."""
-    xp = _xp(a, m, r) if xp is None else xp
-    return xp.fmin(r * _inv_pos(a, xp), cap + 0.0 * a)
+    xp = _xp(a, r) if xp is None else xp
+    cap = cap + xp.zeros_like(a)
+    return xp.where(a > 0, xp.fmin(r / _safe(a, xp), cap), cap)
 
 
 def stable_bound(x_d, a_g, a_d, b2, xp=None):
@@ -98,31 +101,37 @@ def stable_bound(x_d, a_g, a_d, b2, xp=None):
     Jury conditions of lambda^2 - T lambda + Delta, each affine in x_G (q = x_D a_D):
     1 - Delta = q + x_G a_G (1 - q) >= 0;  1 + Delta = 2 - q - x_G a_G (1 - q) >= 0;
     1 + Delta - T = x_G x_D (a_G a_D + b2) >= 0;  1 + Delta + T = 4 - 2 q - x_G (a_G (2 - q) + x_D b2) >= 0.
-    Where a_G a_D + b2 <= 0 (det J <= 0) no x_G > 0 is stable; the bound returned is then x_D (the
-    generator tied to the discriminator), which the rules apply without the margin.
+    The third holds for every x_G >= 0 where det J = a_G a_D + b2 > 0 and for none > 0 where det J < 0
+    (:func:`generator_rate` ties the generator to the discriminator there); the bound returned is that
+    of the other three, for 0 < q <= 1 (0 where q <= 0 and a_G < 0: no stabilising discriminator step).
     """
     xp = _xp(x_d, a_g, a_d, b2) if xp is None else xp
     q = x_d * a_d
     k1 = a_g * (1.0 - q)
-    bound = xp.fmin(_pos(q, xp) * _inv_pos(-k1, xp), (2.0 - q) * _inv_pos(k1, xp))
     k4 = a_g * (2.0 - q) + x_d * b2
-    bound = xp.fmin(bound, (4.0 - 2.0 * q) * _inv_pos(k4, xp))
-    # q <= 0 with a_G < 0 (no stabilising discriminator step): Delta > 1 for every x_G > 0
-    bound = xp.where((q <= 0) & (k1 < 0), xp.zeros_like(bound), bound)
-    return bound
+    inf = _inf(q + k4, xp)
+    bound = xp.where(k1 < 0, q / _safe(-k1, xp), inf)
+    bound = xp.fmin(bound, xp.where(k1 > 0, (2.0 - q) / _safe(k1, xp), inf))
+    bound = xp.fmin(bound, xp.where(k4 > 0, (4.0 - 2.0 * q) / _safe(k4, xp), inf))
+    return xp.where((q <= 0) & (k1 < 0), xp.zeros_like(bound), bound)
 
 
-def generator_rate(x_d, a_g, m_g, r_g, a_d, b2, cap_g, margin=MARGIN, xp=None):
+def generator_rate(x_d, a_g, r_g, a_d, b2, cap_g, margin=MARGIN, xp=None):
     """x_G given the discriminator's x_D: min(r_G / a_eff, cap_G, margin x_stab), the caps where a_eff <= 0.
 
-    a_eff = a_G + x_D b2 (b2 = beta_G beta_D). Where det J = a_G a_D + b2 <= 0 the generator is tied to
-    the discriminator: x_G <= x_D.
+    a_eff = a_G + x_D b2 (b2 = beta_G beta_D). Where det J = a_G a_D + b2 <= 0 no pair is stable (the
+    round map has a real eigenvalue above 1 for every x_G > 0): the generator is tied to the
+    discriminator, x_G <= min(x_D, cap_G), the stability bound not applied.
+
+    Returns:
+        (x_G, a_eff).
     """
-    xp = _xp(x_d, a_g, m_g, r_g) if xp is None else xp
+    xp = _xp(x_d, a_g, r_g, a_d) if xp is None else xp
     a_eff = a_g + x_d * b2
-    cap = xp.fmin(cap_g + 0.0 * a_eff, margin * stable_bound(x_d, a_g, a_d, b2, xp))
-    cap = xp.where(a_g * a_d + b2 > 0, cap, xp.fmin(cap, x_d + 0.0 * cap))
-    return xp.fmin(r_g * _inv_pos(a_eff, xp), cap), a_eff
+    zero = xp.zeros_like(a_eff)
+    cap = xp.fmin(cap_g + zero, margin * stable_bound(x_d, a_g, a_d, b2, xp))
+    cap = xp.where(a_g * a_d + b2 > 0, cap, xp.fmin(cap_g + zero, x_d + zero))
+    return xp.where(a_eff > 0, xp.fmin(r_g / _safe(a_eff, xp), cap), cap), a_eff
 
 
 def joint_cost(x_d, x_g, a_eff, a_d, r_g, r_d):
@@ -131,23 +140,27 @@ def joint_cost(x_d, x_g, a_eff, a_d, r_g, r_d):
     c_d = (1.0 - q) ** 2 * r_d + q * q * (1.0 - r_d)
     v = x_g * a_eff
     c_g = (1.0 - v) ** 2 * r_g + v * v * (1.0 - r_g)
-    return c_d + c_g * (a_eff > 0) + r_g * (a_eff <= 0)
+    xp = _xp(x_d, x_g, a_eff, a_d, r_g, r_d)
+    return c_d + xp.where(a_eff > 0, c_g, r_g + xp.zeros_like(c_g))
 
 
-def rate_pair(a_g, m_g, r_g, g2_g, a_d, m_d, r_d, g2_d, *, eta_g, eta_d, u_max=1.0, rule="joint",
-              margin=MARGIN, points=JOINT_POINTS):
+def rate_pair(a_g, m_g, r_g, a_d, m_d, r_d, *, eta_g, eta_d, u_max=1.0, rule="joint",
+              margin=MARGIN, points=JOINT_POINTS, c_g=None, c_d=None):
     """The effective rates (x_G, x_D) = (eta_G u_G, eta_D u_D) of a rule (module docstring).
 
     Args:
         a_g, a_d: own curvatures per unit of rate (d^T H_pp d / |d|^2 for SGD; signed).
         m_g, m_d: field measures per unit of rate (>= |a|; NaN or inf: no field cap and no coupling).
         r_g, r_d: signal-to-noise ratios |E g|^2 / E|g|^2 in [0, 1].
-        g2_g, g2_d: the gradients' second moments E|g|^2 (only their ratio is used, by ``"joint"``).
         eta_g, eta_d: base rates (numbers).
         u_max: the multipliers' upper bound.
         rule: one of :data:`RULES`.
         margin: x_G at most ``margin`` times the stability bound of the round map.
         points: grid points of the ``"joint"`` minimisation.
+        c_g, c_d: the reduced couplings J_DG (measured along G's step) and J_GD (along D's step);
+            where both are finite, beta_G beta_D = |c_G c_D| (the rotational model's product), else
+            beta_p = sqrt(m_p^2 - a_p^2) from the field measures (an upper bound: it also counts the
+            part of H_pp d_p off the direction d_p).
 
     Returns:
         (x_G, x_D), arrays of the inputs' library.
@@ -157,31 +170,33 @@ def rate_pair(a_g, m_g, r_g, g2_g, a_d, m_d, r_d, g2_d, *, eta_g, eta_d, u_max=1
     xp = _xp(a_g, a_d, m_g, m_d, r_g, r_d)
     m_g = xp.where(xp.isfinite(m_g), m_g, xp.abs(a_g))  # no field measure: no coupling, the own cap
     m_d = xp.where(xp.isfinite(m_d), m_d, xp.abs(a_d))
-    cap_g = xp.fmin(eta_g * u_max + 0.0 * m_g, _inv_pos(m_g, xp))
-    cap_d = xp.fmin(eta_d * u_max + 0.0 * m_d, _inv_pos(m_d, xp))
-    x_d1 = one_step_rate(a_d, m_d, r_d, cap_d, xp)
+    cap_g = xp.where(m_g > 0, xp.fmin(eta_g * u_max + xp.zeros_like(m_g), 1.0 / _safe(m_g, xp)), eta_g * u_max)
+    cap_d = xp.where(m_d > 0, xp.fmin(eta_d * u_max + xp.zeros_like(m_d), 1.0 / _safe(m_d, xp)), eta_d * u_max)
+    x_d1 = one_step_rate(a_d, r_d, cap_d, xp)
     if rule == "min":
-        x = xp.fmin(one_step_rate(a_g, m_g, r_g, cap_g, xp), x_d1)
+        x = xp.fmin(one_step_rate(a_g, r_g, cap_g, xp), x_d1)
         return x, x
-    beta_g, beta_d = coupling(a_g, m_g, xp), coupling(a_d, m_d, xp)
-    b2 = beta_g * beta_d
+    b2 = coupling(a_g, m_g, xp) * coupling(a_d, m_d, xp)
+    if c_g is not None and c_d is not None:
+        prod = xp.abs(xp.zeros_like(b2) + c_g * c_d)
+        b2 = xp.where(xp.isnan(prod), b2, prod)
     if rule == "nash":
-        x_g, _ = generator_rate(x_d1, a_g, m_g, r_g, a_d, b2, cap_g, margin, xp)
+        x_g, _ = generator_rate(x_d1, a_g, r_g, a_d, b2, cap_g, margin, xp)
         return x_g, x_d1
     shape = (-1,) + (1,) * len(np.shape(a_d))
     t = np.linspace(0.0, 1.0, points).reshape(shape)
     if xp is not np:
         t = xp.asarray(t, dtype=a_d.dtype, device=a_d.device) if xp.__name__ == "torch" else xp.asarray(t)
     x_grid = t * cap_d
-    xg_grid, a_eff = generator_rate(x_grid, a_g, m_g, r_g, a_d, b2, cap_g, margin, xp)
+    xg_grid, a_eff = generator_rate(x_grid, a_g, r_g, a_d, b2, cap_g, margin, xp)
     cost = joint_cost(x_grid, xg_grid, a_eff, a_d, r_g, r_d)
-    cost = xp.where(xp.isnan(cost), xp.zeros_like(cost) + np.inf, cost)
+    cost = xp.where(xp.isnan(cost), _inf(cost, xp), cost)
     best = xp.argmin(cost, axis=0)
-    x_d = _take(x_grid + 0.0 * cost, best, xp)
-    x_g = _take(xg_grid + 0.0 * cost, best, xp)
+    x_d = _take(x_grid + xp.zeros_like(cost), best, xp)
+    x_g = _take(xg_grid + xp.zeros_like(cost), best, xp)
     # D non-convex (a_D <= 0): no minimum to land on; the Nash pair (D at its cap)
-    x_gn, _ = generator_rate(x_d1, a_g, m_g, r_g, a_d, b2, cap_g, margin, xp)
-    joint_ok = a_d > 0
+    x_gn, _ = generator_rate(x_d1, a_g, r_g, a_d, b2, cap_g, margin, xp)
+    joint_ok = (a_d > 0) & (_take(cost, best, xp) < np.inf)  # else (a G input not finite) the Nash pair
     return xp.where(joint_ok, x_g, x_gn), xp.where(joint_ok, x_d, x_d1)
 
 
@@ -196,13 +211,15 @@ def _take(grid, idx, xp):
 
 @dataclass(frozen=True)
 class Measurement:
-    """One player's inputs to a rule: own curvature a, field measure m, SNR r, E|g|^2 g2 (arrays), base rate eta."""
+    """One player's inputs to a rule (arrays): own curvature a, field measure m, SNR r, base rate eta, and
+    optionally c, the reduced coupling measured along this player's step (the other player's gradient
+    response along its own gradient per unit step; NaN: not measured, beta from the field measure)."""
 
     a: Any
     m: Any
     r: Any
-    g2: Any
     eta: float
+    c: Any = float("nan")
 
 
 class GameRule:
@@ -242,8 +259,8 @@ class GameRule:
         if other is None:
             return fallback
         g, d = (meas, other) if role == "generator" else (other, meas)
-        x_g, x_d = rate_pair(g.a, g.m, g.r, g.g2, d.a, d.m, d.r, d.g2, eta_g=g.eta, eta_d=d.eta,
-                             u_max=self.u_max, rule=self.rule, margin=self.margin)
+        x_g, x_d = rate_pair(g.a, g.m, g.r, d.a, d.m, d.r, eta_g=g.eta, eta_d=d.eta,
+                             u_max=self.u_max, rule=self.rule, margin=self.margin, c_g=g.c, c_d=d.c)
         x = x_g if role == "generator" else x_d
         xp = _xp(x)
         u = xp.clip(x / meas.eta, 0.0, self.u_max)

@@ -123,10 +123,12 @@ def measured_step(sched, closure, other_closure) -> None:
             if measure:
                 field = sched.curvature == "field"
                 md, eps, mdd = _displacement(sched, i, d, dd)
+                parts = {}
                 own, fld, ok = _measure([closure, other_closure] if field else [closure],
                                         [params, sched._other] if field else [params], 0, md, sched.method, eps,
                                         field=field, known=[_known(params, copies)] + ([None] if field else []),
-                                        dd=mdd)
+                                        dd=mdd, parts=parts)
+                sched._cross[i] = parts.get("cross", torch.full_like(own, float("nan"))).double()
                 sched.curvature_measurements += 1
                 measured = own + fld if field else own
                 # d = 0 is no divergence (NaN measures, the fallback): only a finite |d| > 0 must give finite measures
@@ -139,16 +141,18 @@ def measured_step(sched, closure, other_closure) -> None:
                 valid = valid & ~grew
                 grew_any = grew if grew_any is None else grew_any | grew
             own, fld = sched._stored[i].unbind()
+            cross = sched._cross[i]
             if not sgd:  # curvature per unit of learning rate: |d|^2 / (g . d), NaN where the step does not descend
                 scale = torch.where(gd > 0, dd / gd, torch.nan)
-                own, fld = own * scale, fld * scale
+                own, fld, cross = own * scale, fld * scale, cross * scale  # (the product of the players' cross
+                # entries, all the game rule uses, is the same whichever player's scale multiplies which)
             sig, noise = sched._noise[i].read()
             est = Estimate(own, noise, torch.sqrt(sig), sched._noise[i].count, True,
                            field=None if sched.curvature == "own" else fld)
             eta = float(sched.eta if sched.eta is not None else base)
             c = controller_step(sched.policy, k, est, eta=eta, lookup=sched._lookup, valid=valid)
             if sched.game is not None:
-                c = _game_control(sched, c, own, fld, sig, noise, eta)
+                c = _game_control(sched, c, own, fld, cross, sig, noise, eta)
             sched._record(i, est, c, ~finite, k)
             lrs.append(float(sched.base_lrs[i]) * c.multiplier)
             if sched.displacement == "secant":  # this step's direction, for the next measurement's secant
@@ -191,16 +195,15 @@ def _displacement(sched, i, d, dd):
     return d, None, dd
 
 
-def _game_control(sched, c, own, fld, sig, noise, eta):
+def _game_control(sched, c, own, fld, cross, sig, noise, eta):
     """The player's multiplier from the shared game rule (:class:`~stochctl.policies.game_policy.GameRule`).
 
     Where the per-player step is OK or NONCONVEX (a finite measurement, the noise ratio ready) the
     multiplier is the rule's, from this player's measurement and the other player's latest; elsewhere
     (warm-up, fallback) it stays the per-player one.
     """
-    g2 = sig + noise
     meas = Measurement(own, torch.full_like(own, float("nan")) if sched.curvature == "own" else fld,
-                       sig / g2, g2, eta)
+                       sig / (sig + noise), eta, cross)
     u = sched.game.multiplier(sched.role, meas, c.multiplier)
     use = (c.status == OK) | (c.status == NONCONVEX)
     return replace(c, multiplier=torch.where(use, u, c.multiplier))

@@ -152,8 +152,9 @@ class ControlledLR(LRScheduler):
             shared with the other player's scheduler; the rate is then the
             rule's rate pair from both players' latest measurements (the
             per-player ``policy`` gives the status and the rate until both
-            players have been measured, and during warm-up). None (default):
-            the per-player rate.
+            players have been measured, and during warm-up); the coupling is
+            measured with ``method="fd"`` (with ``"hvp"`` the field measure's
+            upper bound stands in). None (default): the per-player rate.
         role: with ``game``: ``"generator"`` or ``"discriminator"``.
 
     Attributes (the diagnostics are kept as tensors and converted when read;
@@ -215,6 +216,7 @@ class ControlledLR(LRScheduler):
         self._noise = [NoiseRatio(noise_beta) for _ in range(n)]
         self._stored = [None] * n  # per group: tensor [own, field] of its last measurement
         self._prev_d = [None] * n  # per group: its last step's direction (displacement="secant")
+        self._cross = [None] * n  # per group: the reduced coupling of its last measurement (curvature.py)
         self._measured_gg = [None] * n  # |g|^2 of each group at its last measurement
         self.remeasurements = 0
         self.curvature_measurements = 0
