@@ -57,7 +57,7 @@ def test_the_table_drives_controlled_lr(exported):
     x = torch.tensor([1.5], dtype=torch.float64, requires_grad=True)
     opt = torch.optim.SGD([x], lr=eta)
     policy = LocalPolicy(exported, total_steps=K)
-    sched = ControlledLR(opt, policy, curvature="own")
+    sched = ControlledLR(opt, policy, curvature="own", curvature_every=1)
     gen = torch.Generator().manual_seed(0)
     checked, seen = 0, []
     for k in range(K):

@@ -160,7 +160,7 @@ def test_divergence_is_masked_and_reported_when_read():
 
     x = torch.tensor([1.0, -2.0], dtype=torch.float64, requires_grad=True)
     opt = torch.optim.SGD([x], lr=0.5)
-    sched = ControlledLR(opt, OneStepPolicy(u_max=1.0), curvature="own")
+    sched = ControlledLR(opt, OneStepPolicy(u_max=1.0), curvature="own", curvature_every=1)
     gen = torch.Generator().manual_seed(0)
     for k in range(6):
         bad = k in (2, 3)  # the measurement meets a non-finite loss at these steps
@@ -173,7 +173,7 @@ def test_divergence_is_masked_and_reported_when_read():
     with pytest.raises(DivergenceError, match="at 2 scheduler step\\(s\\), the first at step 2"):
         sched.last_curvature
     assert sched.counts["fallback"] == 2 and sched.counts["ok"] + sched.counts["nonconvex"] == 4
-    checked = ControlledLR(torch.optim.SGD([x], lr=0.5), OneStepPolicy(u_max=1.0), curvature="own", check_every=2)
+    checked = ControlledLR(torch.optim.SGD([x], lr=0.5), OneStepPolicy(u_max=1.0), curvature="own", check_every=2, curvature_every=1)
     closure = lambda: (x ** 2).sum() * float("nan")  # noqa: E731
     checked.step(closure=closure)  # step 1 of 2: not read yet
     with pytest.raises(DivergenceError):

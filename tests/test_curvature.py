@@ -372,8 +372,8 @@ def test_gan_field_scheduler_caps_the_coupled_step():
     (th,), (om,) = players
     pol = OneStepPolicy(u_max=1.0)
     opt_g, opt_d = torch.optim.SGD([th], lr=1.0), torch.optim.SGD([om], lr=1.0)
-    sg = ControlledLR(opt_g, pol, curvature="field", other_params=[om])
-    sd = ControlledLR(opt_d, OneStepPolicy(u_max=1.0), curvature="field", other_params=opt_g)
+    sg = ControlledLR(opt_g, pol, curvature="field", other_params=[om], curvature_every=1)
+    sd = ControlledLR(opt_d, OneStepPolicy(u_max=1.0), curvature="field", other_params=opt_g, curvature_every=1)
     for opt, sch, mine, other in ((opt_d, sd, closures[1], closures[0]), (opt_g, sg, closures[0], closures[1])):
         opt.zero_grad()
         mine().backward()
@@ -389,7 +389,7 @@ def test_gan_field_scheduler_caps_the_coupled_step():
 def test_scheduler_bad_input(method):
     x = torch.tensor([1.0, 2.0], dtype=F64, requires_grad=True)
     opt = torch.optim.SGD([x], lr=0.1)
-    sched = ControlledLR(opt, OneStepPolicy(), curvature="own", method=method)
+    sched = ControlledLR(opt, OneStepPolicy(), curvature="own", method=method, curvature_every=1)
     (x ** 2).sum().backward()
     with pytest.raises(InputError, match=r"scalar loss; got a tensor of shape \(2,\)"):
         sched.step(closure=lambda: x ** 2)
@@ -403,15 +403,15 @@ def test_scheduler_bad_input(method):
     with pytest.raises(InputError, match="needs scheduler.step\\(closure=loss_closure\\)"):
         sched.step()
     with pytest.raises(InputError, match="curvature must be one of"):
-        ControlledLR(opt, OneStepPolicy(), curvature="hessian")
+        ControlledLR(opt, OneStepPolicy(), curvature="hessian", curvature_every=1)
     with pytest.raises(InputError, match="needs the other player's parameters"):
-        ControlledLR(opt, OneStepPolicy(), curvature="field")
+        ControlledLR(opt, OneStepPolicy(), curvature="field", curvature_every=1)
     plain = ControlledLR(torch.optim.SGD([x], lr=0.1), OneStepPolicy())
     with pytest.raises(InputError, match="closure= needs a scheduler with curvature"):
         plain.step(closure=lambda: (x ** 2).sum())
     y = torch.tensor([0.5], dtype=F64, requires_grad=True)
     field = ControlledLR(torch.optim.SGD([x], lr=0.1), OneStepPolicy(), curvature="field", other_params=[y],
-                         method=method)
+                         method=method, curvature_every=1)
     with pytest.raises(InputError, match="does not depend on this player's parameters"):
         field.step(closure=lambda: (x ** 2).sum() * y.detach().sum(), other_closure=lambda: (x.detach() * y).sum())
     assert x.grad is not None and torch.equal(x.grad, 2 * x.detach())  # gradients restored after a failure

@@ -228,7 +228,7 @@ def _quadratic_runs(lr, a=2.0, s=1.0, steps=60, opt="sgd", make_policy=None):
     xis = np.random.default_rng(7).standard_normal(steps)
     x = torch.tensor([3.0], dtype=torch.float64, requires_grad=True)
     topt = torch.optim.SGD([x], lr=lr) if opt == "sgd" else torch.optim.Adam([x], lr=lr)
-    sched = ControlledLR(topt, make_policy(), curvature="own", method="hvp")  # exact, as jax.jvp
+    sched = ControlledLR(topt, make_policy(), curvature="own", method="hvp", curvature_every=1)  # exact, as jax.jvp
     torch_path, torch_lr = [], []
     for xi in xis:
         closure = lambda: (a * x ** 2 / 2 - s * float(xi) * x).sum()  # noqa: E731
@@ -244,7 +244,7 @@ def _quadratic_runs(lr, a=2.0, s=1.0, steps=60, opt="sgd", make_policy=None):
 
     with jax.enable_x64(True):
         base = optax.identity() if opt == "sgd" else optax.scale_by_adam()
-        tx = optax.chain(base, scale_by_policy(make_policy(), eta=lr, curvature="own"), optax.scale(-lr))
+        tx = optax.chain(base, scale_by_policy(make_policy(), eta=lr, curvature="own", curvature_every=1), optax.scale(-lr))
         p = {"x": jnp.array([3.0], dtype=jnp.float64)}
         state = tx.init(p)
 
@@ -296,7 +296,7 @@ def test_field_measure_caps_the_coupled_step_as_in_torch():
     results = {}
     for name, mine, other, fn, ofn in (("theta", th, om, lambda p: g(p, om), lambda q, p: -g(p, q)),
                                        ("omega", om, th, lambda p: -g(th, p), lambda q, p: g(q, p))):
-        tx = scale_by_policy(OneStepPolicy(u_max=1.0), eta=1.0, curvature="field")
+        tx = scale_by_policy(OneStepPolicy(u_max=1.0), eta=1.0, curvature="field", curvature_every=1)
         state = tx.init(mine)
         grad = jax.grad(fn)(mine)
         up, state = tx.update(grad, state, mine, value_fn=fn, other_value_fn=ofn, other_params=other)
@@ -311,16 +311,16 @@ def test_measured_curvature_bad_input():
     from stochctl.policy import OneStepPolicy
 
     params = {"x": jnp.ones(3)}
-    tx = scale_by_policy(OneStepPolicy(), eta=0.1, curvature="own")
+    tx = scale_by_policy(OneStepPolicy(), eta=0.1, curvature="own", curvature_every=1)
     state = tx.init(params)
     with pytest.raises(InputError, match=r"value_fn must return a scalar loss; got shape \(3,\)"):
         tx.update(params, state, params, value_fn=lambda p: p["x"] ** 2)
     with pytest.raises(InputError, match="needs the loss"):
         tx.update(params, state, params)
     with pytest.raises(InputError, match="curvature must be None, 'own' or 'field'"):
-        scale_by_policy(OneStepPolicy(), eta=0.1, curvature="hessian")
-    field = scale_by_policy(OneStepPolicy(), eta=0.1, curvature="field")
+        scale_by_policy(OneStepPolicy(), eta=0.1, curvature="hessian", curvature_every=1)
+    field = scale_by_policy(OneStepPolicy(), eta=0.1, curvature="field", curvature_every=1)
     with pytest.raises(InputError, match="needs the other player"):
         field.update(params, field.init(params), params, value_fn=lambda p: jnp.sum(p["x"] ** 2))
     with pytest.raises(InputError, match="continuous-time table"):
-        scale_by_policy(LocalPolicy(TABLE, total_steps=K), eta=0.1, curvature="own")
+        scale_by_policy(LocalPolicy(TABLE, total_steps=K), eta=0.1, curvature="own", curvature_every=1)

@@ -26,6 +26,14 @@ EXPECTED = {
     "ctl-sgd": ("sgd", True, None), "ctl-adam": ("adam", True, None),
 }
 
+# the game-aware candidates: family, baseline and game rule; not in the default selection
+CANDIDATES = {"sgd+game": ("sgd", "joint"), "adam+game": ("adam", "joint"), "sgd+game-nash": ("sgd", "nash"),
+              "adam+game-nash": ("adam", "nash"), "sgd+game-min": ("sgd", "min"), "adam+game-min": ("adam", "min")}
+# candidates pairing the per-player discrete-policy rates (both at the smaller multiplier; every 10 steps), and
+# the per-player rule of study v2 (every 10 steps): family
+PAIRED = {"sgd+min": "sgd", "adam+min": "adam"}
+UNPAIRED = {"sgd+discrete-unpaired": "sgd", "adam+discrete-unpaired": "adam"}
+
 
 def _tiny(tasks, methods, *, steps=4, lrs=(1e-2, 1.0), sweeps=None, **kw):
     sweeps = sweeps or (("sgd", tuple(lrs)), ("adam", tuple(lrs)))
@@ -50,12 +58,15 @@ def test_records_match_the_published_method_table():
         assert (m.family, m.controlled, m.baseline, m.base_lr, m.grad_evals) == (family, controlled, baseline,
                                                                                   True, 1)
         assert M.METHOD_FAMILY[name] == family
-    assert dict(M.METHOD_FAMILY) == {k: v[0] for k, v in EXPECTED.items()}
+    assert dict(M.METHOD_FAMILY) == {**{k: v[0] for k, v in EXPECTED.items()},
+                                     **{k: v[0] for k, v in CANDIDATES.items()}, **PAIRED, **UNPAIRED}
     assert set(M.TABLE_METHODS) == {"sgd+continuous", "ctl-sgd", "ctl-adam"}
     assert M.MEASURED == {"sgd+discrete": ("discrete", "field"), "adam+discrete": ("discrete", "field"),
                           "sgd+discrete-own": ("discrete", "own"), "sgd+discrete-field": ("discrete", "field"),
                           "adam+discrete-own": ("discrete", "own"), "adam+discrete-field": ("discrete", "field"),
-                          "sgd+greedy": ("greedy", "field")}
+                          "sgd+greedy": ("greedy", "field"),
+                          **{name: ("greedy", "field") for name in CANDIDATES},
+                          **{name: ("discrete", "field") for name in {**PAIRED, **UNPAIRED}}}
     assert M.twin_methods(tuple(EXPECTED)) == {"sgd+discrete-field": "sgd+discrete",
                                                "adam+discrete-field": "adam+discrete",
                                                "ctl-sgd": "sgd+continuous"}
@@ -65,6 +76,7 @@ def test_each_record_builds_its_optimizers_and_schedulers():
     torch = pytest.importorskip("torch")
     from stochctl.trainers.torch_adapter import ControlledLR
     from stochctl.study.methods import ControlledSGD, GapAwareLR
+    from stochctl.trainers.pairing import PairedLR
 
     G, D = torch.nn.Linear(2, 1), torch.nn.Linear(1, 1)
     lr = 0.03
@@ -86,6 +98,11 @@ def test_each_record_builds_its_optimizers_and_schedulers():
             assert g.scheduler is None and d.scheduler is None
         elif name == "gap":
             assert g.scheduler is None and isinstance(d.scheduler, GapAwareLR) and d.kind == "loss"
+        elif name.startswith(("sgd+discrete", "adam+discrete")):  # the recommended controller: paired, every 20
+            assert isinstance(g.scheduler, PairedLR) and g.scheduler.pair is d.scheduler.pair
+            assert isinstance(g.scheduler.scheduler, ControlledLR) and isinstance(d.scheduler.scheduler, ControlledLR)
+            assert g.scheduler.curvature_every == d.scheduler.curvature_every == M.RECOMMENDED_EVERY == 20
+            assert (g.kind, d.kind) == ("measured", "measured")
         else:
             assert isinstance(g.scheduler, ControlledLR) and isinstance(d.scheduler, ControlledLR)
             measured = name in M.MEASURED
@@ -212,7 +229,8 @@ def test_readme_example_adds_a_method_with_one_record(registry, tmp_path, monkey
     code = _readme_block("register(Method(")
     monkeypatch.chdir(tmp_path)
     exec(compile(code, "README.md", "exec"), {})
-    name = next(n for n in M.METHODS if n not in EXPECTED)
+    name = next(n for n in M.METHODS if n not in EXPECTED and n not in CANDIDATES and n not in PAIRED
+                and n not in UNPAIRED)
     rows = read_results(tmp_path / "study-momentum" / "results.csv")
     assert {r["method"] for r in rows} == {"sgd", name}
     assert (tmp_path / "study-momentum" / "summary.md").read_text().count(f"| {name} |") >= 2
@@ -260,8 +278,45 @@ def test_a_non_finite_measured_loss_is_a_divergence_error():
     from stochctl.trainers.torch_adapter import ControlledLR
 
     x = torch.tensor([1.0, 2.0], dtype=torch.float64, requires_grad=True)
-    sched = ControlledLR(torch.optim.SGD([x], lr=0.1), OneStepPolicy(), curvature="own")
+    sched = ControlledLR(torch.optim.SGD([x], lr=0.1), OneStepPolicy(), curvature="own", curvature_every=1)
     (x ** 2).sum().backward()
     sched.step(closure=lambda: (x ** 2).sum() * float("inf"))  # masked on the device: no host read at the step
     with pytest.raises(DivergenceError):  # raised when the diagnostics are read, as the study's player does
         sched.last_curvature
+
+
+def test_game_candidates_share_one_rule_between_both_players():
+    torch = pytest.importorskip("torch")
+    from stochctl.policies.game_policy import GameRule
+    from stochctl.trainers.torch_adapter import ControlledLR
+
+    from stochctl.trainers.pairing import MinPair, PairedLR
+
+    assert M.CANDIDATE_METHODS == tuple(CANDIDATES) + tuple(PAIRED) + tuple(UNPAIRED)
+    assert not set(M.CANDIDATE_METHODS) & set(M.METHOD_NAMES)
+    G, D = torch.nn.Linear(2, 1), torch.nn.Linear(1, 1)
+    for name, (family, rule) in CANDIDATES.items():
+        m = M.get_method(name)
+        assert (m.family, m.controlled, m.baseline, m.candidate, m.coupled) == (family, True, family, True, True)
+        g, d = M.build_optimizers(name, G, D, 0.1, steps=10)
+        assert isinstance(g.scheduler.game, GameRule) and g.scheduler.game is d.scheduler.game
+        assert (g.scheduler.role, d.scheduler.role, g.scheduler.game.rule) == ("generator", "discriminator", rule)
+        assert (g.scheduler.curvature, g.kind) == ("field", "measured")
+        g2, _ = M.build_optimizers(name, G, D, 0.1, steps=10)
+        assert g2.scheduler.game is not g.scheduler.game  # one rule per run, never shared across runs
+    for name, family in PAIRED.items():  # both measured schedulers, paired (tests/test_displacement_pairing.py)
+        m = M.get_method(name)
+        assert (m.family, m.controlled, m.baseline, m.candidate, m.coupled) == (family, True, family, True, True)
+        g, d = M.build_optimizers(name, G, D, 0.1, steps=10)
+        assert isinstance(g.scheduler, PairedLR) and isinstance(d.scheduler, PairedLR)
+        assert isinstance(g.scheduler.scheduler, ControlledLR) and g.scheduler.scheduler.game is None
+        assert isinstance(g.scheduler.pair, MinPair) and g.scheduler.pair is d.scheduler.pair
+        assert M.build_optimizers(name, G, D, 0.1, steps=10)[0].scheduler.pair is not g.scheduler.pair
+        assert g.scheduler.curvature_every == M.CURVATURE_EVERY == 10  # as the ablation ran it
+    for name, family in UNPAIRED.items():  # the per-player rule as study v2 ran it
+        g, d = M.build_optimizers(name, G, D, 0.1, steps=10)
+        assert isinstance(g.scheduler, ControlledLR) and g.scheduler.curvature_every == 10
+        assert (M.get_method(name).family, g.scheduler.game) == (family, None)
+    for name in M.METHOD_NAMES:
+        g, d = M.build_optimizers(name, G, D, 0.1, steps=10)
+        assert getattr(g.scheduler, "game", None) is None  # the existing methods keep their per-player rates

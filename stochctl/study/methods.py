@@ -19,18 +19,30 @@ The built-in methods take one base learning rate ``eta``:
 - ``gap``: Adam (betas 0.5, 0.999) at ``eta`` for both players, the
   discriminator's rate multiplied by the gap-aware scheduling function of
   Hazimeh and Ponomareva (:class:`GapAwareLR`);
-- ``sgd+discrete`` / ``adam+discrete``: SGD / Adam (betas 0.5, 0.999) with
-  :class:`~stochctl.policy.ControlledLR` and the discrete-time policy
-  ``LocalPolicy("local-discrete", total_steps=K, u_max=1)``, the curvature of
+- ``sgd+discrete`` / ``adam+discrete`` (the recommended controller): SGD / Adam (betas 0.5, 0.999)
+  with :class:`~stochctl.policy.ControlledLR` and the discrete-time policy
+  ``LocalPolicy("local-discrete", total_steps=K, u_max=1)`` for each player, the curvature of
   the step about to be taken measured on the current batch with the default
-  measure :data:`DEFAULT_CURVATURE` (``"field"``), every
-  :data:`CURVATURE_EVERY` (10) steps and at any step where the player's
-  gradient norm has more than doubled since its last measurement; the
-  variants ``-own`` and ``-field`` fix the measure;
+  measure :data:`DEFAULT_CURVATURE` (``"field"``, infinitesimal one-sided difference), every
+  :data:`RECOMMENDED_EVERY` (20) steps and at any step where the player's
+  gradient norm has more than doubled since its last measurement, and both
+  players stepping at the smaller of their two multipliers (:data:`PAIRING` ``"min"``,
+  :class:`~stochctl.trainers.pairing.MinPair`); the variants ``-own`` and ``-field`` fix the
+  measure. The controller ablation (``results/controller-ablation``) chose the pairing, the
+  interval, the displacement and ``u_max`` from the data: per-player rates left the ratio of the
+  two rates to chance and lost quality at high base rates, the paired rates did not;
+- ``sgd+discrete-unpaired`` / ``adam+discrete-unpaired``: the per-player rule as study v2 ran
+  it (each player its own multiplier, every :data:`CURVATURE_EVERY` (10) steps); candidates;
 - ``sgd+continuous``: the ablation with the continuous-time table
   (``local-quadratic``) and the regression estimator (v1's ``ctl-sgd``);
 - ``sgd+greedy``: the ablation with the table-free one-step closed form
   :class:`~stochctl.policy.OneStepPolicy` (``u_max=1``), field measure;
+- ``sgd+game`` / ``adam+game``: both players' rates from the two-player discrete model
+  (:mod:`stochctl.policies.game_policy`, rule ``"joint"``: one controller choosing the rate pair),
+  field measure; ``-nash``: each player its own (rule ``"nash"``); ``sgd+game-min`` / ``adam+game-min``:
+  both players the smaller of their two one-step rates (rule ``"min"``); ``sgd+min`` / ``adam+min``:
+  ``sgd+discrete`` as the ablation ran it (paired, every 10 steps); candidates, selected by name
+  (not in the default selection :data:`METHOD_NAMES`);
 - ``ctl-sgd`` / ``ctl-adam``: the first study's table methods (continuous
   table, regression estimator), kept so its results folder still reads.
 
@@ -80,9 +92,16 @@ U_MAX = 1.0
 CURVATURE_EVERY = 10
 """Measured-curvature methods measure every 10 steps (about 25% of a base step for ``own``, 50% for
 ``field``, against 130% and 380% at every step: ``benchmarks/bench_curvature.py``) ..."""
+RECOMMENDED_EVERY = 20
+"""... except the recommended controller (``sgd+discrete``, ``adam+discrete`` and their ``-own``/``-field``
+variants), which measures every 20 steps, within 30% of a base step (results/controller-ablation)."""
+PAIRING = "min"
+"""The recommended controller's pairing of the two players' rates (:class:`~stochctl.trainers.pairing.MinPair`)."""
 REMEASURE_GROWTH = 2.0
 """... and sooner when a player's gradient norm has doubled since its last measurement."""
 ADAM_BETAS = (0.5, 0.999)
+DISPLACEMENTS = ("fd", "jvp", "step", "secant")
+"""Displacements of the curvature and field measurements (:func:`measured_scheduler`)."""
 TTUR_RATIO = 4.0
 
 
@@ -108,16 +127,26 @@ def controlled_scheduler(optimizer, *, steps: int, table: str = "local-quadratic
     return ControlledLR(optimizer, LocalPolicy(table, total_steps=steps), estimator=RegressionEstimator(mode="rms"))
 
 
-def measured_scheduler(optimizer, kind: str, curvature: str, *, steps: int, other):
-    """ControlledLR with the discrete-time table or the one-step closed form, curvature on the current batch."""
+def measured_scheduler(optimizer, kind: str, curvature: str, *, steps: int, other, u_max: float = U_MAX,
+                       every: int = CURVATURE_EVERY, displacement: str = "fd", game=None, role=None):
+    """ControlledLR with the discrete-time table or the one-step closed form, curvature on the current batch.
+
+    ``displacement`` (:class:`~stochctl.trainers.torch_adapter.ControlledLR`): ``"fd"`` (infinitesimal
+    one-sided difference), ``"jvp"`` (exact, double backward), ``"step"`` (the step about to be taken, at
+    the last rate) or ``"secant"`` (the last step, on the current batch).
+    ``game``: a :class:`~stochctl.policies.game_policy.GameRule` shared by both players' schedulers
+    (``role`` ``"generator"`` or ``"discriminator"``): the rate pair of the two-player model.
+    """
     from ..policies import LocalPolicy, OneStepPolicy
     from ..trainers.torch_adapter import ControlledLR
 
-    policy = (LocalPolicy(DISCRETE_TABLE, total_steps=steps, u_max=U_MAX) if kind == "discrete"
-              else OneStepPolicy(u_max=U_MAX, total_steps=steps))
-    return ControlledLR(optimizer, policy, curvature=curvature, curvature_every=CURVATURE_EVERY,
-                        remeasure_growth=REMEASURE_GROWTH,
-                        other_params=list(other.parameters()) if curvature == "field" else None)
+    policy = (LocalPolicy(DISCRETE_TABLE, total_steps=steps, u_max=u_max) if kind == "discrete"
+              else OneStepPolicy(u_max=u_max, total_steps=steps))
+    method, disp = ("hvp", "fd") if displacement == "jvp" else ("fd", displacement)
+    return ControlledLR(optimizer, policy, curvature=curvature, curvature_every=every,
+                        remeasure_growth=REMEASURE_GROWTH, method=method, displacement=disp,
+                        other_params=list(other.parameters()) if curvature == "field" else None,
+                        game=game, role=role)
 
 
 # --------------------------------------------------------------------------------------
@@ -143,18 +172,57 @@ class Measured:
     Attributes:
         policy: ``"discrete"`` (the discrete-time table) or ``"greedy"`` (the one-step closed form).
         curvature: ``"own"`` or ``"field"`` (the field measure needs the other player's gradient).
+        u_max: the policy's upper bound of the multiplier.
+        every: measure every this many steps (and when the gradient norm doubled).
+        displacement: ``"fd"``, ``"jvp"``, ``"step"`` or ``"secant"`` (:func:`measured_scheduler`).
+        pairing: None (each player its own rate) or ``"min"`` (both players step at the smaller of
+            their two multipliers: :class:`~stochctl.trainers.pairing.MinPair`).
     """
 
     policy: str = "discrete"
     curvature: str = DEFAULT_CURVATURE
+    game: str | None = None
+    u_max: float = U_MAX
+    every: int = CURVATURE_EVERY
+    displacement: str = "fd"
+    pairing: str | None = None
+
+    def __post_init__(self):
+        if self.policy not in ("discrete", "greedy"):
+            raise InputError(f"policy must be 'discrete' or 'greedy'; got {self.policy!r}")
+        if self.displacement not in DISPLACEMENTS:
+            raise InputError(f"displacement must be one of {DISPLACEMENTS}; got {self.displacement!r}")
+        if self.pairing not in (None, "min"):
+            raise InputError(f"pairing must be None or 'min'; got {self.pairing!r}")
+        if self.pairing is not None and self.game is not None:
+            raise InputError(f"give a game rule or a pairing, not both; got game={self.game!r}, "
+                             f"pairing={self.pairing!r}")
 
     @property
     def coupled(self) -> bool:
         return self.curvature == "field"
 
-    def player(self, opt, rate, *, discriminator, steps, table, other) -> PlayerOptimizer:
-        return PlayerOptimizer(opt, measured_scheduler(opt, self.policy, self.curvature, steps=steps, other=other),
-                               base_lr=rate, kind="measured")
+    def pair(self):
+        """The state both players' schedulers share, or None: the game rule
+        (:class:`~stochctl.policies.game_policy.GameRule`) or the pairing (:class:`~stochctl.trainers.pairing.MinPair`)."""
+        if self.game is not None:
+            from ..policies.game_policy import GameRule
+
+            return GameRule(self.game, u_max=self.u_max)
+        if self.pairing == "min":
+            from ..trainers.pairing import MinPair
+
+            return MinPair()
+        return None
+
+    def player(self, opt, rate, *, discriminator, steps, table, other, pair=None) -> PlayerOptimizer:
+        game = pair if self.game is not None else None
+        role = None if game is None else ("discriminator" if discriminator else "generator")
+        sched = measured_scheduler(opt, self.policy, self.curvature, steps=steps, other=other, u_max=self.u_max,
+                                   every=self.every, displacement=self.displacement, game=game, role=role)
+        if self.pairing is not None:
+            sched = pair.wrap(sched)
+        return PlayerOptimizer(opt, sched, base_lr=rate, kind="measured")
 
 
 @dataclass(frozen=True)
@@ -215,11 +283,14 @@ class Players:
 
     def __call__(self, G, D, rate: float, *, steps: int, table: str = "local-quadratic"):
         make = OPTIMIZERS[self.optimizer] if isinstance(self.optimizer, str) else self.optimizer
+        pair = self.scheduler.pair() if hasattr(self.scheduler, "pair") else None  # shared by both players
+        extra = {} if pair is None else {"pair": pair}
         out = []
         for net, other, r, is_d in ((G, D, rate, False), (D, G, self.d_ratio * rate, True)):
             opt = make(list(net.parameters()), r)
             out.append(PlayerOptimizer(opt, base_lr=r) if self.scheduler is None else
-                       self.scheduler.player(opt, r, discriminator=is_d, steps=steps, table=table, other=other))
+                       self.scheduler.player(opt, r, discriminator=is_d, steps=steps, table=table, other=other,
+                                             **extra))
         return out[0], out[1]
 
 
@@ -246,6 +317,8 @@ class Method:
         grad_evals: gradient evaluations of each player's loss per step, besides the scheduler's
             measurements (the runner counts those as they happen).
         legacy: a method of the first study (accepted, not in :data:`METHOD_NAMES`).
+        candidate: a candidate under evaluation (accepted by ``--methods``, not in the default
+            selection :data:`METHOD_NAMES`; listed in :data:`CANDIDATE_METHODS`).
     """
 
     name: str
@@ -257,6 +330,7 @@ class Method:
     multiplier: str | None = None
     grad_evals: int = 1
     legacy: bool = False
+    candidate: bool = False
 
     def __post_init__(self):
         if not isinstance(self.name, str) or not self.name.strip() or "," in self.name:
@@ -322,31 +396,54 @@ def check_method(name: str) -> str:
 
 
 _SGD, _ADAM = Players("sgd"), Players("adam")
+_REC = dict(pairing=PAIRING, every=RECOMMENDED_EVERY)
 for _m in (
     Method("sgd", "sgd", _SGD),
     Method("adam", "adam", _ADAM),
     Method("ttur", "adam", Players("adam", d_ratio=TTUR_RATIO)),
     Method("csgd", "sgd", Players("csgd")),
     Method("gap", "adam", Players("adam", GapAware())),
-    Method("sgd+discrete", "sgd", Players("sgd", Measured("discrete")), controlled=True, baseline="sgd"),
-    Method("adam+discrete", "adam", Players("adam", Measured("discrete")), controlled=True, baseline="adam"),
-    Method("sgd+discrete-own", "sgd", Players("sgd", Measured("discrete", "own")), controlled=True,
+    Method("sgd+discrete", "sgd", Players("sgd", Measured("discrete", **_REC)), controlled=True, baseline="sgd"),
+    Method("adam+discrete", "adam", Players("adam", Measured("discrete", **_REC)), controlled=True, baseline="adam"),
+    Method("sgd+discrete-own", "sgd", Players("sgd", Measured("discrete", "own", **_REC)), controlled=True,
            baseline="sgd"),
-    Method("sgd+discrete-field", "sgd", Players("sgd", Measured("discrete", "field")), controlled=True,
+    Method("sgd+discrete-field", "sgd", Players("sgd", Measured("discrete", "field", **_REC)), controlled=True,
            baseline="sgd"),
-    Method("adam+discrete-own", "adam", Players("adam", Measured("discrete", "own")), controlled=True,
+    Method("adam+discrete-own", "adam", Players("adam", Measured("discrete", "own", **_REC)), controlled=True,
            baseline="adam"),
-    Method("adam+discrete-field", "adam", Players("adam", Measured("discrete", "field")), controlled=True,
+    Method("adam+discrete-field", "adam", Players("adam", Measured("discrete", "field", **_REC)), controlled=True,
            baseline="adam"),
     Method("sgd+continuous", "sgd", Players("sgd", Table()), controlled=True, baseline="sgd"),
     Method("sgd+greedy", "sgd", Players("sgd", Measured("greedy", "field")), controlled=True, baseline="sgd"),
+    Method("sgd+game", "sgd", Players("sgd", Measured("greedy", "field", "joint")), controlled=True,
+           baseline="sgd", candidate=True),
+    Method("adam+game", "adam", Players("adam", Measured("greedy", "field", "joint")), controlled=True,
+           baseline="adam", candidate=True),
+    Method("sgd+game-nash", "sgd", Players("sgd", Measured("greedy", "field", "nash")), controlled=True,
+           baseline="sgd", candidate=True),
+    Method("adam+game-nash", "adam", Players("adam", Measured("greedy", "field", "nash")), controlled=True,
+           baseline="adam", candidate=True),
+    Method("sgd+game-min", "sgd", Players("sgd", Measured("greedy", "field", "min")), controlled=True,
+           baseline="sgd", candidate=True),
+    Method("adam+game-min", "adam", Players("adam", Measured("greedy", "field", "min")), controlled=True,
+           baseline="adam", candidate=True),
+    Method("sgd+min", "sgd", Players("sgd", Measured("discrete", pairing="min")), controlled=True, baseline="sgd",
+           candidate=True),
+    Method("adam+min", "adam", Players("adam", Measured("discrete", pairing="min")), controlled=True,
+           baseline="adam", candidate=True),
+    Method("sgd+discrete-unpaired", "sgd", Players("sgd", Measured("discrete")), controlled=True, baseline="sgd",
+           candidate=True),
+    Method("adam+discrete-unpaired", "adam", Players("adam", Measured("discrete")), controlled=True,
+           baseline="adam", candidate=True),
     Method("ctl-sgd", "sgd", Players("sgd", Table()), controlled=True, legacy=True),
     Method("ctl-adam", "adam", Players("adam", Table()), controlled=True, legacy=True),
 ):
     register(_m)
 
-METHOD_NAMES = tuple(m.name for m in METHODS.values() if not m.legacy)
+METHOD_NAMES = tuple(m.name for m in METHODS.values() if not (m.legacy or m.candidate))
 """The methods of the study (v2), in report order."""
+CANDIDATE_METHODS = tuple(m.name for m in METHODS.values() if m.candidate)
+"""Candidates under evaluation, accepted by name (the game-aware rates of issue 20)."""
 LEGACY_METHODS = tuple(m.name for m in METHODS.values() if m.legacy)
 """Methods of the first study, still accepted."""
 TABLE_METHODS = tuple(m.name for m in METHODS.values() if m.reads_table)

@@ -9,8 +9,9 @@ from __future__ import annotations
 _TORCH = ("ControlledLR", "directional_curvature")
 _CURVATURE = ("own_curvature", "field_measure", "step_direction")
 _OPTAX = ("scale_by_policy", "PolicySchedule")
+_PAIRING = ("MinPair",)
 
-__all__ = [*_TORCH, *_CURVATURE, *_OPTAX]
+__all__ = [*_TORCH, *_CURVATURE, *_OPTAX, *_PAIRING]
 
 
 def __getattr__(name):
@@ -20,6 +21,9 @@ def __getattr__(name):
     if name in _CURVATURE:
         from . import curvature
         return getattr(curvature, name)
+    if name in _PAIRING:
+        from . import pairing
+        return getattr(pairing, name)
     if name in _OPTAX:
         from . import optax_adapter
         return getattr(optax_adapter, name)

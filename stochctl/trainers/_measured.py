@@ -14,9 +14,13 @@ raised) only when the scheduler's diagnostics are read (:meth:`~.torch_adapter.C
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from ..errors import InputError, require_extra
 from ..policies.controller import controller_step
 from ..policies.estimators import Estimate
+from ..policies.estimators.base import NONCONVEX, OK
+from ..policies.game_policy import Measurement
 from ..policies.local_policy import LocalPolicy
 from .curvature import _finite, _flat, _measure, _sumsq, step_direction
 
@@ -121,10 +125,13 @@ def measured_step(sched, closure, other_closure) -> None:
             finite = None if lazy else _finite(gg) if sgd else _finite(gg + dd + gd)
             if measure:
                 field = sched.curvature == "field"
+                md, eps, mdd = _displacement(sched, i, d, dd)
+                parts = {}
                 own, fld, ok = _measure([closure, other_closure] if field else [closure],
-                                        [params, sched._other] if field else [params], 0, d, sched.method, None,
+                                        [params, sched._other] if field else [params], 0, md, sched.method, eps,
                                         field=field, known=[_known(params, copies)] + ([None] if field else []),
-                                        dd=dd)
+                                        dd=mdd, parts=parts)
+                sched._cross[i] = parts.get("cross", torch.full_like(own, float("nan"))).double()
                 sched.curvature_measurements += 1
                 measured = own + fld if field else own
                 # d = 0 is no divergence (NaN measures, the fallback): only a finite |d| > 0 must give finite measures
@@ -141,16 +148,22 @@ def measured_step(sched, closure, other_closure) -> None:
                 valid = valid > grew  # finite and not grown, one operation on booleans
                 grew_any = grew if grew_any is None else grew_any | grew
             own, fld = sched._stored[i]
+            cross = sched._cross[i]
             if not sgd:  # curvature per unit of learning rate: |d|^2 / (g . d), NaN where the step does not descend
                 scale = torch.where(gd > 0, dd / gd, torch.nan)
-                own, fld = own * scale, fld * scale
+                own, fld, cross = own * scale, fld * scale, cross * scale  # (the product of the players' cross
+                # entries, all the game rule uses, is the same whichever player's scale multiplies which)
             sig, noise = sched._noise[i].read()
             est = Estimate(own, noise, torch.sqrt(sig), sched._noise[i].count, True,
                            field=None if sched.curvature == "own" else fld)
             eta = float(sched.eta if sched.eta is not None else base)
             c = controller_step(sched.policy, k, est, eta=eta, lookup=sched._lookup, valid=valid)
+            if sched.game is not None:
+                c = _game_control(sched, c, own, fld, cross, sig, noise, eta)
             sched._record(i, est, c, finite=finite, step=k, value=gg if lazy else None)
             lrs.append(float(sched.base_lrs[i]) * c.multiplier)
+            if sched.displacement == "secant":  # this step's direction, for the next measurement's secant
+                sched._prev_d[i] = torch._foreach_mul(d, 1.0)
     finally:
         if saved is not None:
             for p, gr in zip(everything, saved):
@@ -174,6 +187,40 @@ def set_rates(sched, lrs) -> None:
         else:
             group["lr"] = float(lr)  # this optimizer needs a number: one host read
     sched._last_lr = [group["lr"] for group in groups]
+
+
+def _displacement(sched, i, d, dd):
+    """(direction, eps, |direction|^2) of group i's measurement: the displacement is eps along the unit direction.
+
+    ``"fd"``: d, eps None (the infinitesimal default of :func:`.curvature._fd`); ``"step"``: -d (the
+    step's own direction) at the length of the step about to be taken at the group's current (last)
+    rate, eps = lr |d|; ``"secant"``:
+    back along the last step, to the point it started from (direction d_prev, eps = lr |d_prev|), so the
+    one-sided difference is the secant of the last step on the current batch (the infinitesimal
+    difference before a first step). ``method="hvp"`` ignores eps (exact).
+    """
+    lr = sched.optimizer.param_groups[i]["lr"]
+    if sched.displacement == "step":
+        return torch._foreach_neg(d), torch.as_tensor(lr, dtype=dd.dtype, device=dd.device) * torch.sqrt(dd), dd
+    if sched.displacement == "secant" and sched._prev_d[i] is not None:
+        prev = sched._prev_d[i]
+        pdd = _sumsq(prev).double()
+        return prev, torch.as_tensor(lr, dtype=pdd.dtype, device=pdd.device) * torch.sqrt(pdd), pdd
+    return d, None, dd
+
+
+def _game_control(sched, c, own, fld, cross, sig, noise, eta):
+    """The player's multiplier from the shared game rule (:class:`~stochctl.policies.game_policy.GameRule`).
+
+    Where the per-player step is OK or NONCONVEX (a finite measurement, the noise ratio ready) the
+    multiplier is the rule's, from this player's measurement and the other player's latest; elsewhere
+    (warm-up, fallback) it stays the per-player one.
+    """
+    meas = Measurement(own, torch.full_like(own, float("nan")) if sched.curvature == "own" else fld,
+                       sig / (sig + noise), eta, cross)
+    u = sched.game.multiplier(sched.role, meas, c.multiplier)
+    use = (c.status == OK) | (c.status == NONCONVEX)
+    return replace(c, multiplier=torch.where(use, u, c.multiplier))
 
 
 def _known(params, copies):

@@ -162,8 +162,13 @@ def field_measure(closures: Sequence[Callable], players: Sequence[Sequence], p: 
     return own, fld
 
 
-def _measure(closures, players, p, d, method, eps, field, known=None, dd=None):
+def _measure(closures, players, p, d, method, eps, field, known=None, dd=None, parts=None):
     """(own, field, finite): 0-d tensors; ``finite`` is False when a loss the measurement evaluated was not.
+
+    ``parts``: a dict which ``"fd"`` with the field fills with ``"cross"``, the reduced coupling
+    e_q . (F_q(x + eps e_p) - F_q(x)) / eps, e_p = d_p / |d_p|, e_q = F_q(x) / |F_q(x)| (the other
+    player's gradient response along its own gradient per unit step of p: the off-diagonal entry of
+    the two-player model in the players' step directions, SGD); NaN otherwise.
 
     With d = 0 (or |d| not finite) both measures are NaN and ``finite`` is True (nothing diverged:
     the policy takes its fallback). Nothing here reads a tensor's value.
@@ -181,7 +186,7 @@ def _measure(closures, players, p, d, method, eps, field, known=None, dd=None):
     if method == "hvp":
         own, fld = _hvp(closures, players, p, d, inv, safe, field, finite)
     else:
-        own, fld = _fd(closures, players, p, d, inv, safe, eps, field, known, finite)
+        own, fld = _fd(closures, players, p, d, inv, safe, eps, field, known, finite, parts)
     ok = finite[0]
     for f in finite[1:]:
         ok = ok & f
@@ -218,7 +223,7 @@ def _vdot_graph(a, b):
     return sum((x * y).sum() for x, y in zip(a, b))
 
 
-def _fd(closures, players, p, d, inv, safe, eps, field, known, finite):
+def _fd(closures, players, p, d, inv, safe, eps, field, known, finite, parts=None):
     """Finite difference of gradients along the unit direction: central, or one-sided from ``known``.
 
     ``known[q]``: player q's gradient at the current point when the caller has
@@ -236,10 +241,15 @@ def _fd(closures, players, p, d, inv, safe, eps, field, known, finite):
             known[q] = _grad(_call(closures[q], "other_closure", finite), players[q], what="other_closure")
     data = xp  # the parameters themselves, read and moved only under no_grad (no detached aliases to make)
     with torch.no_grad():
-        if eps is None:  # eps = u^(1/2) (1 + rms(x)) one-sided, u^(1/3) (1 + rms(x)) central
+        if eps is None or isinstance(eps, torch.Tensor):  # eps = u^(1/2) (1 + rms(x)) one-sided, u^(1/3) (1 + rms(x)) central
             n = sum(x.numel() for x in xp)
             c = torch.finfo(xp[0].dtype).eps ** (0.5 if one_sided else 1.0 / 3.0)
-            eps = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(data))) * (c / math.sqrt(max(n, 1))) + c
+            small = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(data))) * (c / math.sqrt(max(n, 1))) + c
+            if eps is not None:  # a displacement computed on the device; the small one where it is not positive
+                eps = eps.reshape(()).to(small.dtype)
+                eps = torch.where((eps > small) & _finite(eps), eps, small)
+            else:
+                eps = small
         elif isinstance(eps, (int, float)) and not isinstance(eps, bool) and eps > 0 and math.isfinite(eps):
             eps = torch.full((), float(eps), dtype=xp[0].dtype, device=xp[0].device)
         else:
@@ -282,6 +292,9 @@ def _fd(closures, players, p, d, inv, safe, eps, field, known, finite):
         if q != p:
             diff_q = _flat(grads[q, 1.0]) - _flat(lo[q])
             sq = sq + torch.dot(diff_q, diff_q)
+            if parts is not None:  # e_q . diff_q / width, e_q = F_q / |F_q| (NaN for F_q = 0)
+                f_q = _flat(lo[q])
+                parts["cross"] = torch.dot(diff_q, f_q) * torch.rsqrt(torch.dot(f_q, f_q)) * (inv / inv / width)
     return own, torch.sqrt(sq) * (inv / inv / width)  # NaN for d = 0, as the own curvature
 
 

@@ -103,7 +103,7 @@ class _Core:
 
 
 def scale_by_policy(policy: LocalPolicy, *, eta: float | None = None, estimator=None, curvature: str | None = None,
-                    curvature_every: int = 1, noise_beta: float = 0.9):
+                    curvature_every: int = 20, noise_beta: float = 0.9):
     """Gradient transformation multiplying the updates by the policy multiplier u*.
 
     Args:
@@ -133,7 +133,8 @@ def scale_by_policy(policy: LocalPolicy, *, eta: float | None = None, estimator=
             ``other_value_fn=`` (its loss as ``other_value_fn(other_params,
             params, **kw)``, this player's parameters as the second argument).
         curvature_every: measure the curvature every k updates, reusing the
-            last measurement in between.
+            last measurement in between (default 20, as
+            :class:`~stochctl.policy.ControlledLR`).
         noise_beta: EMA decay of the noise ratio.
 
     Returns:

@@ -72,12 +72,13 @@ import weakref
 from dataclasses import replace
 from typing import Mapping, Sequence
 
-import numpy as np
 
-from ..errors import DivergenceError, InputError, require_extra
-from ..policies.controller import COUNT_NAMES, Tally, controller_step, fold_tallies, to_python
-from ..policies.estimators import Estimate, RegressionEstimator
+from ..errors import InputError, require_extra
+from ..policies.controller import COUNT_NAMES, controller_step
+from ..policies.estimators import RegressionEstimator
+from ..policies.game_policy import ROLES, GameRule
 from ..policies.local_policy import LocalPolicy
+from ._diagnostics import Diagnostics
 from ._measured import LaggedFlag, accepts_tensor_lr, check_closures, measured_step, set_rates
 from ._views import _device_flat, _flat, _grad_views, _param_views, _to_numpy, _to_torch
 from .curvature import METHODS, NoiseRatio, directional_curvature
@@ -86,12 +87,18 @@ torch = require_extra("torch", "torch")
 LRScheduler = torch.optim.lr_scheduler.LRScheduler
 
 METRIC_KEYS = ("a", "s2", "grad_norm")
-_TRANSIENT = ("optimizer", "policy", "estimators", "_hook", "_metrics", "_last", "_views", "_noise",
-              "_other", "_init", "_flag", "_lookup", "_pending", "_flags")
+_TRANSIENT = ("optimizer", "policy", "estimators", "_hook", "_metrics", "_last", "_views", "_noise", "_prev_d",
+              "_other", "_init", "_flag", "_lookup", "_pending", "_flags", "game")
 CURVATURES = (None, "own", "field")
+DISPLACEMENTS = ("fd", "step", "secant")
+CURVATURE_EVERY = 20
+"""Default measuring interval of the curvature modes: the field measure every 20 steps costs about 15% of a
+base step in gradient evaluations (2 + 6 / 20 per step for two players), where every step costs 4 base
+steps' worth; the controller ablation (results/controller-ablation) found no loss of quality against
+every 10."""
 
 
-class ControlledLR(LRScheduler):
+class ControlledLR(Diagnostics, LRScheduler):
     """Scheduler that sets lr = eta * u*(estimates) for every parameter group.
 
     Args:
@@ -117,9 +124,14 @@ class ControlledLR(LRScheduler):
             step, ReLU kinks included) or ``"hvp"`` (double backward, exact
             Hessian, about twice the cost); costs in
             :mod:`stochctl.trainers.curvature`.
+        displacement: with ``method="fd"``, the displacement of the difference:
+            ``"fd"`` (default: infinitesimal, eps = sqrt(machine epsilon) (1 + rms(x))),
+            ``"step"`` (the step about to be taken at the group's last rate, lr |d|) or
+            ``"secant"`` (back along the last step to where it started, on the current batch:
+            the secant of the last step; infinitesimal before a first step).
         curvature_every: measure the curvature at steps 0, k, 2k, ... and
             reuse the last measurement in between (the noise ratio and the
-            rate are updated at every step).
+            rate are updated at every step); default :data:`CURVATURE_EVERY` (20).
         remeasure_growth: with ``curvature_every`` > 1, a group whose gradient
             norm exceeds ``remeasure_growth`` times its value at its last
             measurement does not trust the stale curvature (a stale curvature
@@ -143,6 +155,14 @@ class ControlledLR(LRScheduler):
         on_device: estimator mode: keep the estimator, the policy and the rate on
             the parameters' device, without host reads (module docstring); None
             (default): on the device for parameters not on the CPU.
+        game: curvature modes, opt-in: a :class:`~stochctl.policies.game_policy.GameRule`
+            shared with the other player's scheduler; the rate is then the
+            rule's rate pair from both players' latest measurements (the
+            per-player ``policy`` gives the status and the rate until both
+            players have been measured, and during warm-up); the coupling is
+            measured with ``method="fd"`` (with ``"hvp"`` the field measure's
+            upper bound stands in). None (default): the per-player rate.
+        role: with ``game``: ``"generator"`` or ``"discriminator"``.
 
     Attributes (the diagnostics are kept as tensors and converted when read;
     reading them raises :class:`~stochctl.errors.DivergenceError` once for
@@ -161,9 +181,9 @@ class ControlledLR(LRScheduler):
 
     def __init__(self, optimizer, policy, *, estimator=None, eta: float | None = None, every: int = 1,
                  last_epoch: int = -1, curvature: str | None = None, method: str = "fd",
-                 curvature_every: int = 1, noise_beta: float = 0.9, other_params=None,
+                 curvature_every: int = CURVATURE_EVERY, noise_beta: float = 0.9, other_params=None,
                  remeasure_growth: float | None = 2.0, check_every: int | None = None,
-                 on_device: bool | None = None):
+                 on_device: bool | None = None, displacement: str = "fd", game=None, role: str | None = None):
         if not isinstance(optimizer, torch.optim.Optimizer):
             raise InputError(f"optimizer must be a torch.optim.Optimizer; got {type(optimizer).__name__}")
         if not callable(policy):
@@ -180,7 +200,13 @@ class ControlledLR(LRScheduler):
                                                  and not isinstance(remeasure_growth, bool)
                                                  and math.isfinite(remeasure_growth) and remeasure_growth > 1):
             raise InputError(f"remeasure_growth must be a number above 1 or None; got {remeasure_growth!r}")
+        if displacement not in DISPLACEMENTS:
+            raise InputError(f"displacement must be one of {DISPLACEMENTS}; got {displacement!r}")
+        if displacement != "fd" and method != "fd":
+            raise InputError(f"displacement={displacement!r} is a finite difference; it needs method='fd' "
+                             f"(method='hvp' is exact, infinitesimal)")
         self.curvature, self.method, self.curvature_every = curvature, method, curvature_every
+        self.displacement = displacement
         self.remeasure_growth = remeasure_growth
         if isinstance(other_params, torch.optim.Optimizer):
             other_params = [p for g in other_params.param_groups for p in g["params"]]
@@ -192,9 +218,13 @@ class ControlledLR(LRScheduler):
                                         or check_every < 1):
             raise InputError(f"check_every must be a positive integer or None; got {check_every!r}")
         self.check_every = check_every
+        _check_game(game, role, curvature, policy, n)
+        self.game, self.role = game, role
         self._noise = [NoiseRatio(noise_beta) for _ in range(n)]
         self._stored = [None] * n  # per group: (own, field) of its last measurement, 0-d float64 tensors
         self._measured_gg = [None] * n  # remeasure_growth^2 |g|^2 of each group at its last measurement
+        self._prev_d = [None] * n  # per group: its last step's direction (displacement="secant")
+        self._cross = [None] * n  # per group: the reduced coupling of its last measurement (curvature.py)
         self.remeasurements = 0
         self.curvature_measurements = 0
         self._lookup = None
@@ -321,95 +351,6 @@ class ControlledLR(LRScheduler):
             v = v.item()
         return float(v)
 
-    def _record(self, i: int, est, control, diverged=None, step: int = 0, finite=None, value=None) -> None:
-        """Keep group i's estimate, multiplier and status (in their arrays) and a divergence flag.
-
-        The flag is ``diverged``, or ``finite`` kept as it is and negated when counted, or whether
-        ``value`` is not finite, taken when counted.
-
-        Nothing is computed per step: the statuses and flags are counted together when read, or
-        every 1024 steps to bound the memory (:func:`~stochctl.policies.controller.fold_tallies`).
-        """
-        self._last[i] = (est, control.multiplier)
-        if control.status is not None:
-            self._pending.append(control)
-            if isinstance(self.policy, LocalPolicy):
-                self.policy.observe(control)
-        if diverged is not None:
-            self._flags.append((step, diverged, 0))
-        elif finite is not None:
-            self._flags.append((step, finite, 1))
-        elif value is not None:
-            self._flags.append((step, value, 2))
-        if len(self._pending) + len(self._flags) >= 1024:
-            self._fold()
-
-    def _fold(self) -> None:
-        """Count the pending statuses into one tally and the pending divergence flags into one count (on the device)."""
-        if self._pending:
-            t = fold_tallies(([Tally(self._tally)] if self._tally is not None else []) + self._pending)
-            self._tally, self._pending = t, []
-        if self._flags:
-            bad = torch.stack([f if kind == 0 else ~f if kind == 1 else ~torch.isfinite(f)
-                               for _, f, kind in self._flags]).to(torch.int64)
-            steps = torch.tensor([k for k, _, _ in self._flags], device=bad.device) if bad.device.type == "cpu" else \
-                torch.tensor([k for k, _, _ in self._flags]).pin_memory().to(bad.device, non_blocking=True)
-            first = torch.where(bad > 0, steps, torch.iinfo(torch.int64).max).min()
-            if self._bad is None:
-                self._bad, self._bad_first = bad.sum(), first
-            else:
-                self._bad, self._bad_first = self._bad + bad.sum(), torch.minimum(self._bad_first, first)
-            self._flags = []
-
-    @property
-    def divergences(self) -> int:
-        """Steps (summed over groups) whose loss, gradient or measurement was not finite."""
-        self._fold()
-        return 0 if self._bad is None else int(self._bad)
-
-    def check(self) -> None:
-        """Raise :class:`~stochctl.errors.DivergenceError` if a step diverged since the last report (one host read)."""
-        n = self.divergences
-        if n > self._bad_seen:
-            self._bad_seen = n
-            safe = getattr(self.policy, "fallback", 0.0)
-            raise DivergenceError(f"training diverged: a loss, gradient or curvature measurement was not finite "
-                                  f"at {n} scheduler step(s), the first at step {int(self._bad_first)}; the rate "
-                                  f"there was the safe multiplier {safe} times the base rate")
-
-    @property
-    def counts(self) -> dict:
-        """How often each policy case occurred (name -> int), summed over groups and steps."""
-        self.check()
-        self._fold_tally()
-        return self._counts
-
-    def _fold_tally(self) -> None:
-        self._fold()
-        if self._tally is not None:
-            tally, self._tally = np.asarray(to_python(self._tally)).reshape(-1), None
-            for name, v in zip(COUNT_NAMES, tally):
-                self._counts[name] = self._counts.get(name, 0) + int(v)
-
-    @property
-    def last_estimates(self) -> list:
-        """The :class:`Estimate` of each group at the last step (Python numbers, numpy arrays per coordinate)."""
-        self.check()
-        return [None if last is None else _python_estimate(last[0]) for last in self._last]
-
-    @property
-    def last_multipliers(self) -> list:
-        """u* of each group at the last step."""
-        self.check()
-        return [math.nan if last is None else to_python(last[1]) for last in self._last]
-
-    @property
-    def last_curvature(self) -> list:
-        """Per group, the last measured (own curvature, field measure) (NaN before a measurement)."""
-        self.check()
-        return [(math.nan, math.nan) if s is None else tuple(float(v) for v in torch.stack(list(s)).tolist())
-                for s in self._stored]
-
     def get_lr(self) -> list[float]:
         """lr_g = eta_g * u*(k, estimate_g) for each group g, k = optimizer steps taken."""
         k = max(self.last_epoch, 0)
@@ -484,11 +425,21 @@ class ControlledLR(LRScheduler):
         super().load_state_dict(sd)
 
 
-def _python_estimate(e):
-    """An estimate with Python numbers (numpy arrays per coordinate): the one conversion, when read."""
-    count = e.count if isinstance(e.count, int) else int(round(float(to_python(e.count))))
-    return Estimate(to_python(e.a), to_python(e.s2), to_python(e.grad_norm), count, bool(to_python(e.ready)),
-                    None if e.weights is None else to_python(e.weights), None if e.field is None else to_python(e.field))
+def _check_game(game, role, curvature, policy, n) -> None:
+    if game is None:
+        if role is not None:
+            raise InputError(f"role= is for a game rule (game=GameRule(...)); got role={role!r} without one")
+        return
+    if not isinstance(game, GameRule):
+        raise InputError(f"game must be a GameRule (stochctl.policies.game_policy) or None; got {game!r}")
+    if role not in ROLES:
+        raise InputError(f"game= needs role= one of {', '.join(ROLES)}; got {role!r}")
+    if curvature is None:
+        raise InputError("game= needs a measured curvature: curvature='field' (or 'own', without the coupling)")
+    if not isinstance(policy, LocalPolicy):
+        raise InputError(f"game= needs a LocalPolicy or OneStepPolicy as the per-player policy; got {policy!r}")
+    if n != 1:
+        raise InputError(f"game= needs an optimizer with one parameter group per player; got {n}")
 
 
 __all__ = ["ControlledLR", "directional_curvature"]
