@@ -28,7 +28,8 @@ EXPECTED = {
 
 # the game-aware candidates: family, baseline and game rule; not in the default selection
 CANDIDATES = {"sgd+game": ("sgd", "joint"), "adam+game": ("adam", "joint"), "sgd+game-nash": ("sgd", "nash"),
-              "adam+game-nash": ("adam", "nash"), "sgd+min": ("sgd", "min"), "adam+min": ("adam", "min")}
+              "adam+game-nash": ("adam", "nash"), "sgd+game-tied": ("sgd", "tied"),
+              "adam+game-tied": ("adam", "tied"), "sgd+min": ("sgd", "min"), "adam+min": ("adam", "min")}
 
 
 def _tiny(tasks, methods, *, steps=4, lrs=(1e-2, 1.0), sweeps=None, **kw):

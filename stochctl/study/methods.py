@@ -33,7 +33,8 @@ The built-in methods take one base learning rate ``eta``:
   :class:`~stochctl.policy.OneStepPolicy` (``u_max=1``), field measure;
 - ``sgd+game`` / ``adam+game``: both players' rates from the two-player discrete model
   (:mod:`stochctl.policies.game_policy`, rule ``"joint"``: one controller choosing the rate pair),
-  field measure; ``-nash``: each player its own (rule ``"nash"``); ``sgd+min`` / ``adam+min``:
+  field measure; ``-nash``: each player its own (rule ``"nash"``); ``-tied``: ``"joint"`` with the
+  generator never faster than the discriminator (rule ``"tied"``); ``sgd+min`` / ``adam+min``:
   both players the smaller of their two one-step rates (rule ``"min"``); candidates, selected by
   name (not in the default selection :data:`METHOD_NAMES`);
 - ``ctl-sgd`` / ``ctl-adam``: the first study's table methods (continuous
@@ -374,6 +375,10 @@ for _m in (
     Method("sgd+game-nash", "sgd", Players("sgd", Measured("greedy", "field", "nash")), controlled=True,
            baseline="sgd", candidate=True),
     Method("adam+game-nash", "adam", Players("adam", Measured("greedy", "field", "nash")), controlled=True,
+           baseline="adam", candidate=True),
+    Method("sgd+game-tied", "sgd", Players("sgd", Measured("greedy", "field", "tied")), controlled=True,
+           baseline="sgd", candidate=True),
+    Method("adam+game-tied", "adam", Players("adam", Measured("greedy", "field", "tied")), controlled=True,
            baseline="adam", candidate=True),
     Method("sgd+min", "sgd", Players("sgd", Measured("greedy", "field", "min")), controlled=True, baseline="sgd",
            candidate=True),
