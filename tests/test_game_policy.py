@@ -209,8 +209,16 @@ def test_rules_respect_caps_and_the_min_rule_is_the_smaller_one_step_rate(rng):
            for a, m, r, eta in ((a_g, m_g, r_g, eta_g), (a_d, m_d, r_d, eta_d))]
     x_g, x_d = rate_pair(*args, eta_g=eta_g, eta_d=eta_d, rule="min")
     assert np.array_equal(x_g, np.minimum(*one)) and np.array_equal(x_d, x_g)
-    for rule in ("nash", "joint"):
+    for rule in ("nash", "joint", "tied"):
         x_g, x_d = rate_pair(*args, eta_g=eta_g, eta_d=eta_d, rule=rule)
+        if rule == "tied":  # the joint minimisation with x_G <= x_D on its grid
+            assert np.all(x_g <= x_d * (1 + 1e-12))
+            tied_cost = joint_cost(x_d, x_g, a_g + x_d * np.sqrt(m_g**2 - a_g**2) * np.sqrt(m_d**2 - a_d**2),
+                                   a_d, r_g, r_d)
+            xj_g, xj_d = rate_pair(*args, eta_g=eta_g, eta_d=eta_d, rule="joint")
+            free_cost = joint_cost(xj_d, xj_g, a_g + xj_d * np.sqrt(m_g**2 - a_g**2) * np.sqrt(m_d**2 - a_d**2),
+                                   a_d, r_g, r_d)
+            assert np.all(tied_cost >= free_cost - 1e-12)  # a constraint never lowers the minimum
         assert np.all((x_g >= 0) & (x_g <= np.minimum(eta_g, 1 / m_g) * (1 + 1e-12)))
         assert np.all((x_d >= 0) & (x_d <= np.minimum(eta_d, 1 / m_d) * (1 + 1e-12)))
         tied = a_g * a_d + np.sqrt(m_g**2 - a_g**2) * np.sqrt(m_d**2 - a_d**2) <= 0
@@ -238,7 +246,7 @@ def test_regimes_strong_coupling_slows_the_generator_and_a_noisy_discriminator_h
 
 
 def test_bad_options_are_refused():
-    with pytest.raises(InputError, match="rule must be one of joint, nash, min; got 'max'"):
+    with pytest.raises(InputError, match="rule must be one of joint, nash, min, tied; got 'max'"):
         rate_pair(1.0, 1.0, 0.5, 1.0, 1.0, 0.5, eta_g=1.0, eta_d=1.0, rule="max")
     with pytest.raises(InputError, match="u_max must be a positive finite number; got 0"):
         GameRule(u_max=0)
@@ -263,7 +271,7 @@ def test_game_rule_waits_for_both_players_then_returns_the_pair():
 # torch: the same numbers, and no host read in the scheduler's step
 # --------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("rule", ["joint", "nash", "min"])
+@pytest.mark.parametrize("rule", ["joint", "nash", "min", "tied"])
 def test_torch_matches_numpy(rng, rule):
     torch = pytest.importorskip("torch")
     args = _draw(rng, 64)

@@ -28,7 +28,8 @@ EXPECTED = {
 
 # the game-aware candidates: family, baseline and game rule; not in the default selection
 CANDIDATES = {"sgd+game": ("sgd", "joint"), "adam+game": ("adam", "joint"), "sgd+game-nash": ("sgd", "nash"),
-              "adam+game-nash": ("adam", "nash"), "sgd+game-min": ("sgd", "min"), "adam+game-min": ("adam", "min")}
+              "adam+game-nash": ("adam", "nash"), "sgd+game-min": ("sgd", "min"), "adam+game-min": ("adam", "min"),
+              "sgd+game-tied": ("sgd", "tied"), "adam+game-tied": ("adam", "tied")}
 # candidates pairing the per-player discrete-policy rates (both at the smaller multiplier; every 10 steps), and
 # the per-player rule of study v2 (every 10 steps): family
 PAIRED = {"sgd+min": "sgd", "adam+min": "adam"}

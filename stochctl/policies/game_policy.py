@@ -39,6 +39,9 @@ Rules (r_p = SNR_p = |E g_p|^2 / E|g_p|^2, caps cap_p = min(eta_p u_max, 1 / m_p
   minimised on a grid of ``JOINT_POINTS`` values of x_D (no host synchronisation).
 - ``"min"``: both players take the smaller of their two one-step rates, x_G = x_D = min(x_G^1, x_D^1),
   x_p^1 = min(r_p / a_p, cap_p) (the cap where a_p <= 0).
+- ``"tied"``: ``"joint"`` with the generator never faster than the discriminator, x_G <= x_D (a
+  time-scale separation imposed, not derived: the model's a_eff assumes D answers G's move, and the
+  prototype of DESIGN 4c that tied the two rates trained best).
 
 Every function works on numpy, torch or jax arrays without converting them to Python values.
 """
@@ -53,7 +56,7 @@ import numpy as np
 from ..errors import InputError
 from .estimators.base import namespace
 
-RULES = ("joint", "nash", "min")
+RULES = ("joint", "nash", "min", "tied")
 ROLES = ("generator", "discriminator")
 JOINT_POINTS = 257
 """Grid points of the joint minimisation over x_D in [0, cap_D] (resolution cap_D / 256)."""
@@ -188,14 +191,16 @@ def rate_pair(a_g, m_g, r_g, a_d, m_d, r_d, *, eta_g, eta_d, u_max=1.0, rule="jo
     if xp is not np:
         t = xp.asarray(t, dtype=a_d.dtype, device=a_d.device) if xp.__name__ == "torch" else xp.asarray(t)
     x_grid = t * cap_d
-    xg_grid, a_eff = generator_rate(x_grid, a_g, r_g, a_d, b2, cap_g, margin, xp)
+    tie = rule == "tied"
+    xg_grid, a_eff = generator_rate(x_grid, a_g, r_g, a_d, b2, xp.fmin(cap_g + xp.zeros_like(x_grid), x_grid)
+                                    if tie else cap_g, margin, xp)
     cost = joint_cost(x_grid, xg_grid, a_eff, a_d, r_g, r_d)
     cost = xp.where(xp.isnan(cost), _inf(cost, xp), cost)
     best = xp.argmin(cost, axis=0)
     x_d = _take(x_grid + xp.zeros_like(cost), best, xp)
     x_g = _take(xg_grid + xp.zeros_like(cost), best, xp)
     # D non-convex (a_D <= 0): no minimum to land on; the Nash pair (D at its cap)
-    x_gn, _ = generator_rate(x_d1, a_g, r_g, a_d, b2, cap_g, margin, xp)
+    x_gn, _ = generator_rate(x_d1, a_g, r_g, a_d, b2, xp.fmin(cap_g, x_d1) if tie else cap_g, margin, xp)
     joint_ok = (a_d > 0) & (_take(cost, best, xp) < np.inf)  # else (a G input not finite) the Nash pair
     return xp.where(joint_ok, x_g, x_gn), xp.where(joint_ok, x_d, x_d1)
 
@@ -232,7 +237,7 @@ class GameRule:
     other player's latest.
 
     Args:
-        rule: one of :data:`RULES` (``"joint"``, ``"nash"``, ``"min"``).
+        rule: one of :data:`RULES` (``"joint"``, ``"nash"``, ``"min"``, ``"tied"``).
         u_max: upper bound of the multipliers.
         margin: as in :func:`rate_pair`.
     """

@@ -39,7 +39,8 @@ The built-in methods take one base learning rate ``eta``:
   :class:`~stochctl.policy.OneStepPolicy` (``u_max=1``), field measure;
 - ``sgd+game`` / ``adam+game``: both players' rates from the two-player discrete model
   (:mod:`stochctl.policies.game_policy`, rule ``"joint"``: one controller choosing the rate pair),
-  field measure; ``-nash``: each player its own (rule ``"nash"``); ``sgd+game-min`` / ``adam+game-min``:
+  field measure; ``-nash``: each player its own (rule ``"nash"``); ``-tied``: ``"joint"`` with the
+  generator never faster than the discriminator (rule ``"tied"``); ``sgd+game-min`` / ``adam+game-min``:
   both players the smaller of their two one-step rates (rule ``"min"``); ``sgd+min`` / ``adam+min``:
   ``sgd+discrete`` as the ablation ran it (paired, every 10 steps); candidates, selected by name
   (not in the default selection :data:`METHOD_NAMES`);
@@ -426,6 +427,10 @@ for _m in (
     Method("sgd+game-min", "sgd", Players("sgd", Measured("greedy", "field", "min")), controlled=True,
            baseline="sgd", candidate=True),
     Method("adam+game-min", "adam", Players("adam", Measured("greedy", "field", "min")), controlled=True,
+           baseline="adam", candidate=True),
+    Method("sgd+game-tied", "sgd", Players("sgd", Measured("greedy", "field", "tied")), controlled=True,
+           baseline="sgd", candidate=True),
+    Method("adam+game-tied", "adam", Players("adam", Measured("greedy", "field", "tied")), controlled=True,
            baseline="adam", candidate=True),
     Method("sgd+min", "sgd", Players("sgd", Measured("discrete", pairing="min")), controlled=True, baseline="sgd",
            candidate=True),
