@@ -50,7 +50,8 @@ def test_records_match_the_published_method_table():
         assert (m.family, m.controlled, m.baseline, m.base_lr, m.grad_evals) == (family, controlled, baseline,
                                                                                   True, 1)
         assert M.METHOD_FAMILY[name] == family
-    assert dict(M.METHOD_FAMILY) == {k: v[0] for k, v in EXPECTED.items()}
+    assert {k: M.METHOD_FAMILY[k] for k in EXPECTED} == {k: v[0] for k, v in EXPECTED.items()}
+    assert set(M.METHOD_FAMILY) == set(EXPECTED) | set(M.PEER_METHODS)  # the peers: tests/test_study_peers.py
     assert set(M.TABLE_METHODS) == {"sgd+continuous", "ctl-sgd", "ctl-adam"}
     assert M.MEASURED == {"sgd+discrete": ("discrete", "field"), "adam+discrete": ("discrete", "field"),
                           "sgd+discrete-own": ("discrete", "own"), "sgd+discrete-field": ("discrete", "field"),
