@@ -25,8 +25,8 @@ from stochctl.study.runner import run_job  # noqa: E402
 LR_FREE = ("prodigy", "dadapt", "dog", "schedulefree")
 
 
-def _config(methods, steps=6, evaluations=2):
-    return StudyConfig(name="tiny", tasks=("gauss1d", "sp500"), methods=tuple(methods), seeds=(0,),
+def _config(methods, steps=6, evaluations=2, tasks=("gauss1d", "sp500")):
+    return StudyConfig(name="tiny", tasks=tasks, methods=tuple(methods), seeds=(0,),
                        sweeps=tuple(GRIDS.items()), steps=tuple((t, steps) for t in T.TASK_NAMES + (T.DATA_TASK,)),
                        evaluations=evaluations)
 
@@ -110,15 +110,19 @@ def test_each_peer_trains_and_counts_its_gradient_evaluations(name, autograd_cal
 
 
 def test_garch_runs_once_without_training_and_refuses_other_tasks():
-    row, samples = run_job(_config(["garch"]), Job("sp500", "garch", 1.0, 0), samples=64)
+    cfg = _config(["garch"], tasks=("sp500",))
+    row, samples = run_job(cfg, Job("sp500", "garch", 1.0, 0), samples=64)
     assert row["grad_evals"] == 0 and row["diverged"] == 0 and samples.shape == (64, T.SP500_WINDOW)
     assert '"step":[0]' in row["curve"] and math.isfinite(row["final_w1"])
-    again, _ = run_job(_config(["garch"]), Job("sp500", "garch", 1.0, 0), samples=64)
-    other, _ = run_job(_config(["garch"]), Job("sp500", "garch", 1.0, 1), samples=64)
+    again, _ = run_job(cfg, Job("sp500", "garch", 1.0, 0), samples=64)
+    other, _ = run_job(cfg, Job("sp500", "garch", 1.0, 1), samples=64)
     assert again["final_w1"] == row["final_w1"] != other["final_w1"]          # the seed drives the simulation
-    with pytest.raises(InputError) as err:
-        run_job(_config(["garch"]), Job("gauss1d", "garch", 1.0, 0))
-    assert "returns task" in str(err.value) and "gauss1d" in str(err.value) and "\n" not in str(err.value)
+    for refuse in (lambda: _config(["sgd", "garch"], tasks=("sp500", "ring8")),   # before any run
+                   lambda: run_job(_config(["sgd"]), Job("gauss1d", "garch", 1.0, 0))):
+        with pytest.raises(InputError) as err:
+            refuse()
+        assert "returns task" in str(err.value) and "\n" not in str(err.value)
+        assert "ring8" in str(err.value) or "gauss1d" in str(err.value)
 
 
 # --------------------------------------------------------------------------------------
@@ -269,9 +273,9 @@ def test_the_runner_scores_and_samples_the_generator_the_hook_gives():
     row, samples = run_job(_config(["dog"], steps=20), Job("gauss1d", "dog", 1.0, 0), samples=40, method=record)
     task = T.get_task("gauss1d")
     gen, G, _, _ = seen[-2]                                            # the final evaluation
-    b, w = float(gen.bias[0]), float(gen.weight[0, 0])
+    b, w = float(gen.bias.detach()[0]), float(gen.weight.detach()[0, 0])
     assert row["final_w2"] == pytest.approx(task.score_params(b, w)["w2"], rel=1e-12)
-    assert row["final_w2"] != pytest.approx(task.score_params(float(G.bias[0]), float(G.weight[0, 0]))["w2"])
+    assert row["final_w2"] != pytest.approx(task.score_params(float(G.bias.detach()[0]), float(G.weight.detach()[0, 0]))["w2"])
     gen, G, outputs, _ = seen[-1]                                      # the samples
     assert gen is not G and len(outputs) == 1
     np.testing.assert_array_equal(samples, outputs[0].double().numpy())

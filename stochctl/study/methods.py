@@ -34,29 +34,19 @@ The built-in methods take one base learning rate ``eta``:
 - ``ctl-sgd`` / ``ctl-adam``: the first study's table methods (continuous
   table, regression estimator), kept so its results folder still reads.
 
-The peers (:data:`PEER_METHODS`, built in :mod:`stochctl.study.peers`, one
-optimiser per player, package defaults but the swept value; extra ``peers``):
-
-- ``prodigy``, ``dadapt`` (D-Adaptation Adam), ``dog`` (DoG, scored from its
-  polynomial-decay iterate average): learning-rate-free, swept over their
-  ``lr``, a multiplier of the estimated step (documented default 1), on the
-  ``lr-free`` grid (0.022 to 46);
-- ``schedulefree``: schedule-free AdamW, swept over its base rate (its own
-  grid, 2.5e-5 to 0.25 through its documented default 0.0025), scored in its
-  ``eval()`` mode;
-- ``extra-adam``: extragradient Adam (Gidel et al. 2019; betas 0.5, 0.999),
-  2 gradient evaluations per player and step, scored from the generator's
-  exponential average (Adam grid, default 1e-3);
-- ``sgd2-d0.1``, ``sgd2-d0.3``, ``sgd2-d3``, ``sgd2-d10``: SGD with separate
-  rates, the generator's the swept one (SGD grid), the discriminator's
-  :data:`SGD2_RATIOS` times it: with ``sgd`` (ratio 1) a grid of five
-  ratios over two decades by the SGD grid, one record per ratio because a
-  record sweeps one value;
-- ``sgd-decay``: SGD with the cosine decay ``eta (1 + cos(pi k / K)) / 2`` to 0
-  over the run (the controller's rates anneal; the cosine is the decay most
-  used, with no knob beyond the run length);
-- ``garch``: no training; GARCH(1,1)-t fitted on the training returns and
-  simulated (returns tasks only; one run per seed, its family's single value 1).
+The peers (:data:`PEER_METHODS`, built in :mod:`stochctl.study.peers`; extra ``peers``):
+``prodigy``, ``dadapt`` (D-Adaptation Adam), ``dog`` (scored from its iterate
+average): learning-rate-free, swept over their ``lr`` multiplier (default 1,
+grid ``lr-free``); ``schedulefree`` (AdamW, scored in ``eval()`` mode, own
+grid through its default 0.0025); ``extra-adam`` (extragradient Adam, 2
+gradient evaluations per player and step, scored from the generator's
+average; Adam grid); ``sgd2-d0.1``, ``-d0.3``, ``-d3``, ``-d10``: SGD, the
+discriminator's rate :data:`SGD2_RATIOS` times the swept generator's (with
+``sgd`` a 2-D sweep, one record per ratio as a record sweeps one value);
+``sgd-decay`` (SGD, cosine decay ``eta (1 + cos(pi k / K)) / 2`` to 0 over the
+run: the decay most used, with no knob beyond the run length); ``garch`` (no
+training: GARCH(1,1)-t fitted on the training returns and simulated; returns
+tasks only, one run per seed).
 
 ``u_max = 1`` for every controlled method: the policy may cut the base rate,
 never raise it, so a controlled method at base rate eta never steps further
@@ -100,7 +90,7 @@ from typing import Callable
 from ..errors import InputError, require_extra
 from .optimizers import (CSGD_BETA, GAP_EMA, GAP_F_MAX, GAP_H_MIN, GAP_IDEAL_LOSS, GAP_X,  # noqa: F401
                          ControlledSGD, GapAwareLR, PlayerOptimizer, gap_multiplier)
-from .peers import DEFAULTS, Cosine, ExtraAdamPlayers, LrFree, dog_average, extra_average, garch_sampler
+from .peers import DEFAULTS, Cosine, ExtraAdamPlayers, GarchAnchor, LrFree, dog_average, extra_average
 from .peers import schedulefree_eval, untrained
 
 FAMILY_NAMES = ("sgd", "adam")
@@ -343,6 +333,12 @@ class Method:
         """Context manager yielding the generator to score and sample (:attr:`evaluation`; default G)."""
         return contextlib.nullcontext(G) if self.evaluation is None else self.evaluation(G, opt_g, task, seed)
 
+    def check_task(self, task) -> None:
+        """Raise :class:`InputError` if the method cannot run on ``task`` (its evaluation hook's ``check``)."""
+        check = getattr(self.evaluation, "check", None)
+        if check is not None:
+            check(task)
+
     def trains_like(self, other: "Method") -> bool:
         """Whether runs of ``other`` are runs of this method (same builder, family, evaluations and hooks)."""
         return ((self.build, self.family, self.grad_evals, self.evaluation, self.trains)
@@ -419,7 +415,7 @@ for _m in (
            default=DEFAULTS["extra-adam"]),
     *(Method(f"sgd2-d{r:g}", "sgd", Players("sgd", d_ratio=r)) for r in SGD2_RATIOS),
     Method("sgd-decay", "sgd", Players("sgd", Cosine())),
-    Method("garch", "garch", untrained, trains=False, base_lr=False, evaluation=garch_sampler),
+    Method("garch", "garch", untrained, trains=False, base_lr=False, multiplier="no rate", evaluation=GarchAnchor()),
 ):
     register(_m)
 

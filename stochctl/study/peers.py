@@ -348,12 +348,19 @@ class GarchSampler:
         return torch.as_tensor(self.fit.simulate(int(z.shape[0]), self.length, self.rng), dtype=torch.float32)
 
 
-def garch_sampler(G, opt_g, task, seed):
+@dataclass(frozen=True)
+class GarchAnchor:
     """Evaluation hook of ``garch``: the fitted GARCH of ``task``'s training returns (returns tasks only)."""
-    if not isinstance(task, ReturnsTask):
-        raise InputError(f"method 'garch' needs a returns task (sp500 or data); got {task.name!r}")
-    fit = fit_garch(task.series()[0])
-    return contextlib.nullcontext(GarchSampler(fit, task.data_dim, stream_seed(task.name, "garch", seed)))
+
+    def check(self, task) -> None:
+        """Refuse a task without returns (:meth:`Method.check_task <stochctl.study.methods.Method.check_task>`)."""
+        if not isinstance(task, ReturnsTask):
+            raise InputError(f"method 'garch' needs a returns task (sp500 or data); got {task.name!r}")
+
+    def __call__(self, G, opt_g, task, seed):
+        self.check(task)
+        fit = fit_garch(task.series()[0])
+        return contextlib.nullcontext(GarchSampler(fit, task.data_dim, stream_seed(task.name, "garch", seed)))
 
 
 class _Idle:

@@ -275,6 +275,8 @@ class StudyConfig:
             self.task(t)
         for m in self.methods:
             check_method(m)
+            for t in self.tasks:
+                get_method(m).check_task(self.task(t))  # e.g. garch needs a returns task
         if not self.tasks or not self.methods or not self.seeds:
             raise InputError("a study needs at least one task, one method and one seed")
         if len(set(self.tasks)) != len(self.tasks) or len(set(self.methods)) != len(self.methods):
