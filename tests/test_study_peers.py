@@ -8,6 +8,7 @@ and gradient evaluations counted at torch's autograd entry points.
 """
 
 import math
+import pickle
 import sys
 
 import numpy as np
@@ -60,6 +61,8 @@ def test_peer_records_and_their_grids():
     assert cfg.sweep("garch") == (1.0,) and cfg.sweep("prodigy") == (0.1, 1.0)
     assert quick_config().sweep("garch") == (1.0,)
     assert M.twin_methods(M.PEER_METHODS) == {}
+    for name in M.PEER_METHODS:                                          # records travel to worker processes
+        assert pickle.loads(pickle.dumps(M.get_method(name))) == M.get_method(name)
 
 
 def test_record_fields_are_checked():
