@@ -16,12 +16,12 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from stochctl.errors import InputError, MissingExtraError  # noqa: E402
-from stochctl.study import methods as M  # noqa: E402
-from stochctl.study import peers as P  # noqa: E402
-from stochctl.study import tasks as T  # noqa: E402
-from stochctl.study.protocol import GRIDS, Job, StudyConfig, quick_config  # noqa: E402
-from stochctl.study.runner import run_job  # noqa: E402
+from stochctl.errors import InputError, MissingExtraError
+from stochctl.study import methods as M
+from stochctl.study import peers as P
+from stochctl.study import tasks as T
+from stochctl.study.protocol import GRIDS, Job, StudyConfig, quick_config
+from stochctl.study.runner import run_job
 
 LR_FREE = ("prodigy", "dadapt", "dog", "schedulefree")
 
@@ -247,12 +247,11 @@ def test_schedulefree_evaluates_at_x_and_returns_to_train_mode():
     b1 = opt.param_groups[0]["betas"][0]
     y = [p.detach().clone() for p in G.parameters()]
     z = [opt.state[p]["z"].clone() for p in G.parameters()]
-    with pytest.raises(RuntimeError, match="inside"):
-        with record.evaluated(G, opt_g, None, 0) as gen:
-            assert gen is G and opt.param_groups[0]["train_mode"] is False
-            for p, yi, zi in zip(G.parameters(), y, z):
-                torch.testing.assert_close(p.detach(), (yi - (1 - b1) * zi) / b1)
-            raise RuntimeError("inside")                        # an error while scoring still restores train mode
+    with pytest.raises(RuntimeError, match="inside"), record.evaluated(G, opt_g, None, 0) as gen:
+        assert gen is G and opt.param_groups[0]["train_mode"] is False
+        for p, yi, zi in zip(G.parameters(), y, z):
+            torch.testing.assert_close(p.detach(), (yi - (1 - b1) * zi) / b1)
+        raise RuntimeError("inside")                            # an error while scoring still restores train mode
     assert opt.param_groups[0]["train_mode"] is True
     for p, yi in zip(G.parameters(), y):
         torch.testing.assert_close(p.detach(), yi)

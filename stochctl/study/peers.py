@@ -234,7 +234,7 @@ class _ExtraFace:
     def __init__(self, extra: ExtraAdam, generator: bool):
         self.extra, self.generator = extra, generator
         self.state = extra.g if generator else extra.d
-        self.param_groups = [dict(lr=self.state.lr)]
+        self.param_groups = [{"lr": self.state.lr}]
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         for p in self.state.params:
@@ -366,7 +366,8 @@ class GarchAnchor:
 class _Idle:
     """An optimiser that never moves (methods that do not train)."""
 
-    param_groups = [dict(lr=1.0)]
+    def __init__(self):
+        self.param_groups = [{"lr": 1.0}]
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         pass
