@@ -120,12 +120,23 @@ def dog_average(G, opt_g, task, seed):
 
 @contextlib.contextmanager
 def schedulefree_eval(G, opt_g, task, seed):
-    """Evaluation hook of ``schedulefree``: the generator's optimiser in ``eval()`` mode, then ``train()``."""
+    """Evaluation hook of ``schedulefree``: the generator's optimiser in ``eval()`` mode, then ``train()``.
+
+    The training point y is restored bit for bit after ``train()`` (its interpolation back from x
+    rounds), so that evaluating does not change the run.
+    """
+    torch = require_extra("torch", "study")
+    params = list(G.parameters())
+    with torch.no_grad():
+        saved = [p.detach().clone() for p in params]
     opt_g.optimizer.eval()
     try:
         yield G
     finally:
         opt_g.optimizer.train()
+        with torch.no_grad():
+            for p, y in zip(params, saved):
+                p.copy_(y)
 
 
 # --------------------------------------------------------------------------------------
