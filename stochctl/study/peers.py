@@ -311,21 +311,21 @@ class GarchFit:
         """Unconditional variance ``omega / (1 - alpha - beta)``."""
         return self.omega / (1.0 - self.alpha - self.beta)
 
-    def simulate(self, n: int, length: int, rng, burn: int = GARCH_BURN) -> np.ndarray:
+    def simulate(self, n: int, length: int, rng, burn: int = GARCH_BURN, *, with_variance: bool = False):
         """``n`` independent windows (n, length) of the stationary process, each after ``burn`` steps
-        started at the unconditional variance."""
+        started at the unconditional variance; with ``with_variance`` also the sigma_t^2 (n, length)."""
         if not self.alpha + self.beta < 1:
             raise InputError(f"GARCH fit is not covariance-stationary (alpha + beta = {self.alpha + self.beta:.4f})")
         s2 = np.full(n, self.variance)
         eps_prev = np.zeros(n)
-        out = np.empty((n, length))
+        out, var = np.empty((n, length)), np.empty((n, length))
         scale = math.sqrt((self.nu - 2.0) / self.nu)
         for t in range(burn + length):
             s2 = self.omega + self.alpha * eps_prev ** 2 + self.beta * s2 if t else s2
             eps_prev = np.sqrt(s2) * rng.standard_t(self.nu, n) * scale
             if t >= burn:
-                out[:, t - burn] = self.mu + eps_prev
-        return out
+                out[:, t - burn], var[:, t - burn] = self.mu + eps_prev, s2
+        return (out, var) if with_variance else out
 
 
 _FITS: dict = {}
