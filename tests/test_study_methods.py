@@ -59,8 +59,9 @@ def test_records_match_the_published_method_table():
         assert (m.family, m.controlled, m.baseline, m.base_lr, m.grad_evals) == (family, controlled, baseline,
                                                                                   True, 1)
         assert M.METHOD_FAMILY[name] == family
-    assert dict(M.METHOD_FAMILY) == {**{k: v[0] for k, v in EXPECTED.items()},
-                                     **{k: v[0] for k, v in CANDIDATES.items()}, **PAIRED, **UNPAIRED}
+    assert {k: v for k, v in M.METHOD_FAMILY.items() if k not in M.PEER_METHODS} == {
+        **{k: v[0] for k, v in EXPECTED.items()}, **{k: v[0] for k, v in CANDIDATES.items()}, **PAIRED, **UNPAIRED}
+    assert M.PEER_METHODS and not set(M.PEER_METHODS) & (set(EXPECTED) | set(CANDIDATES))  # tests/test_study_peers.py
     assert set(M.TABLE_METHODS) == {"sgd+continuous", "ctl-sgd", "ctl-adam"}
     assert M.MEASURED == {"sgd+discrete": ("discrete", "field"), "adam+discrete": ("discrete", "field"),
                           "sgd+discrete-own": ("discrete", "own"), "sgd+discrete-field": ("discrete", "field"),
@@ -231,7 +232,7 @@ def test_readme_example_adds_a_method_with_one_record(registry, tmp_path, monkey
     monkeypatch.chdir(tmp_path)
     exec(compile(code, "README.md", "exec"), {})
     name = next(n for n in M.METHODS if n not in EXPECTED and n not in CANDIDATES and n not in PAIRED
-                and n not in UNPAIRED)
+                and n not in UNPAIRED and n not in M.PEER_METHODS)
     rows = read_results(tmp_path / "study-momentum" / "results.csv")
     assert {r["method"] for r in rows} == {"sgd", name}
     assert (tmp_path / "study-momentum" / "summary.md").read_text().count(f"| {name} |") >= 2

@@ -76,7 +76,7 @@ def _command(args) -> str:
 
 
 def register(subparsers) -> None:
-    from ..study.methods import METHOD_NAMES
+    from ..study.methods import METHOD_NAMES, PEER_METHODS
     from ..study.tasks import DATA_KINDS, TASK_NAMES
 
     p = subparsers.add_parser(
@@ -92,7 +92,8 @@ def register(subparsers) -> None:
     p.add_argument("--tasks", type=_names, default=None,
                    help=f"comma-separated tasks (default all: {','.join(TASK_NAMES)})")
     p.add_argument("--methods", type=_names, default=None,
-                   help=f"comma-separated methods (default all: {','.join(METHOD_NAMES)})")
+                   help=f"comma-separated methods (default all: {','.join(METHOD_NAMES)}; also the peers "
+                        f"{','.join(PEER_METHODS)}, extra peers)")
     p.add_argument("--lrs", type=_rates, default=None,
                    help="comma-separated base learning rates for every method (default: the protocol's grid "
                         "per family, three per decade)")

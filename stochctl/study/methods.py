@@ -47,6 +47,20 @@ The built-in methods take one base learning rate ``eta``:
 - ``ctl-sgd`` / ``ctl-adam``: the first study's table methods (continuous
   table, regression estimator), kept so its results folder still reads.
 
+The peers (:data:`PEER_METHODS`, built in :mod:`stochctl.study.peers`; extra ``peers``):
+``prodigy``, ``dadapt`` (D-Adaptation Adam), ``dog`` (scored from its iterate
+average): learning-rate-free, swept over their ``lr`` multiplier (default 1,
+grid ``lr-free``); ``schedulefree`` (AdamW, scored in ``eval()`` mode, own
+grid through its default 0.0025); ``extra-adam`` (extragradient Adam, 2
+gradient evaluations per player and step, scored from the generator's
+average; Adam grid); ``sgd2-d0.1``, ``-d0.3``, ``-d3``, ``-d10``: SGD, the
+discriminator's rate :data:`SGD2_RATIOS` times the swept generator's (with
+``sgd`` a 2-D sweep, one record per ratio as a record sweeps one value);
+``sgd-decay`` (SGD, cosine decay ``eta (1 + cos(pi k / K)) / 2`` to 0 over the
+run: the decay most used, with no knob beyond the run length); ``garch`` (no
+training: GARCH(1,1)-t fitted on the training returns and simulated; returns
+tasks only, one run per seed).
+
 ``u_max = 1`` for every controlled method: the policy may cut the base rate,
 never raise it, so a controlled method at base rate eta never steps further
 than its base optimiser at eta. The default measure is ``"field"`` because a
@@ -67,6 +81,10 @@ study trains it once and records the run under both names
 ``sgd+discrete`` and ``sgd+discrete-field`` (and the Adam pair) are such a
 pair, and so are the first study's ``ctl-sgd`` and ``sgd+continuous``.
 
+Evaluation: the runner scores and samples the generator a method's
+``evaluation`` hook yields (:meth:`Method.evaluated`), e.g. an average of the
+iterates, and trains nothing when its ``trains`` is False.
+
 Gradient evaluations: the plain step costs one gradient of each player's
 loss (2 per step). The measured-curvature methods use the one-sided finite
 difference of :mod:`stochctl.trainers.curvature` (``method="fd"``): every call
@@ -76,6 +94,8 @@ player and measurement; field: 3), counted by :class:`PlayerOptimizer`.
 
 from __future__ import annotations
 
+import contextlib
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Callable
@@ -83,9 +103,15 @@ from typing import Callable
 from ..errors import InputError, require_extra
 from .optimizers import (CSGD_BETA, GAP_EMA, GAP_F_MAX, GAP_H_MIN, GAP_IDEAL_LOSS, GAP_X,  # noqa: F401
                          ControlledSGD, GapAwareLR, PlayerOptimizer, gap_multiplier)
+from .peers import DEFAULTS, Cosine, ExtraAdamPlayers, GarchAnchor, LrFree, dog_average, extra_average
+from .peers import schedulefree_eval, untrained
 
 FAMILY_NAMES = ("sgd", "adam")
 """Families with a default learning-rate grid (:data:`stochctl.study.protocol.GRIDS`)."""
+PEER_FAMILIES = ("lr-free", "schedulefree", "garch")
+"""The peers' own families (grids in :data:`stochctl.study.protocol.GRIDS`)."""
+SGD2_RATIOS = (0.1, 0.3, 3.0, 10.0)
+"""Discriminator rate over generator rate of the ``sgd2-d*`` records (``sgd`` is ratio 1)."""
 DEFAULT_CURVATURE = "field"
 """The curvature measure of ``sgd+discrete`` and ``adam+discrete`` (module docstring)."""
 DISCRETE_TABLE = "local-discrete"
@@ -320,6 +346,12 @@ class Method:
         legacy: a method of the first study (accepted, not in :data:`METHOD_NAMES`).
         candidate: a candidate under evaluation (accepted by ``--methods``, not in the default
             selection :data:`METHOD_NAMES`; listed in :data:`CANDIDATE_METHODS`).
+        evaluation: None (score and sample the trained generator) or a picklable callable
+            ``(G, opt_g, task, seed) -> context manager`` yielding the generator to score and sample
+            (an average of the iterates, an optimiser's evaluation mode, a fitted model).
+        trains: False for a method without training (no steps; ``evaluation`` gives its generator)
+            and without a rate (its family's sweep is one nominal value).
+        default: the documented default of the swept value (None: none documented).
     """
 
     name: str
@@ -332,6 +364,9 @@ class Method:
     grad_evals: int = 1
     legacy: bool = False
     candidate: bool = False
+    evaluation: Callable | None = None
+    trains: bool = True
+    default: float | None = None
 
     def __post_init__(self):
         if not isinstance(self.name, str) or not self.name.strip() or "," in self.name:
@@ -340,11 +375,17 @@ class Method:
             raise InputError(f"method {self.name!r}: family must be a non-empty string; got {self.family!r}")
         if not callable(self.build):
             raise InputError(f"method {self.name!r}: build must be callable; got {self.build!r}")
-        if self.base_lr == (self.multiplier is not None):
+        if self.trains and self.base_lr == (self.multiplier is not None):
             raise InputError(f"method {self.name!r}: give a multiplier exactly when there is no base learning "
                              f"rate (base_lr={self.base_lr!r}, multiplier={self.multiplier!r})")
         if not isinstance(self.grad_evals, int) or self.grad_evals < 1:
             raise InputError(f"method {self.name!r}: grad_evals must be a positive integer; got {self.grad_evals!r}")
+        if self.evaluation is not None and not callable(self.evaluation):
+            raise InputError(f"method {self.name!r}: evaluation must be None or callable; got {self.evaluation!r}")
+        if not self.trains and self.evaluation is None:
+            raise InputError(f"method {self.name!r}: a method that does not train needs an evaluation hook")
+        if self.default is not None and not (isinstance(self.default, (int, float)) and 0 < self.default < math.inf):
+            raise InputError(f"method {self.name!r}: default must be None or a positive number; got {self.default!r}")
 
     @property
     def coupled(self) -> bool:
@@ -358,12 +399,25 @@ class Method:
 
     @property
     def swept(self) -> str:
-        """What the sweep varies: ``"base learning rate"`` or the multiplier's name."""
+        """What the sweep varies: ``"base learning rate"``, the multiplier's name, or nothing."""
+        if not self.trains:
+            return "nothing (one run per seed)"
         return "base learning rate" if self.base_lr else self.multiplier
 
+    def evaluated(self, G, opt_g, task, seed: int):
+        """Context manager yielding the generator to score and sample (:attr:`evaluation`; default G)."""
+        return contextlib.nullcontext(G) if self.evaluation is None else self.evaluation(G, opt_g, task, seed)
+
+    def check_task(self, task) -> None:
+        """Raise :class:`InputError` if the method cannot run on ``task`` (its evaluation hook's ``check``)."""
+        check = getattr(self.evaluation, "check", None)
+        if check is not None:
+            check(task)
+
     def trains_like(self, other: "Method") -> bool:
-        """Whether runs of ``other`` are runs of this method (same builder, family and evaluations)."""
-        return (self.build, self.family, self.grad_evals) == (other.build, other.family, other.grad_evals)
+        """Whether runs of ``other`` are runs of this method (same builder, family, evaluations and hooks)."""
+        return ((self.build, self.family, self.grad_evals, self.evaluation, self.trains)
+                == (other.build, other.family, other.grad_evals, other.evaluation, other.trains))
 
 
 METHODS: dict[str, Method] = {}
@@ -449,12 +503,32 @@ METHOD_NAMES = tuple(m.name for m in METHODS.values() if not (m.legacy or m.cand
 """The methods of the study (v2), in report order."""
 CANDIDATE_METHODS = tuple(m.name for m in METHODS.values() if m.candidate)
 """Candidates under evaluation, accepted by name (the game-aware rates of issue 20)."""
+
+_MULT = "lr multiplier of the estimated step"
+_V2 = tuple(METHODS)
+for _m in (
+    Method("prodigy", "lr-free", LrFree("prodigy"), base_lr=False, multiplier=_MULT, default=DEFAULTS["prodigy"]),
+    Method("dadapt", "lr-free", LrFree("dadapt"), base_lr=False, multiplier=_MULT, default=DEFAULTS["dadapt"]),
+    Method("dog", "lr-free", LrFree("dog"), base_lr=False, multiplier=_MULT, evaluation=dog_average,
+           default=DEFAULTS["dog"]),
+    Method("schedulefree", "schedulefree", LrFree("schedulefree"), evaluation=schedulefree_eval,
+           default=DEFAULTS["schedulefree"]),
+    Method("extra-adam", "adam", ExtraAdamPlayers(ADAM_BETAS), grad_evals=2, evaluation=extra_average,
+           default=DEFAULTS["extra-adam"]),
+    *(Method(f"sgd2-d{r:g}", "sgd", Players("sgd", d_ratio=r)) for r in SGD2_RATIOS),
+    Method("sgd-decay", "sgd", Players("sgd", Cosine())),
+    Method("garch", "garch", untrained, trains=False, base_lr=False, multiplier="no rate", evaluation=GarchAnchor()),
+):
+    register(_m)
+
+PEER_METHODS = tuple(m for m in METHODS if m not in _V2)
+"""The peers of study v3 (module docstring), registered after the v2 methods; selected with ``--methods``."""
 LEGACY_METHODS = tuple(m.name for m in METHODS.values() if m.legacy)
 """Methods of the first study, still accepted."""
 TABLE_METHODS = tuple(m.name for m in METHODS.values() if m.reads_table)
 """Built-in methods reading the continuous-time table of the configuration (``policy_table``)."""
 MEASURED = {m.name: (m.build.scheduler.policy, m.build.scheduler.curvature) for m in METHODS.values()
-            if isinstance(m.build.scheduler, Measured)}
+            if isinstance(getattr(m.build, "scheduler", None), Measured)}
 """Built-in methods whose rate is set from the curvature measured on the current batch: (policy, measure)."""
 
 

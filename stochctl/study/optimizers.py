@@ -177,13 +177,17 @@ class PlayerOptimizer:
     Three kinds of scheduler: a table scheduler on estimates (stepped after
     the optimiser), a measured-curvature :class:`ControlledLR` (stepped before
     it, with this player's and the other player's loss closures) and
-    :class:`GapAwareLR` (stepped before it with the loss value).
+    :class:`GapAwareLR` (stepped before it with the loss value); or no
+    scheduler and an optimiser that takes both loss closures itself
+    (``kind="closures"``, extragradient).
 
     Attributes:
         optimizer: object with ``zero_grad()`` and ``step()``.
         scheduler: the scheduler or None.
         base_lr: the player's base rate (the multiplier is lr / base_lr).
-        kind: ``"after"``, ``"measured"``, ``"loss"`` or None (no scheduler).
+        kind: ``"after"``, ``"measured"``, ``"loss"``, ``"closures"`` (no scheduler; the optimiser's
+            ``step(closure=, other_closure=)`` takes both players' loss closures, uncounted: the method's
+            ``grad_evals`` include them) or None (no scheduler).
         grad_evals: gradient evaluations of this player's scheduler so far
             (closure calls; the plain gradient of each step is counted by the runner).
     """
@@ -220,7 +224,10 @@ class PlayerOptimizer:
             # the rate may be a 0-d tensor (measured schedulers): summed as one, converted once when read
             self._mult_sum = self._mult_sum + self.optimizer.param_groups[0]["lr"] / self.base_lr
             self._steps += 1
-        self.optimizer.step()
+        if self.kind == "closures":  # an optimiser that takes both loss closures itself (extragradient)
+            self.optimizer.step(closure=closure, other_closure=other_closure)
+        else:
+            self.optimizer.step()
         if self.kind == "after":
             self.scheduler.step()
 

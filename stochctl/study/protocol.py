@@ -130,6 +130,15 @@ def decade_grid(low: float, decades: int, per_decade: int = POINTS_PER_DECADE) -
 
 GRIDS = {f: decade_grid(GRID_LOW[f], GRID_DECADES[f]) for f in FAMILY_NAMES}
 """The full learning-rate grid of each family (module docstring)."""
+GRIDS.update({
+    "lr-free": tuple(float(f"{10 ** (j / 3):.12g}") for j in range(-5, 6)),
+    "schedulefree": tuple(float(f"{0.0025 * 10 ** (j / 3):.12g}") for j in range(-6, 7)),
+    "garch": (1.0,),
+})
+"""The peers' families (:data:`~stochctl.study.methods.PEER_FAMILIES`), three points per decade through
+each documented default: the learning-rate-free multiplier ``10^(j/3)``, j = -5..5 (0.022 to 46, default
+1); schedule-free AdamW's rate ``0.0025 10^(j/3)``, j = -6..6 (2.5e-5 to 0.25, default 0.0025); ``garch``
+has no rate (one nominal value: one run per seed)."""
 
 
 @dataclass(frozen=True)
@@ -266,6 +275,8 @@ class StudyConfig:
             self.task(t)
         for m in self.methods:
             check_method(m)
+            for t in self.tasks:
+                get_method(m).check_task(self.task(t))  # e.g. garch needs a returns task
         if not self.tasks or not self.methods or not self.seeds:
             raise InputError("a study needs at least one task, one method and one seed")
         if len(set(self.tasks)) != len(self.tasks) or len(set(self.methods)) != len(self.methods):
@@ -389,7 +400,10 @@ class StudyConfig:
         if methods is not None:
             kw["methods"] = tuple(methods)
         if lrs is not None:
-            kw["sweeps"] = tuple((f, tuple(float(x) for x in lrs)) for f in _families(kw.get("methods", self.methods)))
+            fixed = {m.family: dict(self.sweeps).get(m.family, GRIDS.get(m.family)) for m in METHODS.values()
+                     if not m.trains}  # methods without a rate keep their one run per seed
+            kw["sweeps"] = tuple((f, fixed[f] if f in fixed else tuple(float(x) for x in lrs))
+                                 for f in _families(kw.get("methods", self.methods)))
             kw["name"] = "custom"
         if seeds is not None:
             kw["seeds"] = tuple(seeds)
@@ -424,7 +438,7 @@ def quick_config() -> StudyConfig:
 
 def _spread(grid, n: int) -> tuple[float, ...]:
     """``n`` rates of ``grid`` evenly spaced by index, both ends included."""
-    return tuple(grid[round(i * (len(grid) - 1) / (n - 1))] for i in range(n))
+    return tuple(dict.fromkeys(grid[round(i * (len(grid) - 1) / (n - 1))] for i in range(n)))
 
 
 def data_config(path, kind: str = "auto", *, quick: bool = False) -> StudyConfig:

@@ -62,6 +62,13 @@ def _stepped(opt, loss, closure, other_closure) -> bool:
     return True
 
 
+def _on_evaluated(record: Method, G, opt_g, task, seed: int, fn):
+    """``fn(generator)`` on the generator the method scores and samples (:meth:`Method.evaluated`:
+    e.g. an iterate average, an optimiser's evaluation mode, a fitted model; default G itself)."""
+    with record.evaluated(G, opt_g, task, seed) as gen:
+        return fn(gen)
+
+
 def run_job(config: StudyConfig, job: Job, samples: int = 0, method: Method | None = None):
     """Train one GAN; return its CSV row (a dict of Python values) and its generated samples.
 
@@ -72,7 +79,9 @@ def run_job(config: StudyConfig, job: Job, samples: int = 0, method: Method | No
     closures between ``backward()`` and the optimiser step. After every step
     the run stops as diverged if a loss or either network's parameter norm is
     not finite or the norm exceeds ``config.norm_bound``. Metrics are
-    evaluated at ``config.eval_steps(task)`` on fixed evaluation draws.
+    evaluated at ``config.eval_steps(task)`` on fixed evaluation draws, on the generator
+    the method's evaluation hook gives (:meth:`Method.evaluated`); a method that does
+    not train (``trains`` False) takes no step and is evaluated once (curve step 0).
 
     Gradient evaluations (``grad_evals``): the method's ``grad_evals`` per player
     and step for the step itself, plus every loss-closure call of the schedulers.
@@ -113,7 +122,7 @@ def run_job(config: StudyConfig, job: Job, samples: int = 0, method: Method | No
     first_met = None
     final: dict = {}
     base_evals = 0
-    for k in range(1, steps + 1):
+    for k in range(1, (steps if record.trains else 0) + 1):
         x = task.sample_real(batch, data_gen)
         z = task.sample_latent(batch, data_gen)
 
@@ -152,7 +161,7 @@ def run_job(config: StudyConfig, job: Job, samples: int = 0, method: Method | No
             diverged_step = k
             break
         if k in eval_at:
-            metrics = evaluate(G)
+            metrics = _on_evaluated(record, G, opt_g, task, job.seed, evaluate)
             curve["step"].append(k)
             for m in task.metric_names:
                 curve[m].append(_finite_or_none(metrics[m]))
@@ -161,13 +170,19 @@ def run_job(config: StudyConfig, job: Job, samples: int = 0, method: Method | No
                 first_met = k
             final = metrics
 
+    if not record.trains:
+        final = _on_evaluated(record, G, opt_g, task, job.seed, evaluate)
+        curve["step"].append(0)
+        for m in task.metric_names:
+            curve[m].append(_finite_or_none(final[m]))
+        first_met = 0 if all(c.met(final) for c in thresholds) else None
     diverged = diverged_step is not None
     if diverged:
         final = {}
     reached = (not diverged) and bool(final) and all(c.met(final) for c in thresholds)
     generated = None
     if samples and not diverged:
-        generated = task.generate(G, samples, eval_gen)
+        generated = _on_evaluated(record, G, opt_g, task, job.seed, lambda gen: task.generate(gen, samples, eval_gen))
     (cg, fg), (cd, fd) = opt_g.mean_curvature, opt_d.mean_curvature
     row = dict(
         policy_cases=None, protocol=config.protocol_hash(), task=job.task, method=job.method,
