@@ -88,9 +88,9 @@ def test_gradient_evaluations_are_counted(method, per_measurement, measurements,
     real_backward, real_grad = torch.autograd.backward, torch.autograd.grad
     monkeypatch.setattr(torch.autograd, "backward", lambda *a, **k: calls.append(1) or real_backward(*a, **k))
     monkeypatch.setattr(torch.autograd, "grad", lambda *a, **k: calls.append(1) or real_grad(*a, **k))
-    from stochctl.study import methods
+    from stochctl.study import builders
 
-    monkeypatch.setattr(methods, "REMEASURE_GROWTH", None)  # the schedule alone: a known count
+    monkeypatch.setattr(builders, "REMEASURE_GROWTH", None)  # the schedule alone: a known count
     steps = 25
     row, _ = run_job(_tiny(("gauss1d",), (method,), steps=steps), Job("gauss1d", method, 1e-2, 0))
     assert row["diverged"] == 0
