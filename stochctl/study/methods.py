@@ -84,6 +84,14 @@ REMEASURE_GROWTH = 2.0
 """... and sooner when a player's gradient norm has doubled since its last measurement."""
 ADAM_BETAS = (0.5, 0.999)
 TTUR_RATIO = 4.0
+DEFAULT_RATES = {"sgd": 1e-2, "adam": 2e-4}
+"""Documented default of each family's base rate, run untuned by the v3 protocol: SGD's
+conventional 1e-2; Adam with betas (0.5, 0.999) at 2e-4, the rate of that setting in DCGAN
+(Radford, Metz and Chintala 2016). Records override it with ``default_rate``."""
+CONTROLLED_DEFAULTS = {"sgd": 0.1, "adam": 1e-3}
+"""Default base rates of the controlled methods (``u_max = 1``: the policy only cuts the base rate, so the
+default is a ceiling): SGD 0.1, the rate of study v2 at which ``sgd+discrete`` was within 20% of the best
+on both mixtures; Adam 1e-3, ``torch.optim.Adam``'s default."""
 
 
 def controlled_scheduler(optimizer, *, steps: int, table: str = "local-quadratic"):
@@ -151,6 +159,17 @@ class Measured:
     @property
     def coupled(self) -> bool:
         return self.curvature == "field"
+
+    @property
+    def measure_evals(self) -> int:
+        """Gradient evaluations of one player's measurement: 3 (field measure) or 1 (own curvature)."""
+        return 3 if self.curvature == "field" else 1
+
+    @property
+    def measure_evals_per_step(self) -> float:
+        """Nominal gradient evaluations of one player's measurements per step (3 for the field measure,
+        1 for the own curvature, every :data:`CURVATURE_EVERY` steps): the v3 horizon's estimate."""
+        return self.measure_evals / CURVATURE_EVERY
 
     def player(self, opt, rate, *, discriminator, steps, table, other) -> PlayerOptimizer:
         return PlayerOptimizer(opt, measured_scheduler(opt, self.policy, self.curvature, steps=steps, other=other),
@@ -246,6 +265,10 @@ class Method:
         grad_evals: gradient evaluations of each player's loss per step, besides the scheduler's
             measurements (the runner counts those as they happen).
         legacy: a method of the first study (accepted, not in :data:`METHOD_NAMES`).
+        default_rate: the documented default of its swept value (base rate or multiplier), run
+            untuned by the v3 protocol; None: the family's default (:data:`DEFAULT_RATES`). A method
+            with neither a base learning rate nor a multiplier (``base_lr=False``, ``multiplier=None``)
+            has no rate: it runs once per seed.
     """
 
     name: str
@@ -257,6 +280,7 @@ class Method:
     multiplier: str | None = None
     grad_evals: int = 1
     legacy: bool = False
+    default_rate: float | None = None
 
     def __post_init__(self):
         if not isinstance(self.name, str) or not self.name.strip() or "," in self.name:
@@ -265,9 +289,13 @@ class Method:
             raise InputError(f"method {self.name!r}: family must be a non-empty string; got {self.family!r}")
         if not callable(self.build):
             raise InputError(f"method {self.name!r}: build must be callable; got {self.build!r}")
-        if self.base_lr == (self.multiplier is not None):
-            raise InputError(f"method {self.name!r}: give a multiplier exactly when there is no base learning "
+        if self.base_lr and self.multiplier is not None:
+            raise InputError(f"method {self.name!r}: give a multiplier only when there is no base learning "
                              f"rate (base_lr={self.base_lr!r}, multiplier={self.multiplier!r})")
+        if self.default_rate is not None and not (isinstance(self.default_rate, (int, float))
+                                                  and 0 < self.default_rate < float("inf")):
+            raise InputError(f"method {self.name!r}: default_rate must be a positive finite number or None; "
+                             f"got {self.default_rate!r}")
         if not isinstance(self.grad_evals, int) or self.grad_evals < 1:
             raise InputError(f"method {self.name!r}: grad_evals must be a positive integer; got {self.grad_evals!r}")
 
@@ -283,8 +311,21 @@ class Method:
 
     @property
     def swept(self) -> str:
-        """What the sweep varies: ``"base learning rate"`` or the multiplier's name."""
-        return "base learning rate" if self.base_lr else self.multiplier
+        """What the sweep varies: ``"base learning rate"``, the multiplier's name, or ``"nothing"``."""
+        return "base learning rate" if self.base_lr else self.multiplier or "nothing"
+
+    @property
+    def has_rate(self) -> bool:
+        """Whether it has a base learning rate or a multiplier to sweep (else it runs once per seed)."""
+        return bool(self.base_lr or self.multiplier is not None)
+
+    @property
+    def default(self) -> float | None:
+        """Its documented default swept value: :attr:`default_rate`, else its family's
+        (:data:`DEFAULT_RATES`), None without a rate or a known default."""
+        if not self.has_rate:
+            return None
+        return self.default_rate if self.default_rate is not None else DEFAULT_RATES.get(self.family)
 
     def trains_like(self, other: "Method") -> bool:
         """Whether runs of ``other`` are runs of this method (same builder, family and evaluations)."""
@@ -325,21 +366,25 @@ _SGD, _ADAM = Players("sgd"), Players("adam")
 for _m in (
     Method("sgd", "sgd", _SGD),
     Method("adam", "adam", _ADAM),
-    Method("ttur", "adam", Players("adam", d_ratio=TTUR_RATIO)),
+    Method("ttur", "adam", Players("adam", d_ratio=TTUR_RATIO), default_rate=1e-4),
     Method("csgd", "sgd", Players("csgd")),
     Method("gap", "adam", Players("adam", GapAware())),
-    Method("sgd+discrete", "sgd", Players("sgd", Measured("discrete")), controlled=True, baseline="sgd"),
-    Method("adam+discrete", "adam", Players("adam", Measured("discrete")), controlled=True, baseline="adam"),
+    Method("sgd+discrete", "sgd", Players("sgd", Measured("discrete")), controlled=True, baseline="sgd",
+           default_rate=CONTROLLED_DEFAULTS["sgd"]),
+    Method("adam+discrete", "adam", Players("adam", Measured("discrete")), controlled=True, baseline="adam",
+           default_rate=CONTROLLED_DEFAULTS["adam"]),
     Method("sgd+discrete-own", "sgd", Players("sgd", Measured("discrete", "own")), controlled=True,
-           baseline="sgd"),
+           baseline="sgd", default_rate=CONTROLLED_DEFAULTS["sgd"]),
     Method("sgd+discrete-field", "sgd", Players("sgd", Measured("discrete", "field")), controlled=True,
-           baseline="sgd"),
+           baseline="sgd", default_rate=CONTROLLED_DEFAULTS["sgd"]),
     Method("adam+discrete-own", "adam", Players("adam", Measured("discrete", "own")), controlled=True,
-           baseline="adam"),
+           baseline="adam", default_rate=CONTROLLED_DEFAULTS["adam"]),
     Method("adam+discrete-field", "adam", Players("adam", Measured("discrete", "field")), controlled=True,
-           baseline="adam"),
-    Method("sgd+continuous", "sgd", Players("sgd", Table()), controlled=True, baseline="sgd"),
-    Method("sgd+greedy", "sgd", Players("sgd", Measured("greedy", "field")), controlled=True, baseline="sgd"),
+           baseline="adam", default_rate=CONTROLLED_DEFAULTS["adam"]),
+    Method("sgd+continuous", "sgd", Players("sgd", Table()), controlled=True, baseline="sgd",
+           default_rate=CONTROLLED_DEFAULTS["sgd"]),
+    Method("sgd+greedy", "sgd", Players("sgd", Measured("greedy", "field")), controlled=True, baseline="sgd",
+           default_rate=CONTROLLED_DEFAULTS["sgd"]),
     Method("ctl-sgd", "sgd", Players("sgd", Table()), controlled=True, legacy=True),
     Method("ctl-adam", "adam", Players("adam", Table()), controlled=True, legacy=True),
 ):
