@@ -104,6 +104,42 @@ def target_lines(config, stats: dict) -> list[str]:
             "|---|---|---|---|---|---|---|"] + rows
 
 
+def _versus(a: float, b: float, sign: float) -> str:
+    if a == b or (math.isinf(a) and math.isinf(b)):
+        return "ties"
+    return "wins" if sign * a > sign * b else "loses"
+
+
+def verdict_lines(config, stats: dict) -> list[str]:
+    """Per task and recommended controller, the comparison with every method that is not controlled, by
+    name: quality at the tuned rate (within seed noise when inside the other's IQR), expected best after
+    2 trials, divergence rate and gradient evaluations to the smallest reach level; wins and losses alike."""
+    lines = []
+    f = min(config.reach)
+    k = 2 if 2 in config.trials else min(config.trials)
+    for t, per in stats.items():
+        sign = 1.0 if config.task(t).primary.higher_is_better else -1.0
+        others = [m for m in per if not get_method(m).controlled and per[m]["tuned"] is not None]
+        for ctl in (m for m in RECOMMENDED if m in per and per[m]["tuned"] is not None):
+            s = per[ctl]
+            q = s["by_lr"][s["tuned"]]["final"]
+            parts = []
+            for o in others:
+                b = per[o]
+                bq = b["by_lr"][b["tuned"]]["final"]
+                quality = ("within seed noise" if bq[0] <= q[1] <= bq[2] else _versus(q[1], bq[1], sign))
+                parts.append(f"vs {o}: tuned quality {quality} ({_fmt(q[1])} vs {_fmt(bq[1])}), E best {k} "
+                             f"{_versus(s['expected_best'][k], b['expected_best'][k], sign)} "
+                             f"({_fmt(s['expected_best'][k])} vs {_fmt(b['expected_best'][k])}), divergence "
+                             f"{_versus(b['divergence_rate'], s['divergence_rate'], 1.0)} "
+                             f"({s['divergence_rate']:.0%} vs {b['divergence_rate']:.0%}), reach {f:.0%} "
+                             f"{_versus(b['reach'][f], s['reach'][f], 1.0)} ({_evals(s['reach'][f])} vs "
+                             f"{_evals(b['reach'][f])} gradient evaluations)")
+            if parts:
+                lines.append(f"- **{t}**, {ctl}: " + "; ".join(parts) + ".")
+    return lines
+
+
 def summary_markdown_v3(config, rows: list[dict], curves: dict, *, command: str | None = None) -> str:
     """The Markdown summary of a version-3 study (tables per task)."""
     stats = practice_stats(config, rows, curves)
@@ -130,6 +166,9 @@ def summary_markdown_v3(config, rows: list[dict], curves: dict, *, command: str 
         "rate's.",
         "",
     ]
+    verdict = verdict_lines(config, stats)
+    if verdict:
+        lines += ["## Verdict", ""] + verdict + [""]
     targets = target_lines(config, stats)
     if targets:
         lines += ["## Targets", ""] + targets + [""]
