@@ -82,7 +82,9 @@ def target_lines(config, stats: dict) -> list[str]:
             else:
                 cells.append("n/a")
             f = min(config.reach)
-            if adam is not None:
+            if adam is not None and math.isinf(s["reach"][f]) and math.isinf(adam["reach"][f]):
+                cells.append("n/a: neither gets there")
+            elif adam is not None:
                 ok = s["reach"][f] <= adam["reach"][f]
                 cells.append(f"{'met' if ok else '**not met**'}: {_evals(s['reach'][f])} vs "
                              f"{_evals(adam['reach'][f])}")
