@@ -192,7 +192,7 @@ def quick_study(tmp_path_factory):
     from stochctl.study.runner import run_study
 
     out = tmp_path_factory.mktemp("v3")
-    cfg = quick_config().select(tasks=("sp500", "gauss1d"), methods=("sgd", "adam+discrete"),
+    cfg = quick_config().select(tasks=("sp500", "gauss1d"), methods=("sgd", "adam+discrete", "adam+discrete-field"),
                                 grad_evals=60, seeds=(0, 1))
     run_study(cfg, out, workers=1, progress=False)
     return cfg, out
@@ -276,10 +276,34 @@ def test_files_curves_summary_json_and_resume(quick_study, tmp_path):
     with unittest.mock.patch.object(R, "run_job", counting):
         R.run_study(cfg, out, workers=1, progress=False)
     again = R.read_results(out / "results.csv")
-    assert len(ran) == 2 and len(again) == len(rows)
-    assert {(j.task, j.method, j.lr, j.seed) for j in ran} == {(r["task"], r["method"], r["lr"], r["seed"])
-                                                                 for r in rows[-2:]}
+    # the two dropped rows are a run and its twin (recorded under both names): trained once again
+    assert [r["method"] for r in rows[-2:]] == ["adam+discrete", "adam+discrete-field"]
+    assert [(j.task, j.method, j.lr, j.seed) for j in ran] == [(r["task"], r["method"], r["lr"], r["seed"])
+                                                               for r in rows[-2:-1]]
+    assert sorted(R.row_key(r) for r in again) == sorted(R.row_key(r) for r in rows)
     assert R.read_curves(out, rows[-1]["task"], rows[-1]["method"])  # readable after the repair
+
+
+def test_twins_are_recorded_with_their_curves_and_samples(quick_study):
+    from stochctl.study.files import load_samples, read_curves, read_results
+
+    _, out = quick_study
+    rows = read_results(out / "results.csv")
+    key = lambda r: (r["task"], r["lr"], r["seed"])  # noqa: E731
+    src = {key(r): r for r in rows if r["method"] == "adam+discrete"}
+    twins = [r for r in rows if r["method"] == "adam+discrete-field"]
+    assert twins and len(twins) == len(src)
+    for r in twins:
+        a = src[key(r)]
+        assert {k: v for k, v in r.items() if k not in ("method", "samples")} == \
+            {k: v for k, v in a.items() if k not in ("method", "samples")}
+        assert read_curves(out, r["task"], r["method"])[(r["lr"], r["seed"])] == \
+            read_curves(out, a["task"], a["method"])[(a["lr"], a["seed"])]
+        if r["samples"]:
+            x, mx = load_samples(out / r["samples"])
+            y, my = load_samples(out / a["samples"])
+            assert np.array_equal(x, y) and np.array_equal(mx["validation"], my["validation"])
+            assert mx["method"] == "adam+discrete-field"
 
 
 def test_quick_report_has_the_practitioner_columns(quick_study, tmp_path):
