@@ -77,6 +77,8 @@ def write_summary_json(out: str | os.PathLike, config) -> Path:
                 study=config.to_json(), runs=summary_runs(rows))
     path = out / SUMMARY_JSON
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=1, allow_nan=False))
+    # version 3 folders hold about twice the runs with twice the metrics: written without indentation
+    compact = dict(separators=(",", ":")) if config.version >= 3 else dict(indent=1)
+    tmp.write_text(json.dumps(data, allow_nan=False, **compact))
     os.replace(tmp, path)
     return path
