@@ -157,7 +157,7 @@ def test_csgd_moment_control_on_a_quadratic(a_eta):
 def test_protocol_sweeps_seeds_and_hash():
     full, quick = full_config(), quick_config()
     assert set(full.tasks) == set(T.TASK_NAMES) and set(full.methods) == set(METHOD_NAMES)
-    assert len(full.seeds) >= 5 and len(quick.seeds) >= 1
+    assert len(full.seeds) >= 10 and len(quick.seeds) >= 1 and full.version == quick.version == 3
     usual = {"sgd": 1e-2, "adam": 1e-4}
     for fam in usual:  # the peers' grids: tests/test_study_peers.py
         r = np.array(dict(full.sweeps)[fam])
@@ -165,7 +165,7 @@ def test_protocol_sweeps_seeds_and_hash():
         assert np.allclose(np.diff(np.log10(r)), 1 / 3, atol=1e-9)                       # three per decade
         assert r[0] <= usual[fam] / 10                                                    # well below the usual
     for fam, rates in quick.sweeps:
-        assert set(rates) <= set(GRIDS[fam]) and len(rates) >= min(4, len(GRIDS[fam]))
+        assert set(rates) <= set(GRIDS[fam]) and len(rates) >= min(3, len(GRIDS[fam]))
         assert (rates[0], rates[-1]) == (GRIDS[fam][0], GRIDS[fam][-1])
     assert set(full.sweep("ttur")) == set(full.sweep("adam")) == set(full.sweep("gap"))
     assert set(full.sweep("sgd+discrete")) == set(full.sweep("sgd"))
@@ -174,8 +174,11 @@ def test_protocol_sweeps_seeds_and_hash():
     assert full.select(steps=10).protocol_hash() != full.protocol_hash()
     assert StudyConfig.from_json(json.loads(json.dumps(full.to_json()))).protocol_hash() == full.protocol_hash()
     assert [j.seed for j in full.jobs()][:3] == [0, 0, 0]
-    per_seed = sum(len(full.sweep(m)) for m in METHOD_NAMES)
-    assert len(full.jobs()) == 4 * per_seed * len(full.seeds) and per_seed == 7 * 16 + 6 * 19
+    per_seed = sum(len(full.rates(m)) for m in METHOD_NAMES)
+    # every grid rate, and each method's default where it is off the grid: adam's and gap's 2e-4
+    off_grid = [m for m in METHOD_NAMES if full.rates(m) != full.sweep(m)]
+    assert off_grid == ["adam", "gap"] and all(full.rates(m)[-1] == 2e-4 for m in off_grid)
+    assert len(full.jobs()) == 4 * per_seed * len(full.seeds) and per_seed == 7 * 16 + 6 * 19 + 2
 
 
 @pytest.mark.parametrize("kwargs, words", [
@@ -211,6 +214,7 @@ def test_bad_sweep_centre_and_threshold_operator():
 
 def _tiny(tasks, methods, *, steps=6, seeds=(0,), sweeps=None, **kw):
     sweeps = sweeps or (("sgd", (1e-2, 1e3)), ("adam", (1e-3, 1e-2)))
+    kw.setdefault("version", 2)  # the second protocol's runner path (v3's: tests/test_study_v3.py)
     return StudyConfig(name="tiny", tasks=tuple(tasks), methods=tuple(methods), seeds=tuple(seeds),
                        sweeps=sweeps, steps=tuple((t, steps) for t in T.TASK_NAMES), evaluations=2, **kw)
 
@@ -431,7 +435,9 @@ def test_cli_end_to_end_and_bad_names(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "summary:" in printed and (out / "summary.md").exists() and (out / "summary.json").exists()
     rows = _csv_rows(out / "results.csv")
-    assert len(rows) == 2 * 2  # two methods over the two given rates, one seed
+    # two methods over the two given rates and each one's default (v3: sgd 1e-2, adam 2e-4), one seed
+    assert sorted((r["method"], float(r["lr"])) for r in rows) == [
+        ("adam", 2e-4), ("adam", 1e-3), ("adam", 0.1), ("sgd", 1e-3), ("sgd", 1e-2), ("sgd", 0.1)]
     assert "stochctl study --tasks gauss1d --methods sgd,adam --lrs 0.001,0.1" in (out / "summary.md").read_text()
     for argv, words in ((["--tasks", "ring9"], ["ring9", "ring8, grid25, sp500, gauss1d"]),
                         (["--methods", "sgd,rmsprop"], ["rmsprop", ", ".join(METHOD_NAMES)])):

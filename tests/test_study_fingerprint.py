@@ -83,7 +83,7 @@ def test_report_only_on_another_codes_folder_warns_once_and_a_changed_protocol_i
     from stochctl.cli import main
     from stochctl.study.runner import run_study
 
-    cfg = StudyConfig(name="tiny", tasks=("gauss1d",), methods=("sgd",), seeds=(0,),
+    cfg = StudyConfig(name="tiny", tasks=("gauss1d",), methods=("sgd",), seeds=(0,), version=2,
                       sweeps=(("sgd", (1e-2,)), ("adam", (1e-3,))), steps=tuple((t, 3) for t in T.TASK_NAMES),
                       evaluations=2)
     run_study(cfg, tmp_path / "a", workers=1, progress=False)

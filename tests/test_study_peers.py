@@ -20,16 +20,17 @@ from stochctl.errors import InputError, MissingExtraError
 from stochctl.study import methods as M
 from stochctl.study import peers as P
 from stochctl.study import tasks as T
-from stochctl.study.protocol import GRIDS, Job, StudyConfig, quick_config
+from stochctl.study.protocol import GRIDS, NO_RATE, Job, StudyConfig, quick_config
 from stochctl.study.runner import run_job
 
 LR_FREE = ("prodigy", "dadapt", "dog", "schedulefree")
 
 
-def _config(methods, steps=6, evaluations=2, tasks=("gauss1d", "sp500")):
+def _config(methods, steps=6, evaluations=2, tasks=("gauss1d", "sp500"), version=2):
+    """A tiny study, version 2 (a step budget, one evaluation draw) unless told."""
     return StudyConfig(name="tiny", tasks=tasks, methods=tuple(methods), seeds=(0,),
                        sweeps=tuple(GRIDS.items()), steps=tuple((t, steps) for t in T.TASK_NAMES + (T.DATA_TASK,)),
-                       evaluations=evaluations)
+                       evaluations=evaluations, version=version)
 
 
 def _rate(record):
@@ -46,7 +47,7 @@ def test_peer_records_and_their_grids():
     assert not set(M.PEER_METHODS) & set(M.METHOD_NAMES)
     expected = {"prodigy": ("lr-free", 1.0, 1), "dadapt": ("lr-free", 1.0, 1), "dog": ("lr-free", 1.0, 1),
                 "schedulefree": ("schedulefree", 0.0025, 1), "extra-adam": ("adam", 1e-3, 2),
-                "sgd-decay": ("sgd", None, 1), "garch": ("garch", None, 1)}
+                "sgd-decay": ("sgd", M.DEFAULT_RATES["sgd"], 1), "garch": ("garch", None, 1)}  # sgd-decay: SGD's default
     for name, (family, default, evals) in expected.items():
         m = M.get_method(name)
         assert (m.family, m.default, m.grad_evals, m.controlled) == (family, default, evals, False)
@@ -58,8 +59,8 @@ def test_peer_records_and_their_grids():
     assert M.get_method("garch").trains is False and "nothing" in M.get_method("garch").swept
     # garch runs once per seed, also under --lrs and in the quick configuration
     cfg = quick_config().select(methods=["garch", "prodigy"], tasks=["sp500"], lrs=[0.1, 1.0])
-    assert cfg.sweep("garch") == (1.0,) and cfg.sweep("prodigy") == (0.1, 1.0)
-    assert quick_config().sweep("garch") == (1.0,)
+    assert cfg.sweep("garch") == () and cfg.rates("garch") == (NO_RATE,) and cfg.sweep("prodigy") == (0.1, 1.0)
+    assert quick_config().rates("garch") == (NO_RATE,)
     assert M.twin_methods(M.PEER_METHODS) == {}
     for name in M.PEER_METHODS:                                          # records travel to worker processes
         assert pickle.loads(pickle.dumps(M.get_method(name))) == M.get_method(name)
@@ -68,8 +69,8 @@ def test_peer_records_and_their_grids():
 def test_record_fields_are_checked():
     with pytest.raises(InputError, match="evaluation hook"):
         M.Method("x", "sgd", M.Players("sgd"), trains=False, base_lr=False)
-    with pytest.raises(InputError, match="default must be"):
-        M.Method("x", "sgd", M.Players("sgd"), default=-1.0)
+    with pytest.raises(InputError, match="default_rate must be"):
+        M.Method("x", "sgd", M.Players("sgd"), default_rate=-1.0)
     with pytest.raises(InputError, match="evaluation must be"):
         M.Method("x", "sgd", M.Players("sgd"), evaluation=3)
     with pytest.raises(InputError, match="valid: prodigy, dadapt, dog, schedulefree"):
@@ -282,6 +283,30 @@ def test_the_runner_scores_and_samples_the_generator_the_hook_gives():
     assert gen is not G and len(outputs) == 1
     np.testing.assert_array_equal(samples, outputs[0].double().numpy())
 
+
+
+def test_version_3_scores_and_keeps_the_samples_of_the_generator_the_hook_gives():
+    """The same under protocol 3: both splits are scored on the hook's generator, entered once per
+    evaluation, and the samples kept are the outputs it scored, not the trained generator's."""
+    seen = []
+
+    def probe(G, opt_g, task, seed):
+        ctx = P.dog_average(G, opt_g, task, seed)
+        gen = ctx.__enter__()
+        outputs = []
+        gen.register_forward_hook(lambda m, i, o: outputs.append(o.detach().clone()))
+        seen.append((gen, G, outputs))
+        return ctx
+
+    record = M.Method("dog-probe", "lr-free", M.get_method("dog").build, base_lr=False, multiplier="lr",
+                      evaluation=probe)
+    row, (test, val) = run_job(_config(["dog"], steps=20, version=3), Job("gauss1d", "dog", 1.0, 0), samples=40,
+                               method=record)
+    gen, G, outputs = seen[-1]                                         # the final evaluation
+    assert gen is not G and row["diverged"] == 0 and len(outputs) >= 2
+    scored = [o.numpy().astype(test.dtype).reshape(-1) for o in outputs]
+    for kept in (test, val):
+        assert any(o.shape == kept.reshape(-1).shape and np.array_equal(o, kept.reshape(-1)) for o in scored)
 
 # --------------------------------------------------------------------------------------
 # sgd2, sgd-decay

@@ -16,6 +16,7 @@ LOG4 = math.log(4.0)
 
 
 def _tiny(tasks, methods, *, steps=4, seeds=(0,), lrs=(1e-2, 1e3), **kw):
+    kw.setdefault("version", 2)  # the second protocol's runner path (v3's: tests/test_study_v3.py)
     return StudyConfig(name="tiny", tasks=tuple(tasks), methods=tuple(methods), seeds=tuple(seeds),
                        sweeps=(("sgd", tuple(lrs)), ("adam", tuple(lrs))),
                        steps=tuple((t, steps) for t in T.TASK_NAMES + (T.DATA_TASK,)), evaluations=2, **kw)
@@ -283,8 +284,9 @@ def test_data_command_as_written(tmp_path, capsys, rng):
     assert printed.splitlines()[0].startswith("data: prices.csv, column 'Close': 600 values, all positive, so "
                                               "taken as prices")
     runs = json.loads((out / "summary.json").read_text())["runs"]
-    assert len(runs) == 2 * 3 * 2 and {r["task"] for r in runs} == {"data"}
-    assert {r["lr"] for r in runs} == {0.1, 1.0, 10.0}
+    # the three rates and (v3) sgd's default 1e-2, off them; sgd+discrete's default 0.1 is one of them
+    assert len(runs) == (4 + 3) * 2 and {r["task"] for r in runs} == {"data"}
+    assert {r["lr"] for r in runs} == {0.01, 0.1, 1.0, 10.0}
     text = (out / "summary.md").read_text()
     assert "## data" in text and "taken as prices" in text and "## Verdict" in text
     assert (out / "figures" / "quality_data.png").exists()
@@ -446,7 +448,7 @@ def test_data_study_report_reloads_the_file_and_refuses_a_changed_one(tmp_path, 
     assert "returns" in cfg.data.note and cfg.protocol()["data"]["sha256"] == cfg.data.sha256
     run_study(cfg, tmp_path / "out", workers=1, progress=False)
     config, rows = load_study(tmp_path / "out")
-    assert config.protocol_hash() == cfg.protocol_hash() and len(rows) == 1
+    assert config.protocol_hash() == cfg.protocol_hash() and len(rows) == 2  # 0.1 and sgd's default 1e-2
     assert write_report(tmp_path / "out")[0].name == "summary.md"
     # the same series in another place is the same protocol; a changed file is refused
     moved = _write(tmp_path / "moved.csv", "ret", r)

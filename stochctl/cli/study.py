@@ -69,9 +69,9 @@ def _command(args) -> str:
             parts += [f"--{flag}", ",".join(getattr(args, flag))]
     if args.lrs:
         parts += ["--lrs", ",".join(f"{r:g}" for r in args.lrs)]
-    for flag in ("steps", "seeds", "out"):
+    for flag in ("steps", "grad_evals", "seeds", "out"):
         if getattr(args, flag) is not None:
-            parts += [f"--{flag}", str(getattr(args, flag))]
+            parts += [f"--{flag.replace('_', '-')}", str(getattr(args, flag))]
     return " ".join(shlex.quote(p) for p in parts)
 
 
@@ -88,15 +88,17 @@ def register(subparsers) -> None:
                     "OUT/summary.md and OUT/figures/. With --data FILE.csv, train the returns GAN (the "
                     "sp500 task's networks and protocol) on the file's first numeric column.")
     p.add_argument("--quick", action="store_true",
-                   help="short protocol (2 seeds, few hundred steps) instead of the full one")
+                   help="short protocol (1 seed, 3 rates per family and each method's default, 200 gradient "
+                        "evaluations per run) instead of the full one")
     p.add_argument("--tasks", type=_names, default=None,
                    help=f"comma-separated tasks (default all: {','.join(TASK_NAMES)})")
     p.add_argument("--methods", type=_names, default=None,
                    help=f"comma-separated methods (default all: {','.join(METHOD_NAMES)}; also the peers "
                         f"{','.join(PEER_METHODS)}, extra peers)")
     p.add_argument("--lrs", type=_rates, default=None,
-                   help="comma-separated base learning rates for every method (default: the protocol's grid "
-                        "per family, three per decade)")
+                   help="comma-separated base learning rates (or multipliers) for every method that has one "
+                        "(default: the protocol's grid per family, three per decade); a method without a rate "
+                        "runs once per seed")
     p.add_argument("--data", metavar="FILE.csv", default=None,
                    help="train the returns GAN on this file's first numeric column (at least 500 rows)")
     p.add_argument("--data-kind", choices=DATA_KINDS, default="auto",
@@ -106,7 +108,11 @@ def register(subparsers) -> None:
     p.add_argument("--out", default=None, help="output folder (default study-quick or study-full)")
     p.add_argument("--workers", type=_positive_int, default=None,
                    help="worker processes, one torch thread each (default: number of CPUs)")
-    p.add_argument("--steps", type=_positive_int, default=None, help="override every task's step budget")
+    p.add_argument("--steps", type=_positive_int, default=None,
+                   help="budget of every run in steps (instead of gradient evaluations)")
+    p.add_argument("--grad-evals", type=_positive_int, default=None, metavar="N",
+                   help="budget of every run in gradient evaluations (both players, every measurement; the "
+                        "protocol's default: twice the steps plain SGD takes)")
     p.add_argument("--seeds", type=_positive_int, default=None, help="number of seeds (0..N-1)")
     p.add_argument("--report-only", action="store_true",
                    help="only rewrite the summary and figures (a folder recorded by other code under the same "
@@ -117,6 +123,11 @@ def register(subparsers) -> None:
 
 def check_study_size(args) -> None:
     """Refuse step budgets, seed counts and worker counts that would not fit, before any run starts."""
+    if args.steps is not None and args.grad_evals is not None:
+        raise InputError("--steps and --grad-evals both set a run's budget; give one of them")
+    if args.grad_evals is not None and args.grad_evals > 2 * MAX_STEPS:
+        raise InputError(f"--grad-evals {args.grad_evals:,}: at most {2 * MAX_STEPS:,} gradient evaluations per run "
+                         f"(the full protocol uses 4000 to 6000)")
     if args.steps is not None and args.steps > MAX_STEPS:
         raise InputError(f"--steps {args.steps:,}: at most {MAX_STEPS:,} training steps per run "
                          f"(the full protocol uses 2000 to 3000)")
@@ -143,7 +154,8 @@ def run(args) -> int:
     from ..study.runner import run_study
 
     check_study_size(args)
-    name = "custom" if args.steps is not None or args.lrs else "quick" if args.quick else "full"
+    name = ("custom" if args.steps is not None or args.grad_evals is not None or args.lrs
+            else "quick" if args.quick else "full")
     if args.data is not None:
         if args.tasks:
             raise InputError("--tasks does not apply with --data (the data file is the only task)")
@@ -154,9 +166,10 @@ def run(args) -> int:
         if args.data_kind != "auto":
             raise InputError("--data-kind needs --data FILE.csv")
         config = quick_config() if args.quick else full_config()
+    if not args.report_only:
+        config = config.select(tasks=args.tasks, methods=args.methods, lrs=args.lrs, grad_evals=args.grad_evals,
+                               seeds=None if args.seeds is None else range(args.seeds), steps=args.steps)
     out = check_output_dir(args.out if args.out is not None else f"study-{name}", "--out")
-    config = config.select(tasks=args.tasks, methods=args.methods, lrs=args.lrs,
-                           seeds=None if args.seeds is None else range(args.seeds), steps=args.steps)
     command = _command(args)
     if not args.report_only:
         workers = args.workers or os.cpu_count() or 1

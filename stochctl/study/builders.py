@@ -130,6 +130,17 @@ class Measured:
     def coupled(self) -> bool:
         return self.curvature == "field"
 
+    @property
+    def measure_evals(self) -> int:
+        """Gradient evaluations of one player's measurement: 3 (field measure) or 1 (own curvature)."""
+        return 3 if self.curvature == "field" else 1
+
+    @property
+    def measure_evals_per_step(self) -> float:
+        """Nominal gradient evaluations of one player's measurements per step (3 for the field measure,
+        1 for the own curvature, every :attr:`every` steps): the v3 horizon's estimate."""
+        return self.measure_evals / self.every
+
     def pair(self):
         """The state both players' schedulers share, or None: the game rule
         (:class:`~stochctl.policies.game_policy.GameRule`) or the pairing (:class:`~stochctl.trainers.pairing.MinPair`)."""

@@ -95,7 +95,6 @@ player and measurement; field: 3), counted by :class:`PlayerOptimizer`.
 from __future__ import annotations
 
 import contextlib
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Callable
@@ -116,6 +115,14 @@ PEER_FAMILIES = ("lr-free", "schedulefree", "garch")
 """The peers' own families (grids in :data:`stochctl.study.protocol.GRIDS`)."""
 SGD2_RATIOS = (0.1, 0.3, 3.0, 10.0)
 """Discriminator rate over generator rate of the ``sgd2-d*`` records (``sgd`` is ratio 1)."""
+DEFAULT_RATES = {"sgd": 1e-2, "adam": 2e-4}
+"""Documented default of each family's base rate, run untuned by the v3 protocol: SGD's
+conventional 1e-2; Adam with betas (0.5, 0.999) at 2e-4, the rate of that setting in DCGAN
+(Radford, Metz and Chintala 2016). Records override it with ``default_rate``."""
+CONTROLLED_DEFAULTS = {"sgd": 0.1, "adam": 1e-3}
+"""Default base rates of the controlled methods (``u_max = 1``: the policy only cuts the base rate, so the
+default is a ceiling): SGD 0.1, the rate of study v2 at which ``sgd+discrete`` was within 20% of the best
+on both mixtures; Adam 1e-3, ``torch.optim.Adam``'s default."""
 
 
 # --------------------------------------------------------------------------------------
@@ -148,7 +155,11 @@ class Method:
             (an average of the iterates, an optimiser's evaluation mode, a fitted model).
         trains: False for a method without training (no steps; ``evaluation`` gives its generator)
             and without a rate (its family's sweep is one nominal value).
-        default: the documented default of the swept value (None: none documented).
+        default_rate: the documented default of its swept value (base rate or multiplier), run
+            untuned by the v3 protocol; None: the family's default (:data:`CONTROLLED_DEFAULTS` for a controlled method, else
+            :data:`DEFAULT_RATES`). A method
+            with neither a base learning rate nor a multiplier (``base_lr=False``, ``multiplier=None``)
+            has no rate: it runs once per seed.
     """
 
     name: str
@@ -163,7 +174,7 @@ class Method:
     candidate: bool = False
     evaluation: Callable | None = None
     trains: bool = True
-    default: float | None = None
+    default_rate: float | None = None
 
     def __post_init__(self):
         if not isinstance(self.name, str) or not self.name.strip() or "," in self.name:
@@ -172,17 +183,19 @@ class Method:
             raise InputError(f"method {self.name!r}: family must be a non-empty string; got {self.family!r}")
         if not callable(self.build):
             raise InputError(f"method {self.name!r}: build must be callable; got {self.build!r}")
-        if self.trains and self.base_lr == (self.multiplier is not None):
-            raise InputError(f"method {self.name!r}: give a multiplier exactly when there is no base learning "
+        if self.base_lr and self.multiplier is not None:
+            raise InputError(f"method {self.name!r}: give a multiplier only when there is no base learning "
                              f"rate (base_lr={self.base_lr!r}, multiplier={self.multiplier!r})")
+        if self.default_rate is not None and not (isinstance(self.default_rate, (int, float))
+                                                  and 0 < self.default_rate < float("inf")):
+            raise InputError(f"method {self.name!r}: default_rate must be a positive finite number or None; "
+                             f"got {self.default_rate!r}")
         if not isinstance(self.grad_evals, int) or self.grad_evals < 1:
             raise InputError(f"method {self.name!r}: grad_evals must be a positive integer; got {self.grad_evals!r}")
         if self.evaluation is not None and not callable(self.evaluation):
             raise InputError(f"method {self.name!r}: evaluation must be None or callable; got {self.evaluation!r}")
         if not self.trains and self.evaluation is None:
             raise InputError(f"method {self.name!r}: a method that does not train needs an evaluation hook")
-        if self.default is not None and not (isinstance(self.default, (int, float)) and 0 < self.default < math.inf):
-            raise InputError(f"method {self.name!r}: default must be None or a positive number; got {self.default!r}")
 
     @property
     def coupled(self) -> bool:
@@ -197,9 +210,24 @@ class Method:
     @property
     def swept(self) -> str:
         """What the sweep varies: ``"base learning rate"``, the multiplier's name, or nothing."""
-        if not self.trains:
+        if not self.has_rate:
             return "nothing (one run per seed)"
         return "base learning rate" if self.base_lr else self.multiplier
+
+    @property
+    def has_rate(self) -> bool:
+        """Whether it trains and has a base learning rate or a multiplier to sweep (else it runs once per seed)."""
+        return bool(self.trains and (self.base_lr or self.multiplier is not None))
+
+    @property
+    def default(self) -> float | None:
+        """Its documented default swept value: :attr:`default_rate`, else its family's
+        (:data:`CONTROLLED_DEFAULTS` if controlled, else :data:`DEFAULT_RATES`), None without a rate or a known default."""
+        if not self.has_rate:
+            return None
+        if self.default_rate is not None:
+            return self.default_rate
+        return (CONTROLLED_DEFAULTS if self.controlled else DEFAULT_RATES).get(self.family)
 
     def evaluated(self, G, opt_g, task, seed: int):
         """Context manager yielding the generator to score and sample (:attr:`evaluation`; default G)."""
@@ -252,7 +280,7 @@ _REC = dict(pairing=PAIRING, every=RECOMMENDED_EVERY)
 for _m in (
     Method("sgd", "sgd", _SGD),
     Method("adam", "adam", _ADAM),
-    Method("ttur", "adam", Players("adam", d_ratio=TTUR_RATIO)),
+    Method("ttur", "adam", Players("adam", d_ratio=TTUR_RATIO), default_rate=1e-4),
     Method("csgd", "sgd", Players("csgd")),
     Method("gap", "adam", Players("adam", GapAware())),
     Method("sgd+discrete", "sgd", Players("sgd", Measured("discrete", **_REC)), controlled=True, baseline="sgd"),
@@ -304,17 +332,17 @@ CANDIDATE_METHODS = tuple(m.name for m in METHODS.values() if m.candidate)
 _MULT = "lr multiplier of the estimated step"
 _V2 = tuple(METHODS)
 for _m in (
-    Method("prodigy", "lr-free", LrFree("prodigy"), base_lr=False, multiplier=_MULT, default=DEFAULTS["prodigy"]),
-    Method("dadapt", "lr-free", LrFree("dadapt"), base_lr=False, multiplier=_MULT, default=DEFAULTS["dadapt"]),
+    Method("prodigy", "lr-free", LrFree("prodigy"), base_lr=False, multiplier=_MULT, default_rate=DEFAULTS["prodigy"]),
+    Method("dadapt", "lr-free", LrFree("dadapt"), base_lr=False, multiplier=_MULT, default_rate=DEFAULTS["dadapt"]),
     Method("dog", "lr-free", LrFree("dog"), base_lr=False, multiplier=_MULT, evaluation=dog_average,
-           default=DEFAULTS["dog"]),
+           default_rate=DEFAULTS["dog"]),
     Method("schedulefree", "schedulefree", LrFree("schedulefree"), evaluation=schedulefree_eval,
-           default=DEFAULTS["schedulefree"]),
+           default_rate=DEFAULTS["schedulefree"]),
     Method("extra-adam", "adam", ExtraAdamPlayers(ADAM_BETAS), grad_evals=2, evaluation=extra_average,
-           default=DEFAULTS["extra-adam"]),
+           default_rate=DEFAULTS["extra-adam"]),
     *(Method(f"sgd2-d{r:g}", "sgd", Players("sgd", d_ratio=r)) for r in SGD2_RATIOS),
     Method("sgd-decay", "sgd", Players("sgd", Cosine())),
-    Method("garch", "garch", untrained, trains=False, base_lr=False, multiplier="no rate", evaluation=GarchAnchor()),
+    Method("garch", "garch", untrained, trains=False, base_lr=False, evaluation=GarchAnchor()),
 ):
     register(_m)
 

@@ -190,6 +190,31 @@ def return_metrics(generated, real, *, nlags: int = ACF_LAGS) -> dict:
     )
 
 
+AGGREGATION_DAYS = 5
+
+
+def aggregate_windows(windows, days: int = AGGREGATION_DAYS) -> np.ndarray:
+    """Sums of ``days`` consecutive returns inside each window: for a window of length L,
+    ``R_j = r_{j days} + ... + r_{(j + 1) days - 1}`` for j = 0 .. floor(L / days) - 1 (non-overlapping
+    blocks from the window's first day; log-returns add). Returns a flat array."""
+    w = np.asarray(windows, dtype=np.float64)
+    w = w.reshape(-1, w.shape[-1]) if w.ndim > 1 else w.reshape(1, -1)
+    blocks = w.shape[1] // days
+    return w[:, :blocks * days].reshape(w.shape[0], blocks, days).sum(axis=2).ravel()
+
+
+def aggregate_series(series, days: int = AGGREGATION_DAYS) -> np.ndarray:
+    """Sums of non-overlapping blocks of ``days`` consecutive returns of a series, from its first day
+    (a last, incomplete block is dropped)."""
+    return aggregate_windows(np.asarray(series, dtype=np.float64).ravel(), days)
+
+
+def aggregated_w1(generated, real, days: int = AGGREGATION_DAYS) -> float:
+    """W1 of ``days``-day returns: :func:`wasserstein_1d` of :func:`aggregate_windows` (generated
+    windows) and :func:`aggregate_series` (the real series)."""
+    return wasserstein_1d(aggregate_windows(generated, days), aggregate_series(real, days))
+
+
 def ks_distance(x, y) -> float:
     """Two-sample Kolmogorov-Smirnov distance sup_t |F_x(t) - F_y(t)| of two 1D empirical laws."""
     x = np.sort(np.asarray(x, dtype=np.float64).ravel())

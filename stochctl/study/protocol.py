@@ -1,4 +1,31 @@
-"""The study protocol (v2), fixed before any result is seen and the same for every method.
+"""The study protocol, fixed before any result is seen and the same for every method.
+
+Version 3 (:func:`full_config`, :func:`quick_config`), where it differs from version 2 below:
+
+- Equal budget: every run of a task gets the same number of gradient evaluations
+  (:data:`FULL_GRAD_EVALS`: twice v2's steps, what plain SGD spends in them), counted as they
+  happen (both players' step gradients, every loss-closure call of a scheduler); a step starts only
+  while the step's own gradients fit in what is left, so a run overshoots the budget by at most one
+  step's curvature measurement. A method that measures, extrapolates or evaluates twice takes fewer
+  steps; the steps are reported beside the gradient evaluations. The controlled methods' horizon K
+  is the steps the budget buys at the method's nominal cost (its step gradients plus its measurements
+  every :data:`~stochctl.study.methods.CURVATURE_EVERY` steps). ``--steps`` sets a budget in steps
+  instead (:meth:`StudyConfig.select`).
+- Splits: returns tasks train on the first 60% of the series by date, validate on the next 20% and
+  test on the last 20%; mixtures and ``gauss1d`` draw their validation and test samples from
+  separate seeds (:mod:`stochctl.study.tasks_v3`). Metrics are evaluated on both splits at
+  :data:`EVALUATIONS` points evenly spaced in gradient evaluations; the tuned rate is chosen on
+  validation only, tables report test (:mod:`stochctl.study.practice`).
+- Defaults: every method with a rate also runs at its documented default
+  (:attr:`~stochctl.study.methods.Method.default`), untuned; a method without a rate runs once per
+  seed (at the neutral value :data:`NO_RATE`).
+- Seeds: 10 (0..9) in the full configuration, 1 in the quick one (3 rates per family, 200 gradient
+  evaluations, 3 evaluations).
+- Robust range at tolerances :data:`TOLERANCES`; expected best after k random trials of the grid for
+  k in :data:`TRIALS`; gradient evaluations to first reach within :data:`REACH` of the task's best.
+- Returns metrics add ``w1_5d``, the W1 of 5-day aggregated returns.
+
+Version 2:
 
 - Learning-rate grids, three points per decade: SGD family (``sgd``, ``csgd``,
   ``sgd+...``) ``1e-3 10^(j/3)``, j = 0..15 (1e-3 to 1e2: a decade below
@@ -58,14 +85,17 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import operator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 from ..errors import InputError
 from .methods import DISCRETE_TABLE, FAMILY_NAMES, METHOD_NAMES, METHODS, check_method, get_method
-from .tasks import DATA_KINDS, DATA_TASK, TASK_NAMES, DataTask, get_task, load_data_file
+from .spec import _OPS, POINTS_PER_DECADE, SWEEP_DECADES, SWEEP_POINTS, DataSpec, Job, Threshold  # noqa: F401
+from .spec import _data_task, _reload_data, decade_grid, log_sweep, step_cost  # noqa: F401
+from .tasks import DATA_TASK, TASK_NAMES, get_task
+from .tasks_v3 import get_split_task
 
-PROTOCOL_VERSION = 2
+PROTOCOL_VERSION = 3
+VERSIONS = (2, 3)
 
 
 def code_fingerprint(policy_table: str = "local-quadratic") -> str:
@@ -94,11 +124,8 @@ def code_fingerprint(policy_table: str = "local-quadratic") -> str:
     return h.hexdigest()[:16]
 FAMILY_DEFAULTS = {"sgd": 1e-2, "adam": 1e-3}
 """Usual rates of the families (the per-rate tables show rates relative to them)."""
-POINTS_PER_DECADE = 3
 GRID_LOW = {"sgd": 1e-3, "adam": 1e-5}
 GRID_DECADES = {"sgd": 5, "adam": 6}
-SWEEP_DECADES = 3.0
-SWEEP_POINTS = 7
 NORM_BOUND = 1e3
 STABLE_FRACTION = 0.8
 ROBUST_TOLERANCE = 0.2
@@ -107,25 +134,18 @@ FULL_STEPS = {"ring8": 3000, "grid25": 3000, "sp500": 2000, "gauss1d": 2000, DAT
 QUICK_STEPS = {t: 150 for t in FULL_STEPS}
 QUICK_EVALUATIONS = 3
 QUICK_RATES = 4
-FULL_SEEDS = 5
+FULL_SEEDS = 10
 QUICK_SEEDS = 1
-
-_OPS = {"<=": operator.le, ">=": operator.ge}
-
-
-def log_sweep(center: float, decades: float = SWEEP_DECADES, points: int = SWEEP_POINTS) -> tuple[float, ...]:
-    """``points`` log-spaced rates spanning ``decades`` with ``center`` in the middle."""
-    if not (center > 0 and math.isfinite(center)):
-        raise InputError(f"sweep centre must be a positive number; got {center!r}")
-    if points < 2:
-        raise InputError(f"a sweep needs at least 2 points; got {points}")
-    half = decades / 2
-    return tuple(float(center * 10 ** (-half + decades * j / (points - 1))) for j in range(points))
-
-
-def decade_grid(low: float, decades: int, per_decade: int = POINTS_PER_DECADE) -> tuple[float, ...]:
-    """``low 10^(j / per_decade)`` for j = 0..decades * per_decade (rounded to 12 significant digits)."""
-    return tuple(float(f"{low * 10 ** (j / per_decade):.12g}") for j in range(decades * per_decade + 1))
+V2_FULL_SEEDS = 5
+FULL_GRAD_EVALS = {t: 2 * k for t, k in FULL_STEPS.items()}
+"""Gradient-evaluation budget per task (v3): what plain SGD spends in v2's steps."""
+QUICK_GRAD_EVALS = {t: 200 for t in QUICK_STEPS}
+QUICK_V3_RATES = 3
+TOLERANCES = (0.1, 0.2, 0.3, 0.5)
+TRIALS = (1, 2, 4, 8)
+REACH = (0.2, 0.5)
+NO_RATE = 1.0
+"""The ``lr`` recorded for a method without a rate (it runs once per seed; the value is not a rate)."""
 
 
 GRIDS = {f: decade_grid(GRID_LOW[f], GRID_DECADES[f]) for f in FAMILY_NAMES}
@@ -141,57 +161,6 @@ each documented default: the learning-rate-free multiplier ``10^(j/3)``, j = -5.
 has no rate (one nominal value: one run per seed)."""
 
 
-@dataclass(frozen=True)
-class DataSpec:
-    """A user's returns series for the ``data`` task (``stochctl study --data FILE.csv``).
-
-    Attributes:
-        path: the file, as given.
-        kind: ``auto``, ``prices`` or ``returns`` (:func:`~stochctl.study.tasks.load_data_file`).
-        note: what was read and assumed (one line).
-        sha256: digest of the returns series (part of the protocol hash).
-        values: the returns series.
-    """
-
-    path: str
-    kind: str
-    note: str
-    sha256: str
-    values: tuple = field(compare=False, repr=False)
-
-    @classmethod
-    def load(cls, path, kind: str = "auto") -> "DataSpec":
-        import numpy as np
-
-        series, note = load_data_file(path, kind)
-        arr = np.ascontiguousarray(series, dtype=np.float64)
-        return cls(str(path), kind, note, hashlib.sha256(arr.tobytes()).hexdigest(), tuple(arr.tolist()))
-
-
-@dataclass(frozen=True)
-class Threshold:
-    """A quality condition ``metric op value`` (op is ``<=`` or ``>=``)."""
-
-    metric: str
-    op: str
-    value: float
-
-    def __post_init__(self):
-        if self.op not in _OPS:
-            raise InputError(f"threshold operator must be one of {', '.join(_OPS)}; got {self.op!r}")
-        try:
-            object.__setattr__(self, "value", float(self.value))
-        except (TypeError, ValueError):
-            raise InputError(f"threshold value must be a number; got {self.value!r}") from None
-
-    def met(self, metrics: dict) -> bool:
-        v = metrics.get(self.metric, math.nan)
-        return bool(math.isfinite(v) and _OPS[self.op](v, self.value))
-
-    def __str__(self) -> str:
-        return f"{self.metric} {self.op} {self.value:g}"
-
-
 THRESHOLDS = {
     "ring8": (Threshold("modes_1pct", ">=", 6), Threshold("hq", ">=", 50.0)),
     "grid25": (Threshold("modes_1pct", ">=", 19), Threshold("hq", ">=", 50.0)),
@@ -202,29 +171,11 @@ THRESHOLDS = {
 
 
 @dataclass(frozen=True)
-class Job:
-    """One training run: task, method, base learning rate, seed."""
-
-    task: str
-    method: str
-    lr: float
-    seed: int
-
-    @property
-    def key(self) -> tuple:
-        return (self.task, self.method, repr(float(self.lr)), int(self.seed))
-
-    @property
-    def run_id(self) -> str:
-        return f"{self.task}_{self.method}_{self.lr:.6g}_{self.seed}"
-
-
-@dataclass(frozen=True)
 class StudyConfig:
     """Everything a study's results depend on.
 
-    The *protocol* (sweeps, step budgets, evaluations, divergence bound,
-    thresholds) is hashed (:meth:`protocol_hash`); the selection of tasks,
+    The *protocol* (version, sweeps, budgets, evaluations, divergence bound,
+    thresholds, tolerances) is hashed (:meth:`protocol_hash`); the selection of tasks,
     methods and seeds is not, so one output folder can grow by tasks, methods
     or seeds but never mixes protocols.
 
@@ -233,8 +184,8 @@ class StudyConfig:
         tasks, methods: the selection to run.
         seeds: the seeds to run.
         sweeps: ``((family, (lr, ...)), ...)`` base-rate sweep per method family.
-        steps: ``((task, steps), ...)`` step budget per task.
-        evaluations: evaluations per run, evenly spaced, the last at the final step.
+        steps: ``((task, steps), ...)`` step budget per task (the budget when :attr:`grad_evals` is empty).
+        evaluations: evaluations per run, evenly spaced, the last at the end of the run.
         norm_bound: divergence bound on each network's parameter norm.
         thresholds: ``((task, (Threshold, ...)), ...)``.
         stable_fraction: fraction of seeds that must reach the threshold for a
@@ -242,11 +193,16 @@ class StudyConfig:
         policy_table: packaged name or file of the continuous-time table used by
             ``sgd+continuous`` (and the first study's ``ctl-sgd``, ``ctl-adam``).
         robust_tolerance: a rate is robust when no seed diverged and its median
-            final primary metric is within this fraction of the task's best.
+            final primary metric is within this fraction of the task's best (v2).
         data: the user's series of the ``data`` task, or None.
         code: the code fingerprint the results were recorded with, when a report reads a folder
             of other code under the same protocol (:func:`~stochctl.study.report.load_study`);
             None (the default): this code's :func:`code_fingerprint`. Runs refuse it.
+        version: the protocol version (2 or 3; module docstring).
+        grad_evals: ``((task, budget), ...)`` gradient-evaluation budget per task (v3); empty: the
+            budget is :attr:`steps`.
+        tolerances, trials, reach: the v3 report's robust-range tolerances, numbers of random trials
+            and convergence levels (fractions of the task's best).
     """
 
     name: str = "custom"
@@ -263,14 +219,21 @@ class StudyConfig:
     robust_tolerance: float = ROBUST_TOLERANCE
     data: DataSpec | None = None
     code: str | None = None
+    version: int = PROTOCOL_VERSION
+    grad_evals: tuple = ()
+    tolerances: tuple = TOLERANCES
+    trials: tuple = TRIALS
+    reach: tuple = REACH
 
     def task(self, name: str):
-        """The task object of ``name`` (the ``data`` task from :attr:`data`)."""
+        """The task object of ``name`` (the ``data`` task from :attr:`data`), of this protocol's version."""
         if name == DATA_TASK and self.data is not None:
-            return _data_task(self.data)
-        return get_task(name)
+            return _data_task(self.data, self.version)
+        return get_task(name) if self.version < 3 else get_split_task(name)
 
     def __post_init__(self):
+        if self.version not in VERSIONS:
+            raise InputError(f"protocol version must be one of {', '.join(map(str, VERSIONS))}; got {self.version!r}")
         for t in self.tasks:
             self.task(t)
         for m in self.methods:
@@ -284,7 +247,7 @@ class StudyConfig:
         if any(not isinstance(s, int) or s < 0 for s in self.seeds) or len(set(self.seeds)) != len(self.seeds):
             raise InputError(f"seeds must be distinct non-negative integers; got {self.seeds!r}")
         sweeps = dict(self.sweeps)
-        families = tuple(dict.fromkeys(get_method(m).family for m in self.methods))
+        families = tuple(dict.fromkeys(get_method(m).family for m in self.methods if get_method(m).has_rate))
         for fam in families:
             if fam not in sweeps:
                 raise InputError(f"no learning-rate sweep for family {fam!r}; give one for: {', '.join(families)}")
@@ -304,6 +267,18 @@ class StudyConfig:
             k = steps.get(t)
             if not isinstance(k, int) or k < 1:
                 raise InputError(f"step budget of task {t!r} must be a positive integer; got {k!r}")
+        if self.grad_evals and self.version < 3:
+            raise InputError("a gradient-evaluation budget needs protocol version 3")
+        budgets = dict(self.grad_evals)
+        for t in self.tasks if self.grad_evals else ():
+            n = budgets.get(t)
+            if not isinstance(n, int) or n < 1:
+                raise InputError(f"gradient-evaluation budget of task {t!r} must be a positive integer; got {n!r}")
+            costly = max(self.methods, key=lambda m: step_cost(get_method(m)))
+            need = step_cost(get_method(costly))
+            if n < need:
+                raise InputError(f"gradient-evaluation budget {n} of task {t!r} is too small for one step of "
+                                 f"{costly!r} ({need} gradient evaluations) and so for one evaluation")
         if not isinstance(self.evaluations, int) or self.evaluations < 1:
             raise InputError(f"evaluations must be a positive integer; got {self.evaluations!r}")
         if not self.norm_bound > 0:
@@ -320,20 +295,52 @@ class StudyConfig:
                                      f"{', '.join(self.task(t).metric_names)}; ops: <=, >=)")
         if not 0 < self.robust_tolerance:
             raise InputError(f"robust_tolerance must be positive; got {self.robust_tolerance!r}")
+        for label, values in (("tolerances", self.tolerances), ("reach", self.reach)):
+            if not values or any(not (isinstance(v, (int, float)) and v > 0) for v in values):
+                raise InputError(f"{label} must be positive fractions; got {values!r}")
+        if not self.trials or any(not isinstance(k, int) or k < 1 for k in self.trials):
+            raise InputError(f"trials must be positive integers; got {self.trials!r}")
 
     # ---- derived ----
     def sweep(self, method: str) -> tuple[float, ...]:
-        """Base-rate sweep of ``method``'s family."""
-        return tuple(dict(self.sweeps)[get_method(method).family])
+        """Base-rate sweep of ``method``'s family (empty for a method without a rate)."""
+        record = get_method(method)
+        return tuple(dict(self.sweeps)[record.family]) if record.has_rate else ()
+
+    def rates(self, method: str) -> tuple[float, ...]:
+        """The rates ``method`` runs at: its sweep, then (v3) its default when not on the sweep; a
+        method without a rate runs once at :data:`NO_RATE`."""
+        record = get_method(method)
+        if not record.has_rate:
+            return (NO_RATE,)
+        sweep = self.sweep(method)
+        d = record.default
+        if self.version >= 3 and d is not None and not any(math.isclose(d, r, rel_tol=1e-9) for r in sweep):
+            return sweep + (float(d),)
+        return sweep
 
     def task_steps(self, task: str) -> int:
+        """The step budget of ``task`` (v3 with a gradient-evaluation budget: not the budget, see :meth:`budget`)."""
         return dict(self.steps)[task]
 
+    def budget(self, task: str) -> tuple[str, int]:
+        """``("grad_evals", N)`` or ``("steps", K)``: the budget of every run of ``task``."""
+        if self.grad_evals:
+            return "grad_evals", dict(self.grad_evals)[task]
+        return "steps", self.task_steps(task)
+
     def eval_steps(self, task: str) -> tuple[int, ...]:
-        """Steps after which the metrics are evaluated (the last is the final step)."""
+        """Steps after which the metrics are evaluated (the last is the final step; budget in steps)."""
         k = self.task_steps(task)
         n = min(self.evaluations, k)
         return tuple(sorted({max(1, round(k * (j + 1) / n)) for j in range(n)}))
+
+    def eval_marks(self, task: str) -> tuple[int, ...]:
+        """Gradient-evaluation counts at which the metrics are evaluated (budget in gradient evaluations):
+        the first step whose count reaches ``N (j + 1) / n``, j = 0..n-1, and the run's last step."""
+        n_evals = dict(self.grad_evals)[task]
+        n = min(self.evaluations, n_evals)
+        return tuple(sorted({max(1, round(n_evals * (j + 1) / n)) for j in range(n)}))
 
     def task_thresholds(self, task: str) -> tuple[Threshold, ...]:
         return tuple(dict(self.thresholds)[task])
@@ -341,12 +348,12 @@ class StudyConfig:
     def jobs(self) -> list[Job]:
         """All runs, seed-major (an interrupted study has whole sweeps for early seeds)."""
         return [Job(t, m, lr, s) for s in self.seeds for t in self.tasks for m in self.methods
-                for lr in self.sweep(m)]
+                for lr in self.rates(m)]
 
     def protocol(self) -> dict:
         """The JSON-able protocol (everything a single run's result depends on)."""
-        return dict(
-            version=PROTOCOL_VERSION,
+        out = dict(
+            version=self.version,
             sweeps={f: list(r) for f, r in self.sweeps},
             steps=dict(self.steps),
             evaluations=self.evaluations,
@@ -358,6 +365,10 @@ class StudyConfig:
             code=self.code if self.code is not None else code_fingerprint(str(self.policy_table)),
             data=None if self.data is None else dict(kind=self.data.kind, sha256=self.data.sha256),
         )
+        if self.version >= 3:
+            out.update(grad_evals=dict(self.grad_evals), tolerances=list(self.tolerances),
+                       trials=list(self.trials), reach=list(self.reach))
+        return out
 
     def protocol_hash(self) -> str:
         """SHA-256 (first 16 hex digits) of the canonical JSON of :meth:`protocol`."""
@@ -375,6 +386,11 @@ class StudyConfig:
     @classmethod
     def from_json(cls, data: dict) -> "StudyConfig":
         p = data["protocol"]
+        v3 = int(p.get("version", 2)) == 3
+        extra = {} if not v3 else dict(
+            grad_evals=tuple((t, int(n)) for t, n in p.get("grad_evals", {}).items()),
+            tolerances=tuple(float(x) for x in p["tolerances"]), trials=tuple(int(k) for k in p["trials"]),
+            reach=tuple(float(x) for x in p["reach"]))
         return cls(
             name=data.get("name", "custom"), tasks=tuple(data["tasks"]), methods=tuple(data["methods"]),
             seeds=tuple(int(s) for s in data["seeds"]),
@@ -386,29 +402,48 @@ class StudyConfig:
             stable_fraction=float(p["stable_fraction"]), policy_table=str(p["policy_table"]),
             robust_tolerance=float(p.get("robust_tolerance", ROBUST_TOLERANCE)),
             data=_reload_data(p.get("data"), data.get("data_path")),
+            version=min(max(int(p.get("version", 2)), VERSIONS[0]), VERSIONS[-1]), **extra,
         )
 
-    def select(self, *, tasks=None, methods=None, seeds=None, steps=None, lrs=None, **protocol) -> "StudyConfig":
-        """A copy with another selection; ``steps`` (int) overrides every task's budget, ``lrs``
-        (increasing rates) every family's grid.
+    def select(self, *, tasks=None, methods=None, seeds=None, steps=None, lrs=None, grad_evals=None,
+               **protocol) -> "StudyConfig":
+        """A copy with another selection; ``steps`` (int) makes every task's budget that many steps,
+        ``grad_evals`` (int, v3) that many gradient evaluations; ``lrs`` (increasing rates) replaces
+        the grid of every family of the methods with a rate.
 
         Other keyword arguments replace protocol fields (e.g. ``evaluations``, ``data``).
+
+        Raises:
+            InputError: ``lrs`` when none of the methods has a rate, or both ``steps`` and ``grad_evals``.
         """
         kw = dict(protocol)
         if tasks is not None:
             kw["tasks"] = tuple(tasks)
         if methods is not None:
             kw["methods"] = tuple(methods)
+        chosen = kw.get("methods", self.methods)
+        for m in chosen:
+            check_method(m)
         if lrs is not None:
-            fixed = {m.family: dict(self.sweeps).get(m.family, GRIDS.get(m.family)) for m in METHODS.values()
-                     if not m.trains}  # methods without a rate keep their one run per seed
-            kw["sweeps"] = tuple((f, fixed[f] if f in fixed else tuple(float(x) for x in lrs))
-                                 for f in _families(kw.get("methods", self.methods)))
+            rated = [m for m in chosen if get_method(m).has_rate]
+            if not rated:
+                raise InputError(f"--lrs: none of the chosen methods ({', '.join(chosen)}) has a learning rate "
+                                 "or multiplier to sweep")
+            # methods without a rate run once per seed whatever the sweeps (:meth:`rates`)
+            kw["sweeps"] = tuple((f, tuple(float(x) for x in lrs)) for f in _families(rated))
             kw["name"] = "custom"
         if seeds is not None:
             kw["seeds"] = tuple(seeds)
+        if steps is not None and grad_evals is not None:
+            raise InputError("give a budget in steps or in gradient evaluations, not both")
         if steps is not None:
             kw["steps"] = tuple((t, int(steps)) for t, _ in self.steps)
+            kw["grad_evals"] = ()
+            kw["name"] = "custom"
+        if grad_evals is not None:
+            if self.version < 3:
+                raise InputError("a gradient-evaluation budget needs protocol version 3")
+            kw["grad_evals"] = tuple((t, int(grad_evals)) for t, _ in self.steps)
             kw["name"] = "custom"
         return replace(self, **kw)
 
@@ -424,16 +459,23 @@ def _families(methods) -> tuple[str, ...]:
 
 
 def full_config() -> StudyConfig:
-    """The full study: 4 tasks, 13 methods, 16 (SGD family) or 19 (Adam family) rates, 5 seeds."""
-    return StudyConfig(name="full")
+    """The full study (v3): 4 tasks, 13 methods, 16 (SGD family) or 19 (Adam family) rates plus each
+    method's default, 10 seeds, the gradient-evaluation budgets :data:`FULL_GRAD_EVALS`."""
+    return StudyConfig(name="full", grad_evals=tuple(FULL_GRAD_EVALS.items()))
 
 
 def quick_config() -> StudyConfig:
-    """A short version of the full protocol: 4 rates per family spread over its grid, 1 seed,
-    150 steps, 3 evaluations (a smoke run of the whole pipeline, not a basis for conclusions)."""
+    """A short version of the full protocol: 3 rates per family spread over its grid (and each method's
+    default), 1 seed, 200 gradient evaluations (100 plain steps), 3 evaluations (a smoke run of the
+    whole pipeline in a few minutes on 2 cores, not a basis for conclusions)."""
     return StudyConfig(name="quick", seeds=tuple(range(QUICK_SEEDS)), steps=tuple(QUICK_STEPS.items()),
-                       evaluations=QUICK_EVALUATIONS,
-                       sweeps=tuple((f, _spread(g, QUICK_RATES)) for f, g in GRIDS.items()))
+                       grad_evals=tuple(QUICK_GRAD_EVALS.items()), evaluations=QUICK_EVALUATIONS,
+                       sweeps=tuple((f, _spread(g, QUICK_V3_RATES)) for f, g in GRIDS.items()))
+
+
+def v2_full_config() -> StudyConfig:
+    """The second study's protocol (version 2: step budgets, 5 seeds, no validation split)."""
+    return StudyConfig(name="full", version=2, seeds=tuple(range(V2_FULL_SEEDS)))
 
 
 def _spread(grid, n: int) -> tuple[float, ...]:
@@ -447,31 +489,3 @@ def data_config(path, kind: str = "auto", *, quick: bool = False) -> StudyConfig
     return replace(base, tasks=(DATA_TASK,), data=DataSpec.load(path, kind))
 
 
-def _data_task(spec: DataSpec):
-    key = spec.sha256
-    task = _DATA_TASKS.get(key)
-    if task is None:
-        import numpy as np
-
-        from pathlib import Path
-
-        task = _DATA_TASKS[key] = DataTask(np.asarray(spec.values), Path(spec.path).name)
-    return task
-
-
-_DATA_TASKS: dict = {}
-
-
-def _reload_data(p, path):
-    """The DataSpec of a manifest's ``data`` entry, re-read from ``path`` and checked against its digest."""
-    if p is None:
-        return None
-    if not path:
-        raise InputError("the study manifest has data but no data_path")
-    if p.get("kind") not in DATA_KINDS:
-        raise InputError(f"manifest data kind {p.get('kind')!r} is not one of {', '.join(DATA_KINDS)}")
-    spec = DataSpec.load(path, p["kind"])
-    if spec.sha256 != p["sha256"]:
-        raise InputError(f"data file {path!r} changed since the study started (digest {spec.sha256[:12]}, "
-                         f"recorded {p['sha256'][:12]}); choose another --out")
-    return spec

@@ -441,6 +441,10 @@ def write_report(out: str | os.PathLike, *, command: str | None = None, warn=_wa
     config, rows = load_study(out, warn=warn)
     if not rows:
         raise InputError(f"{str(out)!r} holds no finished runs yet")
+    if config.version >= 3:
+        from .report_v3 import write_report_v3
+
+        return write_report_v3(out, config, rows, command=command)
     written = []
     summary = out / SUMMARY
     write_text_atomic(summary, summary_markdown(config, rows, command=command) + "\n")

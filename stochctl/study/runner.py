@@ -8,8 +8,10 @@ thread, so reruns reproduce the CSV rows (except the ``seconds`` column).
 
 Output folder layout: ``study.json`` (the protocol and its hash),
 ``results.csv`` (one row per finished run, appended and flushed as soon as the
-run ends), ``samples/`` (final generated samples of the first seed's runs, for
-the figures). A folder whose protocol hash differs from the study's is refused;
+run ends), ``samples/`` (version 2: final generated samples of the returns and 1-D runs and of
+the first seed's mixture runs; version 3: the samples each final metric was computed from, test
+and validation, of the same runs), ``curves/`` (version 3: the curves, :mod:`stochctl.study.files`;
+version 2 keeps them in the CSV). A folder whose protocol hash differs from the study's is refused;
 an interrupted study resumes by skipping the jobs already in the CSV.
 """
 
@@ -24,14 +26,15 @@ from pathlib import Path
 
 from ..errors import DivergenceError, FileFormatError, InputError, require_extra
 from .files import BASE_COLUMNS, INT_COLUMNS, TEXT_COLUMNS, columns, format_row, load_samples  # noqa: F401
-from .files import read_results, row_key, save_samples  # noqa: F401
+from .files import CURVES, append_curve, curve_path, read_curves, read_results, row_key, save_samples  # noqa: F401
 from .methods import Method, build_optimizers, get_method, twin_methods
 from .protocol import Job, StudyConfig, code_fingerprint
+from .spec import horizon_steps, step_cost
+from .summary import RESULTS, SUMMARY_JSON, summary_runs, write_summary_json  # noqa: F401
 from .tasks import all_metric_names, stream_seed
+from .tasks_v3 import SPLITS, split_metric_names
 
-RESULTS = "results.csv"
 MANIFEST = "study.json"
-SUMMARY_JSON = "summary.json"
 SAMPLES = "samples"
 SAMPLE_VALUES = 10_000
 """Generated values saved per run of the returns and 1-D tasks (returns: 625 windows of 16)."""
@@ -78,10 +81,17 @@ def run_job(config: StudyConfig, job: Job, samples: int = 0, method: Method | No
     same batch; a measured-curvature method's schedulers get both losses as
     closures between ``backward()`` and the optimiser step. After every step
     the run stops as diverged if a loss or either network's parameter norm is
-    not finite or the norm exceeds ``config.norm_bound``. Metrics are
-    evaluated at ``config.eval_steps(task)`` on fixed evaluation draws, on the generator
-    the method's evaluation hook gives (:meth:`Method.evaluated`); a method that does
-    not train (``trains`` False) takes no step and is evaluated once (curve step 0).
+    not finite or the norm exceeds ``config.norm_bound``.
+
+    Budget (:meth:`StudyConfig.budget`): in steps, the run takes that many steps and evaluates the
+    metrics at ``config.eval_steps(task)``; in gradient evaluations (v3), a step starts only while
+    ``spent + c <= N`` (``spent`` counted as it happens, c the most a step may take, :func:`step_cost`),
+    so no run spends more than N and none leaves c or more unspent, and the metrics are evaluated
+    after the first step whose count reaches each of ``config.eval_marks(task)`` and after the
+    last step. Version 2 evaluates one fixed draw; version 3 evaluates the validation and the test
+    split (:mod:`stochctl.study.tasks_v3`) and keeps the samples the final metrics came from. Metrics are evaluated on the generator the method's
+    evaluation hook gives (:meth:`Method.evaluated`); a method that does not train (``trains``
+    False) takes no step and is evaluated once (curve step 0).
 
     Gradient evaluations (``grad_evals``): the method's ``grad_evals`` per player
     and step for the step itself, plus every loss-closure call of the schedulers.
@@ -89,17 +99,22 @@ def run_job(config: StudyConfig, job: Job, samples: int = 0, method: Method | No
     Args:
         config: the study.
         job: the run.
-        samples: generated samples to return (0: none; none either when the run diverged).
+        samples: generated samples to return (0: none; none either when the run diverged); in v3
+            any positive number keeps the scored samples.
         method: the record of ``job.method`` (default: the registry's).
 
     Returns:
-        ``(row, samples array or None)``.
+        ``(row, samples)``: v2 an array or None; v3 ``(test, validation)`` arrays or None. The row's
+        ``curve`` is JSON text (v2) or a dict (v3, written to the curves file by the caller).
     """
     torch = require_extra("torch", "study")
     record = get_method(job.method) if method is None else method
     task = config.task(job.task)
-    steps = config.task_steps(job.task)
-    eval_at = set(config.eval_steps(job.task))
+    v3 = config.version >= 3
+    unit, size = config.budget(job.task)
+    horizon = size if unit == "steps" else horizon_steps(record, size)
+    eval_at = set(config.eval_steps(job.task)) if unit == "steps" else set()
+    marks = list(config.eval_marks(job.task)) if unit == "grad_evals" else []
     thresholds = config.task_thresholds(job.task)
     start = time.perf_counter()
 
@@ -107,22 +122,55 @@ def run_job(config: StudyConfig, job: Job, samples: int = 0, method: Method | No
         torch.manual_seed(stream_seed(job.task, "init", job.seed))
         G, D = task.networks()
     data_gen = torch.Generator().manual_seed(stream_seed(job.task, "data", job.seed))
-    eval_gen = torch.Generator().manual_seed(stream_seed(job.task, "eval", job.seed))
-    evaluate = task.evaluator(eval_gen)
-    opt_g, opt_d = build_optimizers(record, G, D, job.lr, steps=steps, table=config.policy_table)
+    if v3:
+        evaluators = {s: task.split_evaluator(s, job.seed) for s in SPLITS}
+    else:
+        eval_gen = torch.Generator().manual_seed(stream_seed(job.task, "eval", job.seed))
+        evaluate = task.evaluator(eval_gen)
+    opt_g, opt_d = build_optimizers(record, G, D, job.lr, steps=horizon, table=config.policy_table)
     coupled = record.coupled
     bce = torch.nn.functional.binary_cross_entropy_with_logits
     batch = task.batch_size
     ones, zeros = torch.ones(batch, 1), torch.zeros(batch, 1)
     g_params, d_params = list(G.parameters()), list(D.parameters())
     bound = float(config.norm_bound)
+    cost = step_cost(record)
 
-    curve: dict[str, list] = {"step": [], **{m: [] for m in task.metric_names}}
+    if v3:
+        curve: dict = {"step": [], "grad_evals": [], **{s: {m: [] for m in task.metric_names} for s in SPLITS}}
+    else:
+        curve = {"step": [], **{m: [] for m in task.metric_names}}
+    scored: dict = {}
     diverged_step = None
     first_met = None
     final: dict = {}
+    finals: dict = {}
     base_evals = 0
-    for k in range(1, (steps if record.trains else 0) + 1):
+    k = 0
+
+    def spent() -> int:
+        return base_evals + opt_g.grad_evals + opt_d.grad_evals
+
+    def evaluate_now() -> dict:
+        """Evaluate the metrics of G now, add them to the curve, return the (test) metrics."""
+        if not v3:
+            metrics = _on_evaluated(record, G, opt_g, task, job.seed, evaluate)
+            curve["step"].append(k)
+            for m in task.metric_names:
+                curve[m].append(_finite_or_none(metrics[m]))
+            return metrics
+        curve["step"].append(k)
+        curve["grad_evals"].append(spent())
+        with record.evaluated(G, opt_g, task, job.seed) as gen:
+            for s in SPLITS:
+                finals[s], scored[s] = evaluators[s](gen)
+        for s in SPLITS:
+            for m in task.metric_names:
+                curve[s][m].append(_finite_or_none(finals[s][m]))
+        return finals[SPLITS[-1]]
+
+    while record.trains and ((k < size) if unit == "steps" else (spent() + cost <= size)):
+        k += 1
         x = task.sample_real(batch, data_gen)
         z = task.sample_latent(batch, data_gen)
 
@@ -160,46 +208,54 @@ def run_job(config: StudyConfig, job: Job, samples: int = 0, method: Method | No
         if not ok:
             diverged_step = k
             break
-        if k in eval_at:
-            metrics = _on_evaluated(record, G, opt_g, task, job.seed, evaluate)
-            curve["step"].append(k)
-            for m in task.metric_names:
-                curve[m].append(_finite_or_none(metrics[m]))
+        if unit == "steps":
+            due = k in eval_at
+        else:
+            n = spent()
+            due = (marks and n >= marks[0]) or n + cost > size
+            while marks and n >= marks[0]:
+                marks.pop(0)
+        if due:
+            metrics = evaluate_now()
             met = all(c.met(metrics) for c in thresholds)
             if met and first_met is None:
                 first_met = k
             final = metrics
 
     if not record.trains:
-        final = _on_evaluated(record, G, opt_g, task, job.seed, evaluate)
-        curve["step"].append(0)
-        for m in task.metric_names:
-            curve[m].append(_finite_or_none(final[m]))
+        final = evaluate_now()
         first_met = 0 if all(c.met(final) for c in thresholds) else None
     diverged = diverged_step is not None
     if diverged:
-        final = {}
+        final, finals = {}, {}
     reached = (not diverged) and bool(final) and all(c.met(final) for c in thresholds)
     generated = None
     if samples and not diverged:
-        generated = _on_evaluated(record, G, opt_g, task, job.seed, lambda gen: task.generate(gen, samples, eval_gen))
+        generated = ((scored[SPLITS[-1]], scored[SPLITS[0]]) if v3 else
+                     _on_evaluated(record, G, opt_g, task, job.seed, lambda gen: task.generate(gen, samples, eval_gen)))
     (cg, fg), (cd, fd) = opt_g.mean_curvature, opt_d.mean_curvature
     row = dict(
         policy_cases=None, protocol=config.protocol_hash(), task=job.task, method=job.method,
-        family=record.family, lr=float(job.lr), seed=int(job.seed), steps=steps,
+        family=record.family, lr=float(job.lr), seed=int(job.seed), steps=k if v3 else size,
         diverged=int(diverged), diverged_step=diverged_step, reached=int(reached),
         steps_to_threshold=first_met, mult_g=opt_g.mean_multiplier, mult_d=opt_d.mean_multiplier,
-        seconds=time.perf_counter() - start, grad_evals=base_evals + opt_g.grad_evals + opt_d.grad_evals,
+        seconds=time.perf_counter() - start, grad_evals=spent(),
         curv_g=_finite_or_none(cg), curv_d=_finite_or_none(cd), field_g=_finite_or_none(fg),
         field_d=_finite_or_none(fd), samples=None if generated is None else sample_path(job),
     )
-    for m in all_metric_names():
-        row[f"final_{m}"] = _finite_or_none(final.get(m)) if m in final else None
+    if v3:
+        row.update(budget_unit=unit, budget=size, horizon=horizon)
+        for m in split_metric_names():
+            row[f"val_{m}"] = _finite_or_none(finals[SPLITS[0]].get(m)) if finals else None
+            row[f"final_{m}"] = _finite_or_none(final.get(m)) if m in final else None
+    else:
+        for m in all_metric_names():
+            row[f"final_{m}"] = _finite_or_none(final.get(m)) if m in final else None
     cases = [c for c in (opt_g.policy_counts, opt_d.policy_counts) if c is not None]
     if cases:
         row["policy_cases"] = json.dumps({k: sum(c.get(k, 0) for c in cases) for k in cases[0]},
                                          separators=(",", ":"))
-    row["curve"] = json.dumps(curve, separators=(",", ":"), allow_nan=False)
+    row["curve"] = curve if v3 else json.dumps(curve, separators=(",", ":"), allow_nan=False)
     return row, generated
 
 
@@ -232,6 +288,8 @@ def prepare_output(config: StudyConfig, out: str | os.PathLike) -> tuple[Path, l
             raise InputError(f"output folder {str(out)!r} holds results of another study protocol "
                              f"(hash {old_hash}, this one {digest}); choose another --out")
     rows = read_results(out / RESULTS, repair=True)
+    for path in sorted((out / CURVES).glob("*/*.csv.gz")) if config.version >= 3 else ():
+        read_curves(out, path.parent.name, path.name[:-len(".csv.gz")], repair=True)
     other = {r["protocol"] for r in rows} - {digest}
     if other:
         raise InputError(f"{out / RESULTS} holds rows of another study protocol ({', '.join(sorted(other))}); "
@@ -243,10 +301,11 @@ def prepare_output(config: StudyConfig, out: str | os.PathLike) -> tuple[Path, l
     return out, rows
 
 
-def _append(path: Path, row: dict) -> None:
+def _append(path: Path, row: dict, version: int = 2) -> None:
     new = not path.exists() or path.stat().st_size == 0
+    head = columns(version)
     with open(path, "a", newline="") as f:
-        f.write((format_row(dict(zip(columns(), columns()))) if new else "") + format_row(row))
+        f.write((format_row(dict(zip(head, head)), version) if new else "") + format_row(row, version))
         f.flush()
         os.fsync(f.fileno())
 
@@ -267,24 +326,35 @@ def _worker(config, job, samples, method=None):
     return run_job(config, job, samples, method)
 
 
-def _record(out: Path, job: Job, result, twins=()) -> int:
-    """Save a finished run's samples, then append its row (the row names the samples file), then
-    the same run under each twin method name; return the number of rows written."""
+def _record(out: Path, job: Job, result, twins=(), version: int = 2) -> int:
+    """Save a finished run's samples and (v3) its curve, then append its row (the row names the
+    samples file), then the same run under each twin method name; return the number of rows written."""
     row, generated = result
     if generated is not None:
-        save_samples(out / row["samples"], generated, job)
-    _append(out / RESULTS, row)
+        if version >= 3:
+            save_samples(out / row["samples"], generated[0], job, validation=generated[1])
+        else:
+            save_samples(out / row["samples"], generated, job)
+    if version >= 3:
+        row = dict(row)
+        curve = row.pop("curve")
+        append_curve(out, job.task, job.method, job.lr, job.seed, curve)
+    _append(out / RESULTS, row, version)
     for method in twins:
-        _copy_run(out, row, Job(job.task, method, job.lr, job.seed))
+        _copy_run(out, row, Job(job.task, method, job.lr, job.seed), version)
     return 1 + len(twins)
 
 
-def _copy_run(out: Path, row: dict, job: Job) -> None:
+def _copy_run(out: Path, row: dict, job: Job, version: int = 2) -> None:
     """Record ``row`` (a finished run) again as ``job``, a twin method's run (same training)."""
     new = dict(row, method=job.method, samples=sample_path(job) if row["samples"] else None)
     if row["samples"]:
-        save_samples(out / new["samples"], load_samples(out / row["samples"])[0], job)
-    _append(out / RESULTS, new)
+        arr, meta = load_samples(out / row["samples"])
+        save_samples(out / new["samples"], arr, job, validation=meta.get("validation"))
+    if version >= 3:
+        curve = read_curves(out, row["task"], row["method"])[(float(row["lr"]), int(row["seed"]))]
+        append_curve(out, job.task, job.method, job.lr, job.seed, curve)
+    _append(out / RESULTS, new, version)
 
 
 def run_study(config: StudyConfig, out: str | os.PathLike, *, workers: int = 1, executor=None,
@@ -328,7 +398,7 @@ def run_study(config: StudyConfig, out: str | os.PathLike, *, workers: int = 1, 
     for j in [j for j in pending if j.method in twin_of]:
         src = Job(j.task, twin_of[j.method], j.lr, j.seed)
         if src.key in done:  # resumed: the twin ran already
-            _copy_run(out, done[src.key], j)
+            _copy_run(out, done[src.key], j, config.version)
         else:
             twins.setdefault(src.key, []).append(j.method)
     pending = [j for j in pending if j.method not in twin_of]
@@ -346,7 +416,8 @@ def run_study(config: StudyConfig, out: str | os.PathLike, *, workers: int = 1, 
             torch.set_num_threads(1)
             try:
                 for job in pending:
-                    bar.update(_record(out, job, _worker(config, job, counts[job.key]), twins.get(job.key, ())))
+                    bar.update(_record(out, job, _worker(config, job, counts[job.key]), twins.get(job.key, ()),
+                                       config.version))
             finally:
                 torch.set_num_threads(threads)
         else:
@@ -355,63 +426,6 @@ def run_study(config: StudyConfig, out: str | os.PathLike, *, workers: int = 1, 
         bar.close()
     write_summary_json(out, config)
     return out / RESULTS
-
-
-def summary_runs(rows: list[dict]) -> list[dict]:
-    """The ``runs`` entries of ``summary.json`` (schema in :func:`write_summary_json`)."""
-    runs = []
-    for r in rows:
-        metrics = {k[len("final_"):]: v for k, v in r.items() if k.startswith("final_") and v is not None}
-        runs.append(dict(
-            task=r["task"], method=r["method"], family=r["family"], lr=r["lr"], seed=r["seed"],
-            steps=r["steps"], diverged=r["diverged_step"] if r["diverged"] else None,
-            grad_evals=r["grad_evals"],
-            grad_evals_per_step=(r["grad_evals"] / (r["diverged_step"] or r["steps"])
-                                 if r["grad_evals"] is not None else None),
-            seconds=r["seconds"], reached=bool(r["reached"]), metrics=metrics,
-            multiplier=dict(generator=r["mult_g"], discriminator=r["mult_d"]),
-            curvature=dict(generator=r["curv_g"], discriminator=r["curv_d"]),
-            field=dict(generator=r["field_g"], discriminator=r["field_d"]),
-            samples=r["samples"],
-        ))
-    return runs
-
-
-def write_summary_json(out: str | os.PathLike, config: StudyConfig) -> Path:
-    """Write ``out/summary.json``: every finished run of the folder.
-
-    Schema (``stochctl.study.summary``, version 1)::
-
-        {"schema": "stochctl.study.summary", "version": 1,
-         "protocol": "<16 hex digits>",            # the protocol hash of study.json
-         "study": {...},                           # study.json: selection and protocol
-         "runs": [{
-            "task": str, "method": str, "family": "sgd" | "adam",
-            "lr": float,                           # base learning rate
-            "seed": int, "steps": int,             # step budget
-            "diverged": int | null,                # step at which the run diverged, null if it did not
-            "grad_evals": int,                     # gradient evaluations, both players, all steps
-            "grad_evals_per_step": float,          # per step taken
-            "seconds": float,                      # wall time (one torch thread)
-            "reached": bool,                       # quality threshold met at the final evaluation
-            "metrics": {name: float},              # final metrics (empty if diverged)
-            "multiplier": {"generator": float, "discriminator": float},   # mean lr / base lr
-            "curvature": {"generator": float | null, "discriminator": float | null},  # mean own
-            "field": {"generator": float | null, "discriminator": float | null},      # mean field
-            "samples": str | null                  # npz path relative to the folder (load_samples)
-         }, ...]}
-
-    Runs appear in the order they finished.
-    """
-    out = Path(out)
-    rows = read_results(out / RESULTS)
-    data = dict(schema="stochctl.study.summary", version=1, protocol=config.protocol_hash(),
-                study=config.to_json(), runs=summary_runs(rows))
-    path = out / SUMMARY_JSON
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=1, allow_nan=False))
-    os.replace(tmp, path)
-    return path
 
 
 def _run_pool(config, pending, workers, out, counts, twins, bar) -> None:
@@ -444,7 +458,7 @@ def _pool_loop(pool, config, pending, queue_size, out, counts, twins, bar) -> No
             finished, _ = cf.wait(list(futures), return_when=cf.FIRST_COMPLETED)
             for fut in finished:
                 job = futures.pop(fut)
-                bar.update(_record(out, job, fut.result(), twins.get(job.key, ())))
+                bar.update(_record(out, job, fut.result(), twins.get(job.key, ()), config.version))
     except BaseException:
         for fut in futures:
             fut.cancel()
