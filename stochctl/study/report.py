@@ -55,7 +55,7 @@ from .._io import write_text_atomic
 from ..errors import FileFormatError, InputError
 from .methods import get_method, is_controlled
 from .protocol import StudyConfig
-from .report_figures import _fmt, figure_curves, figure_divergence, figure_quality, figure_returns, figure_samples
+from .report_figures import _fmt, write_task_figures
 from .runner import MANIFEST, RESULTS, read_results, write_summary_json
 from .tasks import DATA_TASK, TASK_NAMES, ReturnsTask
 
@@ -455,17 +455,5 @@ def write_report(out: str | os.PathLike, *, command: str | None = None, warn=_wa
     figdir.mkdir(exist_ok=True)
     seed = min(r["seed"] for r in rows)
     for t in stats:
-        for name, fn in ((f"quality_{t}.png", lambda p: figure_quality(config, stats, t, p)),
-                         (f"curves_{t}.png", lambda p: figure_curves(config, rows, stats, t, p)),
-                         (f"divergence_{t}.png", lambda p: figure_divergence(config, stats, t, p))):
-            fn(figdir / name)
-            written.append(figdir / name)
-        if t in ("ring8", "grid25"):
-            p = figdir / f"samples_{t}.png"
-            figure_samples(config, out, stats, t, seed, p)
-            written.append(p)
-        if isinstance(config.task(t), ReturnsTask):
-            ph, pa = figdir / f"{t}_returns.png", figdir / f"{t}_acf.png"
-            figure_returns(config, out, stats, t, seed, ph, pa)
-            written += [ph, pa]
+        written += write_task_figures(config, out, figdir, stats, t, seed, rows, ReturnsTask)
     return written

@@ -231,3 +231,23 @@ def figure_returns(config, out, stats, task_name, seed, path_hist, path_acf):
     fig.tight_layout()
     fig.savefig(path_acf, dpi=110)
     plt.close(fig)
+
+
+def write_task_figures(config, out, figdir, stats, task: str, seed: int, curve_rows, returns_type) -> list:
+    """The figures of one task (quality, curves, divergence; samples of a mixture; returns and
+    autocorrelations of a returns task, ``returns_type`` its task class); the paths written."""
+    written = []
+    for name, fn in ((f"quality_{task}.png", lambda p: figure_quality(config, stats, task, p)),
+                     (f"curves_{task}.png", lambda p: figure_curves(config, curve_rows, stats, task, p)),
+                     (f"divergence_{task}.png", lambda p: figure_divergence(config, stats, task, p))):
+        fn(figdir / name)
+        written.append(figdir / name)
+    if task in ("ring8", "grid25"):
+        p = figdir / f"samples_{task}.png"
+        figure_samples(config, out, stats, task, seed, p)
+        written.append(p)
+    if isinstance(config.task(task), returns_type):
+        ph, pa = figdir / f"{task}_returns.png", figdir / f"{task}_acf.png"
+        figure_returns(config, out, stats, task, seed, ph, pa)
+        written += [ph, pa]
+    return written

@@ -218,7 +218,7 @@ def write_report_v3(out: Path, config, rows: list[dict], *, command: str | None 
     """``summary.md``, ``summary.json`` and the figures of a version-3 folder; the paths written
     (``summary.md`` first, ``summary.json`` not listed)."""
     from .._io import write_text_atomic
-    from .report_figures import figure_curves, figure_divergence, figure_quality, figure_returns, figure_samples
+    from .report_figures import write_task_figures
     from .runner import write_summary_json
 
     out = Path(out)
@@ -232,17 +232,5 @@ def write_report_v3(out: Path, config, rows: list[dict], *, command: str | None 
     seed = min(r["seed"] for r in rows)
     for t in stats:
         frows = figure_rows([r for r in rows if r["task"] == t], curves, config.task(t).metric_names)
-        for name, fn in ((f"quality_{t}.png", lambda p: figure_quality(config, stats, t, p)),
-                         (f"curves_{t}.png", lambda p: figure_curves(config, frows, stats, t, p)),
-                         (f"divergence_{t}.png", lambda p: figure_divergence(config, stats, t, p))):
-            fn(figdir / name)
-            written.append(figdir / name)
-        if t in ("ring8", "grid25"):
-            p = figdir / f"samples_{t}.png"
-            figure_samples(config, out, stats, t, seed, p)
-            written.append(p)
-        if isinstance(config.task(t), ReturnsSplits):
-            ph, pa = figdir / f"{t}_returns.png", figdir / f"{t}_acf.png"
-            figure_returns(config, out, stats, t, seed, ph, pa)
-            written += [ph, pa]
+        written += write_task_figures(config, out, figdir, stats, t, seed, frows, ReturnsSplits)
     return written

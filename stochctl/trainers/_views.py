@@ -22,14 +22,7 @@ def _flat(tensors, *, grads: bool) -> np.ndarray:
     float32 and float64 CPU tensors keep their type (the estimators widen
     them); anything else becomes float64 on the CPU.
     """
-    parts = []
-    for p in tensors:
-        t = p.grad if grads else p
-        if t is None:
-            t = torch.zeros_like(p)
-        elif t.is_sparse:
-            t = t.to_dense()
-        parts.append(t.detach().reshape(-1))
+    parts = _flat_parts(tensors, grads)
     if not parts:
         return np.zeros(0)
     flat = torch.cat(parts)  # always a new tensor: a snapshot
@@ -38,9 +31,8 @@ def _flat(tensors, *, grads: bool) -> np.ndarray:
     return flat.numpy()
 
 
-def _device_flat(tensors, *, grads: bool):
-    """A float64 copy of the tensors (or of their gradients; missing ones are zero), flattened and
-    concatenated on their device: the on-device estimators' input, no host copy."""
+def _flat_parts(tensors, grads: bool) -> list:
+    """Each tensor (or its gradient; a missing one as zeros, a sparse one densified), detached and flattened."""
     parts = []
     for p in tensors:
         t = p.grad if grads else p
@@ -49,6 +41,13 @@ def _device_flat(tensors, *, grads: bool):
         elif t.is_sparse:
             t = t.to_dense()
         parts.append(t.detach().reshape(-1))
+    return parts
+
+
+def _device_flat(tensors, *, grads: bool):
+    """A float64 copy of the tensors (or of their gradients; missing ones are zero), flattened and
+    concatenated on their device: the on-device estimators' input, no host copy."""
+    parts = _flat_parts(tensors, grads)
     if not parts:
         return torch.zeros(0, dtype=torch.float64)
     return torch.cat(parts).to(torch.float64)  # cat always makes a new tensor: a snapshot
