@@ -41,7 +41,7 @@ def config():
     import variants
 
     return StudyConfig(name="controller-ablation", tasks=TASKS, methods=variants.ALL, seeds=SEEDS,
-                       sweeps=(("sgd", SGD_GRID), ("adam", ADAM_GRID)), steps=tuple(STEPS.items()),
+                       sweeps=(("sgd", SGD_GRID), ("adam", ADAM_GRID)), steps=tuple(STEPS.items()), version=2,
                        data=DataSpec.load(str(DATA)))
 
 

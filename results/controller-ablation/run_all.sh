@@ -10,6 +10,6 @@
 set -e
 A="nice -n 5 env PYTHONPATH=. python results/controller-ablation/ablate.py"
 $A sgd-base
-$A core game divsweep factors
+$A core game divsweep divsweep-rec factors
 $A others-rec game rec-more others others-more
 $A adam-base adam-ctl factors-more game-more

@@ -8,7 +8,7 @@ policy's u_max (item 5), ``-every1``/``-every20`` the measuring interval (item 4
 
 from __future__ import annotations
 
-from stochctl.study.methods import METHODS, Measured, Method, Players, register
+from stochctl.study.methods import METHODS, PEER_METHODS, Measured, Method, Players, register
 
 SGD_GRID = (0.01, 0.0316, 0.1, 0.316, 1.0, 10.0)
 ADAM_GRID = (1e-4, 1e-3, 1e-2)
@@ -32,7 +32,7 @@ for _name, _kw in FACTORS.items():
 FIRST_FACTORS = ("sgd+min-secant", "sgd+min-step", "sgd+min-u4", "sgd+min-every20", "sgd+min-jvp")
 """Run first; ``-u2`` and ``-every1`` (3 to 4 times the measuring cost) after the Adam-family runs."""
 
-ALL = tuple(m for m in METHODS if not METHODS[m].legacy)
+ALL = tuple(m for m in METHODS if not METHODS[m].legacy and m not in PEER_METHODS)  # the SGD/Adam family only
 
 TUNED = "tuned"
 """In a plan's rates: the baseline's tuned rate on the task (from the results so far)."""
@@ -53,6 +53,7 @@ PLANS = {
     "others": [(CANDIDATES, (TUNED, 1.0), OTHER_TASKS)],
     "others-more": [(CANDIDATES, (0.1, 10.0), OTHER_TASKS)],
     "divsweep": [(("sgd+min",), (0.001, 100.0), ALL_TASKS, (0,))],
+    "divsweep-rec": [(("sgd+min-every20",), (0.001, 100.0), ALL_TASKS, (0, 1, 2))],
     "adam-base": [(("adam",), ADAM_GRID, ALL_TASKS)],
     "adam-ctl": [(("adam+min", "adam+discrete"), (TUNED,), ALL_TASKS)],
     "factors-more": [(tuple(f for f in FACTORS if f not in FIRST_FACTORS), (TUNED, 10.0), FACTOR_TASKS)],
