@@ -51,7 +51,9 @@ Version 2:
   0.1, 10), 1 seed, 150 steps, 3 evaluations.
 - Equal budget: every run reports its gradient evaluations next to its
   steps (:mod:`stochctl.study.methods`).
-- Curvature schedule of the measured methods: every 10 steps, and at any
+- Curvature schedule of the measured methods: every 10 steps (the recommended
+  ``sgd+discrete`` / ``adam+discrete``: every 20, paired, since the controller
+  ablation, ``results/controller-ablation``), and at any
   step where a player's gradient norm has more than doubled since its last
   measurement. (First every step; before any full run it was set to 10,
   because measuring the field at every step costs about 4 base steps and
